@@ -1,0 +1,102 @@
+// damoyolo::Session — load an ONNX model once, run it many times.
+//
+// A Session owns the optimised graph and the compiled engine. run() may be
+// called concurrently from several threads: each call borrows an execution
+// context (its own memory arena) from a pool, so threads never share scratch
+// memory and, after the first runs, no call allocates.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "damoyolo/status.h"
+#include "damoyolo/tensor.h"
+
+namespace damoyolo {
+
+enum class Engine {
+  kAuto,       // the optimised engine when it supports the graph, else reference
+  kReference,  // plain C++ oracle: obviously correct, slow
+  kOptimized,  // oneDNN engine (blocked layouts, fused post-ops, planned arena)
+};
+
+enum class Precision { kFP32, kBF16 };
+
+const char* engine_name(Engine e);
+const char* precision_name(Precision p);
+
+// Switches for every optimisation, so tests can compare off against on and the
+// ablation benchmark can measure each one. Defaults are the fast configuration.
+struct OptimizationOptions {
+  bool constant_folding = true;   // graph pass: fold shape arithmetic/constants
+  bool fuse_conv_activation = true;  // conv + ReLU/SiLU/Sigmoid as oneDNN post-ops
+  bool fuse_conv_residual = true;    // conv + Add as a oneDNN sum post-op
+  bool blocked_layout = true;        // keep oneDNN's blocked layouts between ops
+  bool zero_copy_concat = true;      // producers write straight into concat slices
+  bool fuse_head = true;             // DAMO-YOLO decode subgraph as one kernel
+  bool memory_planning = true;       // one arena placed by lifetime (off: one buffer per value)
+};
+
+struct SessionOptions {
+  Engine engine = Engine::kAuto;
+  Precision precision = Precision::kFP32;
+  int threads = 0;  // 0: all hardware threads
+  // Batch to run; 0 keeps the model's. A batch-1 export can be run at batch N
+  // by the optimised engine when the head is fused (the conv body is batch-agnostic).
+  int batch = 0;
+  OptimizationOptions opt;
+};
+
+// What `damoyolo info` prints.
+struct ModelSummary {
+  std::string path;
+  std::string producer;          // e.g. "pytorch 1.13.1"
+  int64_t ir_version = 0;
+  std::map<std::string, int64_t> opsets;  // domain ("" = ai.onnx) -> version
+  std::vector<TensorInfo> inputs, outputs;
+  std::map<std::string, int> op_histogram;  // after graph passes
+  std::map<std::string, int> op_histogram_original;  // as stored in the file
+  int64_t parameters = 0;  // elements in float initializers feeding compute ops
+  int64_t macs = 0;        // multiply-accumulates of Conv/MatMul/Gemm
+  double gflops() const { return 2.0 * static_cast<double>(macs) * 1e-9; }
+};
+
+class Session {
+ public:
+  Session();  // an empty session; run() fails until load() assigns one
+  ~Session();
+  Session(Session&&) noexcept;
+  Session& operator=(Session&&) noexcept;
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  static Result<Session> load(const std::string& path, const SessionOptions& options = {});
+  static Result<Session> load_from_memory(const void* data, size_t size,
+                                          const SessionOptions& options = {},
+                                          const std::string& base_dir = ".");
+
+  const std::vector<TensorInfo>& inputs() const;
+  const std::vector<TensorInfo>& outputs() const;
+  const ModelSummary& summary() const;
+  // The engine actually in use (kAuto resolved).
+  Engine engine() const;
+  // Bytes of the planned intermediate arena per execution context (0 for reference).
+  size_t arena_bytes() const;
+
+  // Runs the model. Inputs are matched by position; a uint8 tensor is accepted
+  // for a float32 input and converted. Shapes must match inputs() (the batch
+  // dimension may differ when the session was built for that batch).
+  Result<std::vector<Tensor>> run(const std::vector<Tensor>& inputs) const;
+  // Runs by input name; returns outputs by name.
+  Result<std::map<std::string, Tensor>> run(const std::map<std::string, Tensor>& inputs) const;
+
+  struct Impl;
+
+ private:
+  explicit Session(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace damoyolo

@@ -1,0 +1,40 @@
+// Engines compile a Graph into a CompiledModel; each thread that runs it uses
+// its own ExecutionContext (the arena and per-run scratch live there), so one
+// loaded model serves concurrent callers without locks on the hot path.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "damoyolo/session.h"
+#include "graph/graph.h"
+
+namespace damoyolo::runtime {
+
+class ExecutionContext {
+ public:
+  virtual ~ExecutionContext() = default;
+  // inputs: one per graph input, already validated (dtype/shape) by the caller.
+  // outputs: one per graph output, preallocated by the caller with the output
+  // shapes; the engine writes into them (no allocation in the steady state).
+  virtual void run(const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs) = 0;
+};
+
+class CompiledModel {
+ public:
+  virtual ~CompiledModel() = default;
+  virtual std::unique_ptr<ExecutionContext> create_context() const = 0;
+  // Shapes of the outputs for the batch this model was compiled for.
+  virtual std::vector<TensorInfo> output_infos() const = 0;
+  virtual std::vector<TensorInfo> input_infos() const = 0;
+  virtual size_t arena_bytes() const { return 0; }
+  virtual Engine engine() const = 0;
+};
+
+// The oracle: walks the graph node by node with the reference kernels.
+std::unique_ptr<CompiledModel> compile_reference(const graph::Graph& g, const SessionOptions& opts);
+// oneDNN engine; throws Error(kUnsupported) when the graph has something it cannot run.
+std::unique_ptr<CompiledModel> compile_optimized(const graph::Graph& g, const SessionOptions& opts);
+
+}  // namespace damoyolo::runtime
