@@ -89,12 +89,19 @@ class Session {
   // for a float32 input and converted. Shapes must match inputs() (the batch
   // dimension may differ when the session was built for that batch).
   Result<std::vector<Tensor>> run(const std::vector<Tensor>& inputs) const;
+  // Zero-allocation form for hot loops: `outputs` holds one tensor per output,
+  // preallocated with the output shapes (e.g. by make_outputs()) and reused
+  // across calls; the engine writes into them.
+  Status run_into(const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs) const;
+  // Fresh output tensors for `batch` items (0 = the session's batch).
+  std::vector<Tensor> make_outputs(int64_t batch = 0) const;
   // Runs by input name; returns outputs by name.
   Result<std::map<std::string, Tensor>> run(const std::map<std::string, Tensor>& inputs) const;
 
   struct Impl;
 
  private:
+  friend struct SessionFactory;
   explicit Session(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

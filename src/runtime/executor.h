@@ -16,8 +16,9 @@ class ExecutionContext {
  public:
   virtual ~ExecutionContext() = default;
   // inputs: one per graph input, already validated (dtype/shape) by the caller.
-  // outputs: one per graph output, preallocated by the caller with the output
-  // shapes; the engine writes into them (no allocation in the steady state).
+  // outputs: one per graph output. A defined tensor is preallocated by the
+  // caller with the output's shape and the engine writes into it (no
+  // allocation in the steady state); an undefined one is allocated by the engine.
   virtual void run(const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs) = 0;
 };
 

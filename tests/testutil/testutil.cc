@@ -40,3 +40,15 @@ std::filesystem::path fixture_image_path(const std::string& golden_name) {
 }
 
 }  // namespace damoyolo::testing
+
+#include "testutil/model_builder.h"
+
+namespace damoyolo::testing {
+std::filesystem::path ModelBuilder::save(const std::filesystem::path& path) const {
+  std::ofstream f(path, std::ios::binary);
+  std::string b = bytes();
+  f.write(b.data(), static_cast<std::streamsize>(b.size()));
+  if (!f) throw std::runtime_error("cannot write " + path.string());
+  return path;
+}
+}  // namespace damoyolo::testing

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the Debian packages damoyolo needs, only those that are missing.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config ccache
+  libonnx-dev libprotobuf-dev protobuf-compiler   # ONNX's protobuf schema
+  libdnnl-dev                                     # oneDNN 2.6 (optimised engine)
+  libjpeg62-turbo-dev libpng-dev                  # image decoding
+  libopencv-dev                                   # video I/O; test reference for resize
+  nlohmann-json3-dev libcli11-dev                 # JSON, command line
+  libgtest-dev libgmock-dev libbenchmark-dev      # tests and benchmarks
+  libonnx-testdata                                # ONNX's per-operator conformance tests
+  ffmpeg                                          # test videos
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+echo "damoyolo: installing missing packages: ${missing[*]}"
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"

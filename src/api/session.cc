@@ -1,0 +1,354 @@
+#include "damoyolo/session.h"
+
+#include <omp.h>
+
+#include <cstring>
+#include <mutex>
+
+#include "graph/passes/passes.h"
+#include "onnx/onnx_loader.h"
+#include "runtime/executor.h"
+
+namespace damoyolo {
+
+const char* engine_name(Engine e) {
+  switch (e) {
+    case Engine::kAuto: return "auto";
+    case Engine::kReference: return "reference";
+    case Engine::kOptimized: return "optimized";
+  }
+  return "?";
+}
+
+const char* precision_name(Precision p) { return p == Precision::kBF16 ? "bf16" : "fp32"; }
+
+namespace {
+
+int64_t conv_macs(const graph::Graph& g, const graph::Node& n) {
+  const auto* w = g.info(n.input(1));
+  const auto* y = g.info(n.outputs[0]);
+  if (!w || !y || !w->fully_known() || !y->fully_known() || y->shape.size() < 3) return 0;
+  // Each output element costs (Cin/group)·k_h·k_w MACs = the weight's per-filter size.
+  int64_t per_output = shape_numel(w->shape) / w->shape[0];
+  return shape_numel(y->shape) * per_output;
+}
+
+int64_t matmul_macs(const graph::Graph& g, const graph::Node& n) {
+  const auto* a = g.info(n.input(0));
+  const auto* y = g.info(n.outputs[0]);
+  if (!a || !y || !a->fully_known() || !y->fully_known() || a->shape.empty()) return 0;
+  int64_t k = n.op_type == "Gemm" && n.attr_i("transA", 0) ? a->shape[0] : a->shape.back();
+  return shape_numel(y->shape) * k;
+}
+
+void summarize(const graph::Graph& g, ModelSummary& s) {
+  s.op_histogram.clear();
+  s.macs = 0;
+  s.parameters = 0;
+  for (const auto& n : g.nodes) {
+    s.op_histogram[n.op_type]++;
+    if (n.op_type == "Conv" || n.op_type == "ConvTranspose") s.macs += conv_macs(g, n);
+    if (n.op_type == "MatMul" || n.op_type == "Gemm") s.macs += matmul_macs(g, n);
+    // Learned parameters: the weights and biases of the layers that carry them.
+    if (n.op_type == "Conv" || n.op_type == "Gemm" || n.op_type == "ConvTranspose" ||
+        n.op_type == "BatchNormalization") {
+      for (size_t i = 1; i < n.inputs.size(); ++i)
+        if (const Tensor* c = g.constant(n.inputs[i]); c && c->dtype() == DType::kFloat32) s.parameters += c->numel();
+    }
+  }
+}
+
+// Converts a uint8 input to the float32 the model wants (the pixel values 0-255
+// are the model's native range, §4 of the family facts).
+Tensor to_float(const Tensor& t) {
+  Tensor f(DType::kFloat32, t.shape());
+  const uint8_t* src = t.data<uint8_t>();
+  float* dst = f.data<float>();
+  for (int64_t i = 0; i < t.numel(); ++i) dst[i] = src[i];
+  return f;
+}
+
+}  // namespace
+
+struct Session::Impl {
+  SessionOptions options;
+  ModelSummary summary;
+  std::vector<TensorInfo> inputs, outputs;
+  std::unique_ptr<runtime::CompiledModel> model;
+  int64_t engine_batch = 1;  // batch the compiled model runs natively
+
+  std::mutex pool_mutex;
+  std::vector<std::unique_ptr<runtime::ExecutionContext>> pool;
+
+  // RAII lease of an execution context: returned to the pool on scope exit, so
+  // concurrent callers each get their own arena and no call waits on another.
+  struct Lease {
+    Impl* impl;
+    std::unique_ptr<runtime::ExecutionContext> ctx;
+    ~Lease() {
+      std::lock_guard<std::mutex> lock(impl->pool_mutex);
+      impl->pool.push_back(std::move(ctx));
+    }
+  };
+  Lease acquire() {
+    {
+      std::lock_guard<std::mutex> lock(pool_mutex);
+      if (!pool.empty()) {
+        auto ctx = std::move(pool.back());
+        pool.pop_back();
+        return Lease{this, std::move(ctx)};
+      }
+    }
+    return Lease{this, model->create_context()};
+  }
+
+  void validate_inputs(const std::vector<Tensor>& in, int64_t& batch) const;
+  void run_checked(const std::vector<Tensor>& in, std::vector<Tensor>& out);
+};
+
+void Session::Impl::validate_inputs(const std::vector<Tensor>& in, int64_t& batch) const {
+  if (in.size() != inputs.size())
+    throw Error(ErrorCode::kInvalidArgument, "the model takes " + std::to_string(inputs.size()) + " input(s), got " +
+                                                 std::to_string(in.size()));
+  batch = -1;
+  for (size_t i = 0; i < in.size(); ++i) {
+    const TensorInfo& want = inputs[i];
+    const Tensor& t = in[i];
+    if (!t.defined()) throw Error(ErrorCode::kInvalidArgument, "input '" + want.name + "' is empty");
+    bool dtype_ok = t.dtype() == want.dtype || (want.dtype == DType::kFloat32 && t.dtype() == DType::kUInt8);
+    if (!dtype_ok)
+      throw Error(ErrorCode::kInvalidArgument, "input '" + want.name + "' must be " + dtype_name(want.dtype) +
+                                                   ", got " + dtype_name(t.dtype()));
+    bool shape_ok = t.rank() == want.dims.size();
+    for (size_t d = 0; shape_ok && d < t.rank(); ++d)
+      shape_ok = d == 0 ? (want.dims[0] < 0 || t.dim(0) >= 1) : (want.dims[d] < 0 || t.dim(d) == want.dims[d]);
+    if (shape_ok && !want.dims.empty() && t.dim(0) != want.dims[0]) {
+      // A different batch is accepted only for single-batch models run item by item
+      // or an engine compiled for that batch.
+      shape_ok = want.dims[0] == engine_batch && (engine_batch == 1 || t.dim(0) == engine_batch);
+    }
+    if (!shape_ok)
+      throw Error(ErrorCode::kInvalidArgument, "input '" + want.name + "' must have shape " +
+                                                   shape_to_string(want.dims) + ", got " + shape_to_string(t.shape()));
+    if (!t.shape().empty()) {
+      if (batch >= 0 && t.dim(0) != batch)
+        throw Error(ErrorCode::kInvalidArgument, "inputs disagree on the batch size");
+      batch = t.dim(0);
+    }
+  }
+}
+
+void Session::Impl::run_checked(const std::vector<Tensor>& in_raw, std::vector<Tensor>& out) {
+  int64_t batch = 1;
+  validate_inputs(in_raw, batch);
+  std::vector<Tensor> in;
+  in.reserve(in_raw.size());
+  for (size_t i = 0; i < in_raw.size(); ++i)
+    in.push_back(in_raw[i].dtype() == inputs[i].dtype ? in_raw[i] : to_float(in_raw[i]));
+  if (options.threads > 0) omp_set_num_threads(options.threads);
+
+  Lease lease = acquire();
+  if (batch < 0 || batch == engine_batch) {
+    lease.ctx->run(in, out);
+    return;
+  }
+  // Batch N on a model compiled for batch 1: run the items one after another
+  // on the same context and write each into its slice of the outputs.
+  if (out.empty()) {
+    out.resize(outputs.size());
+  }
+  for (size_t o = 0; o < outputs.size(); ++o) {
+    if (out[o].defined()) continue;
+    Shape s = outputs[o].dims;
+    if (s.empty() || s[0] != 1)
+      throw Error(ErrorCode::kUnsupported, "output '" + outputs[o].name + "' has no batch dimension; cannot batch");
+    s[0] = batch;
+    out[o] = Tensor(outputs[o].dtype, s);
+  }
+  std::vector<Tensor> item_in(in.size()), item_out(out.size());
+  for (int64_t b = 0; b < batch; ++b) {
+    for (size_t i = 0; i < in.size(); ++i) {
+      Shape s = in[i].shape();
+      s[0] = 1;
+      size_t bytes = static_cast<size_t>(shape_numel(s)) * dtype_size(in[i].dtype());
+      item_in[i] = Tensor::wrap(in[i].dtype(), s, static_cast<char*>(const_cast<void*>(in[i].raw())) + b * bytes);
+    }
+    for (size_t o = 0; o < out.size(); ++o) {
+      Shape s = out[o].shape();
+      s[0] = 1;
+      size_t bytes = static_cast<size_t>(shape_numel(s)) * dtype_size(out[o].dtype());
+      item_out[o] = Tensor::wrap(out[o].dtype(), s, static_cast<char*>(out[o].raw()) + b * bytes);
+    }
+    lease.ctx->run(item_in, item_out);
+  }
+}
+
+Session::Session() = default;
+Session::~Session() = default;
+Session::Session(Session&&) noexcept = default;
+Session& Session::operator=(Session&&) noexcept = default;
+Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+// Builds a Session from a loaded graph (a friend: the Impl constructor is private).
+struct SessionFactory {
+  static Result<Session> build(graph::Graph g, const SessionOptions& options, const std::string& path);
+};
+
+Result<Session> SessionFactory::build(graph::Graph g, const SessionOptions& options, const std::string& path) {
+  try {
+    auto impl = std::make_unique<Session::Impl>();
+    impl->options = options;
+    ModelSummary& s = impl->summary;
+    s.path = path;
+    s.producer = g.producer;
+    s.ir_version = g.ir_version;
+    s.opsets = g.opsets;
+    for (const auto& n : g.nodes) s.op_histogram_original[n.op_type]++;
+
+    for (const auto& in : g.inputs) {
+      const graph::ValueInfo* vi = g.info(in);
+      if (!vi || !vi->has_shape)
+        throw Error(ErrorCode::kUnsupported, "graph input '" + in + "' has no declared shape");
+      if (vi->dtype == DType::kUndefined)
+        throw Error(ErrorCode::kUnsupported, "graph input '" + in + "' has an unsupported element type");
+    }
+    int64_t model_batch = 1;
+    if (!g.inputs.empty()) {
+      const auto* vi = g.info(g.inputs[0]);
+      if (!vi->shape.empty()) model_batch = vi->shape[0];
+    }
+    // A symbolic batch dimension is resolved to the requested batch (default 1).
+    if (model_batch < 0) graph::set_input_batch(g, options.batch > 0 ? options.batch : 1);
+
+    // The optimised engine needs every shape static after folding; the
+    // reference engine can size values at run time.
+    bool optimized_possible = options.engine != Engine::kReference;
+    graph::PassOptions popts;
+    popts.constant_folding = options.opt.constant_folding || optimized_possible;
+    popts.require_static_shapes = optimized_possible;
+    graph::Graph unprocessed;
+    if (options.engine == Engine::kAuto) unprocessed = g;  // shares weight storage; cheap
+    try {
+      graph::run_standard_passes(g, popts);
+    } catch (const Error& e) {
+      if (options.engine != Engine::kAuto || e.code() != ErrorCode::kUnsupported) throw;
+      // Dynamic shapes the optimised engine can't plan: the reference engine still runs them.
+      g = std::move(unprocessed);
+      graph::PassOptions ref_opts;
+      ref_opts.constant_folding = options.opt.constant_folding;
+      ref_opts.require_static_shapes = false;
+      graph::run_standard_passes(g, ref_opts);
+      optimized_possible = false;
+    }
+    summarize(g, s);
+
+    if (!optimized_possible) {
+      impl->model = runtime::compile_reference(g, options);
+    } else {
+      try {
+        impl->model = runtime::compile_optimized(g, options);
+      } catch (const Error& e) {
+        if (options.engine != Engine::kAuto || e.code() != ErrorCode::kUnsupported) throw;
+        impl->model = runtime::compile_reference(g, options);
+      }
+    }
+    impl->inputs = impl->model->input_infos();
+    impl->outputs = impl->model->output_infos();
+    impl->engine_batch = impl->inputs.empty() || impl->inputs[0].dims.empty() ? 1 : impl->inputs[0].dims[0];
+    s.inputs = impl->inputs;
+    s.outputs = impl->outputs;
+    return Session(std::move(impl));
+  } catch (const Error& e) {
+    return e.status();
+  } catch (const std::bad_alloc&) {
+    return Status(ErrorCode::kOutOfRange, path + ": out of memory while loading the model");
+  } catch (const std::exception& e) {
+    return Status(ErrorCode::kInternal, path + ": " + e.what());
+  }
+}
+
+Result<Session> Session::load(const std::string& path, const SessionOptions& options) {
+  try {
+    return SessionFactory::build(onnx_io::load_onnx_file(path), options, path);
+  } catch (const Error& e) {
+    return e.status();
+  } catch (const std::exception& e) {
+    return Status(ErrorCode::kInternal, path + ": " + e.what());
+  }
+}
+
+Result<Session> Session::load_from_memory(const void* data, size_t size, const SessionOptions& options,
+                                          const std::string& base_dir) {
+  try {
+    return SessionFactory::build(onnx_io::load_onnx_memory(data, size, base_dir), options, "<memory>");
+  } catch (const Error& e) {
+    return e.status();
+  } catch (const std::exception& e) {
+    return Status(ErrorCode::kInternal, std::string("<memory>: ") + e.what());
+  }
+}
+
+static const std::vector<TensorInfo> kNoInfos;
+static const ModelSummary kNoSummary;
+
+const std::vector<TensorInfo>& Session::inputs() const { return impl_ ? impl_->inputs : kNoInfos; }
+const std::vector<TensorInfo>& Session::outputs() const { return impl_ ? impl_->outputs : kNoInfos; }
+const ModelSummary& Session::summary() const { return impl_ ? impl_->summary : kNoSummary; }
+Engine Session::engine() const { return impl_ ? impl_->model->engine() : Engine::kAuto; }
+size_t Session::arena_bytes() const { return impl_ ? impl_->model->arena_bytes() : 0; }
+
+std::vector<Tensor> Session::make_outputs(int64_t batch) const {
+  std::vector<Tensor> out;
+  if (!impl_) return out;
+  for (const auto& info : impl_->outputs) {
+    Shape s = info.dims;
+    if (batch > 0 && !s.empty()) s[0] = batch;
+    bool known = true;
+    for (int64_t d : s) known &= d >= 0;
+    out.push_back(known && info.dtype != DType::kUndefined ? Tensor(info.dtype, s) : Tensor());
+  }
+  return out;
+}
+
+Status Session::run_into(const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs) const {
+  if (!impl_) return Status(ErrorCode::kInvalidArgument, "the session has no model loaded");
+  try {
+    impl_->run_checked(inputs, outputs);
+    return Status::Ok();
+  } catch (const Error& e) {
+    return e.status();
+  } catch (const std::bad_alloc&) {
+    return Status(ErrorCode::kOutOfRange, "out of memory while running the model");
+  } catch (const std::exception& e) {
+    return Status(ErrorCode::kInternal, e.what());
+  }
+}
+
+Result<std::vector<Tensor>> Session::run(const std::vector<Tensor>& inputs) const {
+  std::vector<Tensor> outputs;
+  Status st = run_into(inputs, outputs);
+  if (!st.ok()) return st;
+  return outputs;
+}
+
+Result<std::map<std::string, Tensor>> Session::run(const std::map<std::string, Tensor>& named) const {
+  if (!impl_) return Status(ErrorCode::kInvalidArgument, "the session has no model loaded");
+  std::vector<Tensor> in;
+  for (const auto& info : impl_->inputs) {
+    auto it = named.find(info.name);
+    if (it == named.end()) return Status(ErrorCode::kInvalidArgument, "missing input '" + info.name + "'");
+    in.push_back(it->second);
+  }
+  for (const auto& [name, t] : named) {
+    bool known = false;
+    for (const auto& info : impl_->inputs) known |= info.name == name;
+    if (!known) return Status(ErrorCode::kInvalidArgument, "the model has no input named '" + name + "'");
+  }
+  auto out = run(in);
+  if (!out.ok()) return out.status();
+  std::map<std::string, Tensor> result;
+  for (size_t i = 0; i < impl_->outputs.size(); ++i) result[impl_->outputs[i].name] = (*out)[i];
+  return result;
+}
+
+}  // namespace damoyolo

@@ -1,0 +1,36 @@
+// Graph passes every export needs before execution.
+//
+//   infer_shapes_and_fold   dtype/shape for every value; nodes whose inputs are
+//                           all constant (or Shape of a statically shaped value)
+//                           are evaluated once with the reference kernels and
+//                           replaced by constants. This turns the Shape →
+//                           Gather → Unsqueeze → Concat → Reshape arithmetic of
+//                           unsimplified exports into plain constant shapes.
+//   eliminate_identity      x → Identity → y  ⇒  consumers of y read x.
+//   eliminate_dead_nodes    drops nodes (and constants) no graph output needs.
+#pragma once
+
+#include "graph/graph.h"
+
+namespace damoyolo::graph {
+
+struct PassOptions {
+  bool constant_folding = true;
+  // Require every value to have a fully known static shape afterwards (the
+  // optimised engine needs this; the reference engine can size at run time).
+  bool require_static_shapes = true;
+};
+
+// Fails with kUnsupported naming the node/op/opset when any node cannot be run.
+void infer_shapes_and_fold(Graph& g, bool fold, bool require_static_shapes);
+void eliminate_identity(Graph& g);
+void eliminate_dead_nodes(Graph& g);
+
+// The standard pipeline, in order: identity, infer+fold, dead nodes.
+void run_standard_passes(Graph& g, const PassOptions& options);
+
+// Sets the leading (batch) dimension of every graph input; used before shape
+// inference when a model with a symbolic batch is run at a concrete batch.
+void set_input_batch(Graph& g, int64_t batch);
+
+}  // namespace damoyolo::graph

@@ -1,0 +1,144 @@
+#include <unordered_set>
+
+#include "graph/passes/passes.h"
+#include "kernels/reference/registry.h"
+
+namespace damoyolo::graph {
+
+using kernels::ref::InferInput;
+using kernels::ref::OpContext;
+
+void set_input_batch(Graph& g, int64_t batch) {
+  for (const auto& in : g.inputs) {
+    auto& info = g.values[in];
+    if (info.has_shape && !info.shape.empty()) info.shape[0] = batch;
+  }
+}
+
+void infer_shapes_and_fold(Graph& g, bool fold, bool require_static_shapes) {
+  const int64_t opset = g.opset();
+  for (const auto& in : g.inputs) {
+    const ValueInfo* info = g.info(in);
+    if (require_static_shapes && (!info || !info->fully_known()))
+      throw Error(ErrorCode::kUnsupported,
+                  "graph input '" + in + "' has a dynamic or unknown shape " +
+                      (info && info->has_shape ? shape_to_string(info->shape) : std::string("(none)")) +
+                      " that the runtime cannot resolve (damoyolo needs static input shapes)");
+  }
+
+  std::vector<Node> kept;
+  kept.reserve(g.nodes.size());
+  for (auto& node : g.nodes) {
+    const auto& kernel = kernels::ref::kernel_for(node, opset);
+    OpContext ctx{node, opset};
+
+    std::vector<InferInput> ins(node.inputs.size());
+    bool all_constant = true;
+    for (size_t i = 0; i < node.inputs.size(); ++i) {
+      const std::string& name = node.inputs[i];
+      if (name.empty()) continue;
+      ins[i].present = true;
+      if (const Tensor* c = g.constant(name)) {
+        ins[i].value = c;
+        ins[i].info = ValueInfo{c->dtype(), c->shape(), true};
+      } else {
+        all_constant = false;
+        if (const ValueInfo* vi = g.info(name)) ins[i].info = *vi;
+      }
+    }
+
+    // Shape of a statically shaped value is a constant even though the value isn't.
+    bool shape_of_known = node.op_type == "Shape" && ins.size() == 1 && ins[0].info.fully_known();
+    if (fold && (all_constant || shape_of_known)) {
+      std::vector<Tensor> args(node.inputs.size());
+      for (size_t i = 0; i < node.inputs.size(); ++i) {
+        if (!ins[i].present) continue;
+        if (ins[i].value) args[i] = *ins[i].value;
+        else args[i] = Tensor(ins[i].info.dtype, ins[i].info.shape);  // only its shape is read
+      }
+      std::vector<Tensor> outs = kernel.compute(ctx, args);
+      if (outs.size() < node.outputs.size())
+        throw Error(ErrorCode::kInternal, node.describe() + ": kernel returned too few outputs");
+      for (size_t i = 0; i < node.outputs.size(); ++i) {
+        if (node.outputs[i].empty()) continue;
+        g.values[node.outputs[i]] = ValueInfo{outs[i].dtype(), outs[i].shape(), true};
+        g.constants[node.outputs[i]] = std::move(outs[i]);
+      }
+      continue;  // the node is gone; its outputs are constants now
+    }
+
+    std::vector<ValueInfo> out_infos = kernel.infer(ctx, ins);
+    for (size_t i = 0; i < node.outputs.size() && i < out_infos.size(); ++i) {
+      if (node.outputs[i].empty()) continue;
+      if (require_static_shapes && !out_infos[i].fully_known())
+        throw Error(ErrorCode::kUnsupported,
+                    node.describe() + ": the shape of output '" + node.outputs[i] +
+                        "' depends on data the runtime cannot resolve at load time (dynamic dimension)");
+      g.values[node.outputs[i]] = out_infos[i];
+    }
+    kept.push_back(std::move(node));
+  }
+  g.nodes = std::move(kept);
+}
+
+void eliminate_identity(Graph& g) {
+  std::unordered_set<std::string> graph_outputs(g.outputs.begin(), g.outputs.end());
+  std::unordered_set<std::string> graph_inputs(g.inputs.begin(), g.inputs.end());
+  std::vector<Node> kept;
+  kept.reserve(g.nodes.size());
+  for (size_t n = 0; n < g.nodes.size(); ++n) {
+    Node& node = g.nodes[n];
+    if (node.op_type != "Identity" || node.inputs.size() != 1 || node.outputs.size() != 1) {
+      kept.push_back(std::move(node));
+      continue;
+    }
+    const std::string src = node.inputs[0];
+    const std::string dst = node.outputs[0];
+    if (graph_outputs.count(dst)) {
+      // y is a graph output: keep its name by renaming x to y instead, when x is
+      // an internal value produced by exactly one node and not itself an output.
+      if (graph_inputs.count(src) || g.is_constant(src) || graph_outputs.count(src)) {
+        kept.push_back(std::move(node));
+        continue;
+      }
+      auto rename = [&](std::string& v) { if (v == src) v = dst; };
+      for (auto& other : kept) { for (auto& o : other.outputs) rename(o); for (auto& i : other.inputs) rename(i); }
+      for (size_t m = n + 1; m < g.nodes.size(); ++m) for (auto& i : g.nodes[m].inputs) rename(i);
+      continue;
+    }
+    for (size_t m = n + 1; m < g.nodes.size(); ++m)
+      for (auto& i : g.nodes[m].inputs)
+        if (i == dst) i = src;
+  }
+  g.nodes = std::move(kept);
+}
+
+void eliminate_dead_nodes(Graph& g) {
+  std::unordered_set<std::string> live(g.outputs.begin(), g.outputs.end());
+  std::vector<bool> keep(g.nodes.size(), false);
+  for (size_t k = g.nodes.size(); k-- > 0;) {
+    const Node& node = g.nodes[k];
+    bool needed = false;
+    for (const auto& o : node.outputs) needed |= (!o.empty() && live.count(o));
+    if (!needed) continue;
+    keep[k] = true;
+    for (const auto& i : node.inputs)
+      if (!i.empty()) live.insert(i);
+  }
+  std::vector<Node> kept;
+  for (size_t k = 0; k < g.nodes.size(); ++k)
+    if (keep[k]) kept.push_back(std::move(g.nodes[k]));
+  g.nodes = std::move(kept);
+  for (auto it = g.constants.begin(); it != g.constants.end();) {
+    if (!live.count(it->first)) it = g.constants.erase(it);
+    else ++it;
+  }
+}
+
+void run_standard_passes(Graph& g, const PassOptions& options) {
+  eliminate_identity(g);
+  infer_shapes_and_fold(g, options.constant_folding, options.require_static_shapes);
+  eliminate_dead_nodes(g);
+}
+
+}  // namespace damoyolo::graph

@@ -1,0 +1,96 @@
+// The reference engine: evaluates nodes in order with the reference kernels,
+// keeping every value in a name → Tensor map. Deliberately simple — it is the
+// oracle for the optimised engine and for the ONNX conformance suite.
+#include <cstring>
+#include <unordered_map>
+
+#include "kernels/reference/registry.h"
+#include "runtime/executor.h"
+
+namespace damoyolo::runtime {
+namespace {
+
+class ReferenceModel;
+
+class ReferenceContext final : public ExecutionContext {
+ public:
+  explicit ReferenceContext(const ReferenceModel& model) : model_(model) {}
+  void run(const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs) override;
+
+ private:
+  const ReferenceModel& model_;
+};
+
+class ReferenceModel final : public CompiledModel {
+ public:
+  explicit ReferenceModel(graph::Graph g) : graph_(std::move(g)) {
+    for (const auto& n : graph_.nodes) kernels_.push_back(&kernels::ref::kernel_for(n, graph_.opset()));
+  }
+  std::unique_ptr<ExecutionContext> create_context() const override {
+    return std::make_unique<ReferenceContext>(*this);
+  }
+  std::vector<TensorInfo> input_infos() const override { return infos(graph_.inputs); }
+  std::vector<TensorInfo> output_infos() const override { return infos(graph_.outputs); }
+  Engine engine() const override { return Engine::kReference; }
+
+  const graph::Graph& graph() const { return graph_; }
+  const kernels::ref::OpKernel& kernel(size_t i) const { return *kernels_[i]; }
+
+ private:
+  std::vector<TensorInfo> infos(const std::vector<std::string>& names) const {
+    std::vector<TensorInfo> out;
+    for (const auto& n : names) {
+      const auto* vi = graph_.info(n);
+      out.push_back(TensorInfo{n, vi ? vi->dtype : DType::kUndefined, vi ? vi->shape : Shape{}});
+    }
+    return out;
+  }
+  graph::Graph graph_;
+  std::vector<const kernels::ref::OpKernel*> kernels_;
+};
+
+void ReferenceContext::run(const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs) {
+  const graph::Graph& g = model_.graph();
+  std::unordered_map<std::string, Tensor> env(g.constants.begin(), g.constants.end());
+  for (size_t i = 0; i < g.inputs.size(); ++i) env[g.inputs[i]] = inputs[i];
+
+  for (size_t k = 0; k < g.nodes.size(); ++k) {
+    const graph::Node& node = g.nodes[k];
+    std::vector<Tensor> args(node.inputs.size());
+    for (size_t i = 0; i < node.inputs.size(); ++i) {
+      if (node.inputs[i].empty()) continue;
+      auto it = env.find(node.inputs[i]);
+      if (it == env.end())
+        throw Error(ErrorCode::kInternal, node.describe() + ": input '" + node.inputs[i] + "' was never computed");
+      args[i] = it->second;
+    }
+    kernels::ref::OpContext ctx{node, g.opset()};
+    std::vector<Tensor> outs = model_.kernel(k).compute(ctx, args);
+    for (size_t i = 0; i < node.outputs.size() && i < outs.size(); ++i)
+      if (!node.outputs[i].empty()) env[node.outputs[i]] = std::move(outs[i]);
+  }
+
+  outputs.resize(g.outputs.size());
+  for (size_t i = 0; i < g.outputs.size(); ++i) {
+    auto it = env.find(g.outputs[i]);
+    if (it == env.end()) throw Error(ErrorCode::kInternal, "graph output '" + g.outputs[i] + "' was never computed");
+    const Tensor& v = it->second;
+    if (!outputs[i].defined()) {
+      outputs[i] = v;
+      continue;
+    }
+    if (outputs[i].shape() != v.shape() || outputs[i].dtype() != v.dtype())
+      throw Error(ErrorCode::kInternal, "graph output '" + g.outputs[i] + "' came out as " + dtype_name(v.dtype()) +
+                                            shape_to_string(v.shape()) + ", expected " +
+                                            dtype_name(outputs[i].dtype()) + shape_to_string(outputs[i].shape()));
+    std::memcpy(outputs[i].raw(), v.raw(), v.nbytes());
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<CompiledModel> compile_reference(const graph::Graph& g, const SessionOptions&) {
+  return std::make_unique<ReferenceModel>(g);
+}
+
+}  // namespace damoyolo::runtime

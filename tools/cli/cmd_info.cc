@@ -1,0 +1,79 @@
+// damoyolo info MODEL [--json]: inputs, outputs, op histogram, parameters, FLOPs.
+#include <iomanip>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "damoyolo/session.h"
+
+namespace damoyolo::cli {
+
+namespace {
+struct InfoArgs {
+  std::string model;
+  bool json = false;
+};
+
+nlohmann::json infos_json(const std::vector<TensorInfo>& infos) {
+  auto arr = nlohmann::json::array();
+  for (const auto& t : infos) arr.push_back({{"name", t.name}, {"dtype", dtype_name(t.dtype)}, {"dims", t.dims}});
+  return arr;
+}
+
+int run_info(const InfoArgs& a) {
+  SessionOptions opts;
+  opts.engine = Engine::kReference;  // info needs the graph, not a compiled engine
+  auto session = Session::load(a.model, opts);
+  if (!session.ok()) {
+    std::cerr << "damoyolo info: " << session.status().to_string() << "\n";
+    return 1;
+  }
+  const ModelSummary& s = session->summary();
+  if (a.json) {
+    nlohmann::json j;
+    j["model"] = s.path;
+    j["producer"] = s.producer;
+    j["ir_version"] = s.ir_version;
+    j["opsets"] = s.opsets;
+    j["inputs"] = infos_json(s.inputs);
+    j["outputs"] = infos_json(s.outputs);
+    j["ops"] = s.op_histogram;
+    j["ops_in_file"] = s.op_histogram_original;
+    j["parameters"] = s.parameters;
+    j["macs"] = s.macs;
+    j["gflops"] = s.gflops();
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+  std::cout << "model:      " << s.path << "\n";
+  std::cout << "producer:   " << (s.producer.empty() ? "?" : s.producer) << ", IR v" << s.ir_version << ", opset";
+  for (const auto& [domain, v] : s.opsets) std::cout << " " << (domain.empty() ? "ai.onnx" : domain) << ":" << v;
+  std::cout << "\n";
+  for (const auto& t : s.inputs)
+    std::cout << "input:      " << t.name << " " << dtype_name(t.dtype) << shape_to_string(t.dims) << "\n";
+  for (size_t i = 0; i < s.outputs.size(); ++i)
+    std::cout << "output " << i << ":   " << s.outputs[i].name << " " << dtype_name(s.outputs[i].dtype)
+              << shape_to_string(s.outputs[i].dims) << "\n";
+  std::cout << std::fixed << std::setprecision(2);
+  std::cout << "parameters: " << s.parameters / 1e6 << " M (" << s.parameters << ")\n";
+  std::cout << "FLOPs:      " << s.gflops() << " GFLOPs (2 x " << s.macs << " MACs)\n";
+  std::cout << "ops (after folding; in file):\n";
+  std::map<std::string, std::pair<int, int>> merged;
+  for (const auto& [op, c] : s.op_histogram) merged[op].first = c;
+  for (const auto& [op, c] : s.op_histogram_original) merged[op].second = c;
+  for (const auto& [op, c] : merged)
+    std::cout << "  " << std::left << std::setw(20) << op << std::right << std::setw(5) << c.first << std::setw(6)
+              << c.second << "\n";
+  return 0;
+}
+}  // namespace
+
+Runner add_info_command(CLI::App& app) {
+  auto args = std::make_shared<InfoArgs>();
+  auto* cmd = app.add_subcommand("info", "Describe a model: inputs, outputs, operators, parameters, FLOPs");
+  cmd->add_option("model", args->model, "ONNX model file")->required();
+  cmd->add_flag("--json", args->json, "Print as JSON");
+  return [args] { return run_info(*args); };
+}
+
+}  // namespace damoyolo::cli

@@ -1,0 +1,104 @@
+// damoyolo run MODEL --input FILE --out DIR: raw tensor in, raw tensors out,
+// in the format of ../shared/fixtures/golden/*/*/ (outN.f32 + outputs.json).
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "damoyolo/session.h"
+#include "options.h"
+
+namespace damoyolo::cli {
+
+namespace {
+struct RunArgs {
+  std::string model, input, out;
+  EngineArgs engine;
+};
+
+int run_run(const RunArgs& a) {
+  auto session = Session::load(a.model, a.engine.session_options());
+  if (!session.ok()) {
+    std::cerr << "damoyolo run: " << session.status().to_string() << "\n";
+    return 1;
+  }
+  if (session->inputs().size() != 1) {
+    std::cerr << "damoyolo run: the model has " << session->inputs().size() << " inputs; run takes one\n";
+    return 1;
+  }
+  const TensorInfo& info = session->inputs()[0];
+  std::ifstream f(a.input, std::ios::binary);
+  if (!f) {
+    std::cerr << "damoyolo run: cannot open input file '" << a.input << "'\n";
+    return 1;
+  }
+  std::vector<char> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  // The extension says the element type: .u8 raw uint8, .f32 raw little-endian float32.
+  std::string ext = std::filesystem::path(a.input).extension().string();
+  DType dtype = ext == ".u8" ? DType::kUInt8 : ext == ".f32" ? DType::kFloat32 : DType::kUndefined;
+  if (dtype == DType::kUndefined) {
+    std::cerr << "damoyolo run: input file '" << a.input << "' must end in .u8 or .f32\n";
+    return 1;
+  }
+  int64_t n = shape_numel(info.dims);
+  if (n <= 0 || bytes.size() != static_cast<size_t>(n) * dtype_size(dtype)) {
+    std::cerr << "damoyolo run: input file '" << a.input << "' has " << bytes.size() << " bytes; the model input '"
+              << info.name << "' " << shape_to_string(info.dims) << " needs " << n * dtype_size(dtype)
+              << " bytes of " << dtype_name(dtype) << "\n";
+    return 1;
+  }
+  Tensor input(dtype, info.dims);
+  std::memcpy(input.raw(), bytes.data(), bytes.size());
+  auto outputs = session->run({input});
+  if (!outputs.ok()) {
+    std::cerr << "damoyolo run: " << outputs.status().to_string() << "\n";
+    return 1;
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(a.out, ec);
+  if (ec) {
+    std::cerr << "damoyolo run: cannot create output directory '" << a.out << "': " << ec.message() << "\n";
+    return 1;
+  }
+  nlohmann::json desc = nlohmann::json::array();
+  for (size_t i = 0; i < outputs->size(); ++i) {
+    const Tensor& t = (*outputs)[i];
+    auto path = std::filesystem::path(a.out) / ("out" + std::to_string(i) + ".f32");
+    std::ofstream o(path, std::ios::binary);
+    if (t.dtype() == DType::kFloat32) {
+      o.write(static_cast<const char*>(t.raw()), static_cast<std::streamsize>(t.nbytes()));
+    } else {
+      std::cerr << "damoyolo run: output " << i << " is " << dtype_name(t.dtype()) << ", written as raw bytes\n";
+      o.write(static_cast<const char*>(t.raw()), static_cast<std::streamsize>(t.nbytes()));
+    }
+    if (!o) {
+      std::cerr << "damoyolo run: cannot write '" << path.string() << "'\n";
+      return 1;
+    }
+    desc.push_back({{"index", i}, {"name", session->outputs()[i].name}, {"dims", t.shape()}});
+  }
+  std::ofstream j(std::filesystem::path(a.out) / "outputs.json");
+  j << desc.dump(1) << "\n";
+  if (!j) {
+    std::cerr << "damoyolo run: cannot write outputs.json in '" << a.out << "'\n";
+    return 1;
+  }
+  std::cout << "wrote " << outputs->size() << " output(s) to " << a.out << " (engine "
+            << engine_name(session->engine()) << ")\n";
+  return 0;
+}
+}  // namespace
+
+Runner add_run_command(CLI::App& app) {
+  auto args = std::make_shared<RunArgs>();
+  auto* cmd = app.add_subcommand("run", "Run a model on a raw NCHW tensor file and write its raw outputs");
+  cmd->add_option("model", args->model, "ONNX model file")->required();
+  cmd->add_option("--input", args->input, "Input tensor: raw .u8 or .f32 (NCHW, matching the model input)")->required();
+  cmd->add_option("--out", args->out, "Output directory (outN.f32 + outputs.json)")->required();
+  args->engine.add_to(cmd);
+  return [args] { return run_run(*args); };
+}
+
+}  // namespace damoyolo::cli
