@@ -1,0 +1,234 @@
+#include "detection/head_decode.h"
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "damoyolo/status.h"
+#include "detection/simd_math.h"
+
+namespace damoyolo::detection {
+
+namespace {
+
+[[noreturn]] void invalid(const std::string& msg) {
+  throw Error(ErrorCode::kInvalidArgument, "head decode: " + msg);
+}
+
+bool same_geometry(const Priors& p, const HeadLevelMaps* levels, int num_levels) {
+  if (static_cast<int>(p.level_stride.size()) != num_levels) return false;
+  for (int l = 0; l < num_levels; ++l) {
+    if (p.level_stride[l] != levels[l].stride || p.level_h[l] != levels[l].h ||
+        p.level_w[l] != levels[l].w)
+      return false;
+  }
+  return true;
+}
+
+Priors build_priors(const HeadLevelMaps* levels, int num_levels) {
+  Priors p;
+  int64_t total = 0;
+  for (int l = 0; l < num_levels; ++l) total += int64_t{levels[l].h} * levels[l].w;
+  p.num_anchors = total;
+  p.px.resize(total);
+  p.py.resize(total);
+  p.stride.resize(total);
+  int64_t a = 0;
+  for (int l = 0; l < num_levels; ++l) {
+    const HeadLevelMaps& lv = levels[l];
+    p.level_stride.push_back(lv.stride);
+    p.level_h.push_back(lv.h);
+    p.level_w.push_back(lv.w);
+    p.level_offset.push_back(a);
+    const float s = static_cast<float>(lv.stride);
+    for (int i = 0; i < lv.h; ++i) {
+      for (int j = 0; j < lv.w; ++j, ++a) {
+        // Cell top-left corner, as the official prior generator (no +0.5).
+        p.px[a] = static_cast<float>(j) * s;
+        p.py[a] = static_cast<float>(i) * s;
+        p.stride[a] = s;
+      }
+    }
+  }
+  return p;
+}
+
+// Block buffers for up to kLanes anchors: logits transposed to [channel][lane]
+// so the kernel works on whole vectors, never on one anchor at a time.
+struct Block {
+  alignas(64) float logits[4 * 64 * kLanes];  // 4·(R+1) channels, R ≤ 63
+  alignas(64) float px[kLanes], py[kLanes], st[kLanes];
+  alignas(64) float out[4][kLanes];
+};
+
+// softmax → integral → distance2bbox for kLanes anchors.
+void decode_block(Block& b, int bins) {
+  v16f d[4];
+  for (int side = 0; side < 4; ++side) {
+    const float* L = b.logits + side * bins * kLanes;
+    // Subtracting the max keeps exp's argument ≤ 0: no overflow for any logit.
+    v16f m = vload(L);
+    for (int k = 1; k < bins; ++k) m = vmax(m, vload(L + k * kLanes));
+    v16f sum = vsplat(0.f), wsum = vsplat(0.f);
+    for (int k = 0; k < bins; ++k) {
+      v16f e = vexp(vload(L + k * kLanes) - m);
+      sum += e;
+      wsum += e * static_cast<float>(k);
+    }
+    d[side] = wsum / sum;
+  }
+  const v16f px = vload(b.px), py = vload(b.py), st = vload(b.st);
+  vstore(b.out[0], px - d[0] * st);
+  vstore(b.out[1], py - d[1] * st);
+  vstore(b.out[2], px + d[2] * st);
+  vstore(b.out[3], py + d[3] * st);
+}
+
+void write_boxes(const Block& b, int n, float* dst /* [n,4] */) {
+  for (int lane = 0; lane < n; ++lane) {
+    dst[lane * 4 + 0] = b.out[0][lane];
+    dst[lane * 4 + 1] = b.out[1][lane];
+    dst[lane * 4 + 2] = b.out[2][lane];
+    dst[lane * 4 + 3] = b.out[3][lane];
+  }
+}
+
+void decode_level_boxes(const HeadSpec& spec, const HeadLevelMaps& lv, const Priors& pr,
+                        int64_t level_offset, float* boxes) {
+  const int bins = spec.reg_max + 1;
+  const int channels = 4 * bins;
+  const int64_t hw = int64_t{lv.h} * lv.w;
+  Block b;
+  for (int64_t a0 = 0; a0 < hw; a0 += kLanes) {
+    const int n = static_cast<int>(std::min<int64_t>(kLanes, hw - a0));
+    for (int ch = 0; ch < channels; ++ch) {
+      const float* src = lv.reg + ch * lv.reg_channel_stride + a0 * lv.reg_anchor_stride;
+      float* dst = b.logits + ch * kLanes;
+      if (lv.reg_anchor_stride == 1) {
+        std::memcpy(dst, src, sizeof(float) * n);
+      } else {
+        for (int lane = 0; lane < n; ++lane) dst[lane] = src[lane * lv.reg_anchor_stride];
+      }
+      // Padding lanes get a valid finite input so the unused results stay finite.
+      for (int lane = n; lane < kLanes; ++lane) dst[lane] = 0.f;
+    }
+    const int64_t g = level_offset + a0;
+    for (int lane = 0; lane < kLanes; ++lane) {
+      const bool live = lane < n;
+      b.px[lane] = live ? pr.px[g + lane] : 0.f;
+      b.py[lane] = live ? pr.py[g + lane] : 0.f;
+      b.st[lane] = live ? pr.stride[g + lane] : 0.f;
+    }
+    decode_block(b, bins);
+    write_boxes(b, n, boxes + g * 4);
+  }
+}
+
+void copy_level_scores(const HeadSpec& spec, const HeadLevelMaps& lv, float* scores /* [hw,C] */) {
+  const int C = spec.num_classes;
+  const int64_t hw = int64_t{lv.h} * lv.w;
+  if (lv.cls_channel_stride == 1) {  // NHWC-like: rows are already [C]
+    for (int64_t a = 0; a < hw; ++a)
+      std::memcpy(scores + a * C, lv.cls + a * lv.cls_anchor_stride, sizeof(float) * C);
+    return;
+  }
+  // NCHW → [A,C] is a transpose; 16×16 tiles keep both sides in cache lines.
+  constexpr int64_t T = 16;
+  for (int64_t a0 = 0; a0 < hw; a0 += T) {
+    const int64_t a1 = std::min(hw, a0 + T);
+    for (int64_t c0 = 0; c0 < C; c0 += T) {
+      const int64_t c1 = std::min<int64_t>(C, c0 + T);
+      for (int64_t a = a0; a < a1; ++a)
+        for (int64_t c = c0; c < c1; ++c)
+          scores[a * C + c] = lv.cls[a * lv.cls_anchor_stride + c * lv.cls_channel_stride];
+    }
+  }
+}
+
+}  // namespace
+
+void check_head(const HeadSpec& spec, const HeadLevelMaps* levels, int num_levels) {
+  if (spec.num_classes <= 0) invalid("num_classes must be positive");
+  if (spec.reg_max < 0 || spec.reg_max > 63) invalid("reg_max must be in [0, 63]");
+  if (num_levels <= 0 || !levels) invalid("no levels");
+  for (int l = 0; l < num_levels; ++l) {
+    const HeadLevelMaps& lv = levels[l];
+    if (lv.stride <= 0 || lv.h <= 0 || lv.w <= 0)
+      invalid("level " + std::to_string(l) + " has a non-positive stride or size");
+    if (!lv.cls || !lv.reg) invalid("level " + std::to_string(l) + " has a null map");
+  }
+}
+
+const Priors& PriorCache::get(const HeadLevelMaps* levels, int num_levels) {
+  for (const Priors& p : entries_)
+    if (same_geometry(p, levels, num_levels)) return p;
+  // Round-robin replacement rather than LRU reordering: a hit never moves an
+  // entry, so references handed out stay valid until their slot is recycled
+  // (kCapacity misses later at the earliest).
+  if (entries_.size() < kCapacity) {
+    entries_.push_back(build_priors(levels, num_levels));
+    return entries_.back();
+  }
+  Priors& slot = entries_[next_victim_];
+  next_victim_ = (next_victim_ + 1) % kCapacity;
+  slot = build_priors(levels, num_levels);
+  return slot;
+}
+
+void decode_head_dense(const HeadSpec& spec, const HeadLevelMaps* levels, int num_levels,
+                       float* scores, float* boxes, PriorCache& cache) {
+  check_head(spec, levels, num_levels);
+  const Priors& pr = cache.get(levels, num_levels);
+  for (int l = 0; l < num_levels; ++l) {
+    const int64_t off = pr.level_offset[l];
+    if (scores) copy_level_scores(spec, levels[l], scores + off * spec.num_classes);
+    if (boxes) decode_level_boxes(spec, levels[l], pr, off, boxes);
+  }
+  if (scores && spec.cls_is_logit) sigmoid_inplace(scores, pr.num_anchors * spec.num_classes);
+}
+
+void decode_head_dense(const HeadSpec& spec, const HeadLevelMaps* levels, int num_levels,
+                       float* scores, float* boxes) {
+  thread_local PriorCache cache;
+  decode_head_dense(spec, levels, num_levels, scores, boxes, cache);
+}
+
+void decode_boxes_selected(const HeadSpec& spec, const HeadLevelMaps* levels, int num_levels,
+                           const Priors& pr, const int32_t* anchors, int64_t count,
+                           float* boxes) {
+  const int bins = spec.reg_max + 1;
+  const int channels = 4 * bins;
+  Block b;
+  int32_t lane_anchor[kLanes];
+  for (int64_t i0 = 0; i0 < count; i0 += kLanes) {
+    const int n = static_cast<int>(std::min<int64_t>(kLanes, count - i0));
+    for (int lane = 0; lane < kLanes; ++lane) {
+      if (lane >= n) {
+        for (int ch = 0; ch < channels; ++ch) b.logits[ch * kLanes + lane] = 0.f;
+        b.px[lane] = b.py[lane] = b.st[lane] = 0.f;
+        continue;
+      }
+      const int32_t g = anchors[i0 + lane];
+      lane_anchor[lane] = g;
+      int l = num_levels - 1;
+      while (l > 0 && g < pr.level_offset[l]) --l;
+      const HeadLevelMaps& lv = levels[l];
+      const float* src = lv.reg + (g - pr.level_offset[l]) * lv.reg_anchor_stride;
+      for (int ch = 0; ch < channels; ++ch)
+        b.logits[ch * kLanes + lane] = src[ch * lv.reg_channel_stride];
+      b.px[lane] = pr.px[g];
+      b.py[lane] = pr.py[g];
+      b.st[lane] = pr.stride[g];
+    }
+    decode_block(b, bins);
+    for (int lane = 0; lane < n; ++lane) {
+      float* dst = boxes + int64_t{lane_anchor[lane]} * 4;
+      dst[0] = b.out[0][lane];
+      dst[1] = b.out[1][lane];
+      dst[2] = b.out[2][lane];
+      dst[3] = b.out[3][lane];
+    }
+  }
+}
+
+}  // namespace damoyolo::detection
