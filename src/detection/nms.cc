@@ -1,0 +1,278 @@
+// Both NMS implementations must round every IoU identically, so FMA
+// contraction (which GCC does even in ISO mode) is off for this file:
+// union = a + b − w·h must not become fma(−w, h, a + b) in one path only.
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
+#include "detection/nms.h"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+// GCC 12 false positive: the max/min intrinsics start from _mm512_undefined_ps(),
+// which it reports as possibly uninitialised once inlined here.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+namespace damoyolo::detection {
+
+namespace {
+
+size_t cap_of(int max_det) {
+  return max_det > 0 ? static_cast<size_t>(max_det) : std::numeric_limits<size_t>::max();
+}
+
+// torchvision's batched_nms: `boxes.numel() > 4000` on CPU takes the per-class
+// loop; otherwise all classes go through one nms on boxes shifted by
+// class·(max_coordinate + 1), computed in float32.
+bool uses_coordinate_trick(const NmsParams& p, int64_t count) {
+  return p.emulate_coordinate_trick && count * 4 <= 4000;
+}
+
+}  // namespace
+
+float float_threshold_below(double thr) {
+  float f = static_cast<float>(thr);
+  if (static_cast<double>(f) > thr) f = std::nextafter(f, -std::numeric_limits<float>::infinity());
+  return f;
+}
+
+uint64_t FastNms::make_key(float score, int32_t anchor) {
+  if (score == 0.f) score = 0.f;  // one zero: ±0 compare equal in ranks_before
+  uint32_t u = std::bit_cast<uint32_t>(score);
+  // Monotone float → uint32 map, then inverted so ascending keys mean
+  // descending scores; the anchor in the low half breaks ties ascending.
+  u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+  return (uint64_t{~u} << 32) | static_cast<uint32_t>(anchor);
+}
+
+float FastNms::key_score(uint64_t key) {
+  uint32_t u = ~static_cast<uint32_t>(key >> 32);
+  u = (u & 0x80000000u) ? (u & 0x7fffffffu) : ~u;
+  return std::bit_cast<float>(u);
+}
+
+void nms_reference(const float* boxes, const std::vector<Candidate>& candidates,
+                   const NmsParams& params, std::vector<Candidate>* out) {
+  out->clear();
+  const float thr = float_threshold_below(params.iou_threshold);
+  float shift_unit = 0.f;
+  const bool trick = uses_coordinate_trick(params, static_cast<int64_t>(candidates.size()));
+  if (trick) {
+    float m = -std::numeric_limits<float>::infinity();
+    for (const Candidate& c : candidates)
+      for (int k = 0; k < 4; ++k) m = std::max(m, boxes[int64_t{c.anchor} * 4 + k]);
+    shift_unit = m + 1.0f;
+  }
+
+  std::vector<Candidate> sorted = candidates;
+  std::sort(sorted.begin(), sorted.end(), [](const Candidate& a, const Candidate& b) {
+    if (a.class_id != b.class_id) return a.class_id < b.class_id;
+    return ranks_before(a, b);
+  });
+
+  std::vector<Candidate> kept;
+  for (size_t b = 0; b < sorted.size();) {
+    size_t e = b;
+    while (e < sorted.size() && sorted[e].class_id == sorted[b].class_id) ++e;
+    const size_t n = e - b;
+    const float off = trick ? static_cast<float>(sorted[b].class_id) * shift_unit : 0.f;
+    std::vector<float> x1(n), y1(n), x2(n), y2(n), area(n);
+    for (size_t i = 0; i < n; ++i) {
+      const float* bx = boxes + int64_t{sorted[b + i].anchor} * 4;
+      x1[i] = trick ? bx[0] + off : bx[0];
+      y1[i] = trick ? bx[1] + off : bx[1];
+      x2[i] = trick ? bx[2] + off : bx[2];
+      y2[i] = trick ? bx[3] + off : bx[3];
+      area[i] = (x2[i] - x1[i]) * (y2[i] - y1[i]);
+    }
+    // torchvision's nms_kernel, loop for loop.
+    std::vector<char> suppressed(n, 0);
+    for (size_t i = 0; i < n; ++i) {
+      if (suppressed[i]) continue;
+      kept.push_back(sorted[b + i]);
+      for (size_t j = i + 1; j < n; ++j) {
+        if (suppressed[j]) continue;
+        const float xx1 = std::max(x1[i], x1[j]);
+        const float yy1 = std::max(y1[i], y1[j]);
+        const float xx2 = std::min(x2[i], x2[j]);
+        const float yy2 = std::min(y2[i], y2[j]);
+        const float w = std::max(0.f, xx2 - xx1);
+        const float h = std::max(0.f, yy2 - yy1);
+        const float inter = w * h;
+        const float ovr = inter / (area[i] + area[j] - inter);
+        if (ovr > thr) suppressed[j] = 1;
+      }
+    }
+    b = e;
+  }
+  std::sort(kept.begin(), kept.end(), ranks_before);
+  if (kept.size() > cap_of(params.max_det)) kept.resize(cap_of(params.max_det));
+  *out = std::move(kept);
+}
+
+void FastNms::begin(int num_classes) {
+  if (static_cast<int>(buckets_.size()) < num_classes) buckets_.resize(num_classes);
+  for (auto& b : buckets_) b.clear();  // clear() keeps each bucket's capacity
+  num_classes_ = num_classes;
+  count_ = 0;
+}
+
+void FastNms::run_reference(const float* boxes, const NmsParams& params,
+                            std::vector<Candidate>* out) {
+  std::vector<Candidate> all;
+  all.reserve(count_);
+  for (int c = 0; c < num_classes_; ++c)
+    for (uint64_t k : buckets_[c]) all.push_back({key_score(k), c, key_anchor(k)});
+  nms_reference(boxes, all, params, out);
+}
+
+bool FastNms::suppressed(float x1, float y1, float x2, float y2, float area) const {
+#if defined(__AVX512F__)
+  const __m512 bx1 = _mm512_set1_ps(x1), by1 = _mm512_set1_ps(y1);
+  const __m512 bx2 = _mm512_set1_ps(x2), by2 = _mm512_set1_ps(y2);
+  const __m512 barea = _mm512_set1_ps(area), thr = _mm512_set1_ps(thr_);
+  const __m512 zero = _mm512_setzero_ps();
+  for (int k = 0; k < kept_; k += 16) {
+    // Same operations, same order as the reference's scalar loop.
+    const __m512 xx1 = _mm512_max_ps(_mm512_loadu_ps(kx1_.data() + k), bx1);
+    const __m512 yy1 = _mm512_max_ps(_mm512_loadu_ps(ky1_.data() + k), by1);
+    const __m512 xx2 = _mm512_min_ps(_mm512_loadu_ps(kx2_.data() + k), bx2);
+    const __m512 yy2 = _mm512_min_ps(_mm512_loadu_ps(ky2_.data() + k), by2);
+    const __m512 w = _mm512_max_ps(_mm512_sub_ps(xx2, xx1), zero);
+    const __m512 h = _mm512_max_ps(_mm512_sub_ps(yy2, yy1), zero);
+    const __m512 inter = _mm512_mul_ps(w, h);
+    const __m512 uni = _mm512_sub_ps(_mm512_add_ps(_mm512_loadu_ps(karea_.data() + k), barea), inter);
+    const __m512 ovr = _mm512_div_ps(inter, uni);
+    // Ordered compare: a NaN IoU (0/0 for two empty boxes) never suppresses,
+    // like the scalar `ovr > thr`.
+    if (_mm512_cmp_ps_mask(ovr, thr, _CMP_GT_OQ)) return true;
+  }
+  return false;
+#else
+  for (int k = 0; k < kept_; ++k) {
+    const float xx1 = std::max(kx1_[k], x1);
+    const float yy1 = std::max(ky1_[k], y1);
+    const float xx2 = std::min(kx2_[k], x2);
+    const float yy2 = std::min(ky2_[k], y2);
+    const float w = std::max(0.f, xx2 - xx1);
+    const float h = std::max(0.f, yy2 - yy1);
+    const float inter = w * h;
+    const float ovr = inter / (karea_[k] + area - inter);
+    if (ovr > thr_) return true;
+  }
+  return false;
+#endif
+}
+
+void FastNms::keep_box(float x1, float y1, float x2, float y2, float area) {
+  if (kept_ % 16 == 0) {
+    const size_t need = static_cast<size_t>(kept_) + 16;
+    for (auto* v : {&kx1_, &ky1_, &kx2_, &ky2_, &karea_}) {
+      if (v->size() < need) v->resize(need);
+      std::fill(v->begin() + kept_, v->begin() + need, 0.f);
+    }
+  }
+  kx1_[kept_] = x1;
+  ky1_[kept_] = y1;
+  kx2_[kept_] = x2;
+  ky2_[kept_] = y2;
+  karea_[kept_] = area;
+  ++kept_;
+}
+
+void FastNms::heap_push(const Candidate& c, size_t cap) {
+  // Max-heap under ranks_before: the front is the worst of the best `cap`.
+  if (heap_.size() < cap) {
+    heap_.push_back(c);
+    std::push_heap(heap_.begin(), heap_.end(), ranks_before);
+  } else {
+    std::pop_heap(heap_.begin(), heap_.end(), ranks_before);
+    heap_.back() = c;
+    std::push_heap(heap_.begin(), heap_.end(), ranks_before);
+  }
+}
+
+void FastNms::run(const float* boxes, const NmsParams& params, std::vector<Candidate>* out) {
+  out->clear();
+  heap_.clear();
+  const size_t cap = cap_of(params.max_det);
+  thr_ = float_threshold_below(params.iou_threshold);
+
+  const bool trick = uses_coordinate_trick(params, count_);
+  float shift_unit = 0.f;
+  if (trick) {
+    float m = -std::numeric_limits<float>::infinity();
+    for (int c = 0; c < num_classes_; ++c)
+      for (uint64_t k : buckets_[c])
+        for (int j = 0; j < 4; ++j) m = std::max(m, boxes[int64_t{key_anchor(k)} * 4 + j]);
+    shift_unit = m + 1.0f;
+  }
+
+  // Classes with the best top candidates first, so the global cut-off rises
+  // quickly and weak classes are skipped without being sorted.
+  class_order_.clear();
+  for (int c = 0; c < num_classes_; ++c) {
+    const auto& keys = buckets_[c];
+    if (!keys.empty()) class_order_.push_back({*std::min_element(keys.begin(), keys.end()), c});
+  }
+  auto best_of = [](const ClassOrder& o) {
+    return Candidate{key_score(o.best_key), o.class_id, key_anchor(o.best_key)};
+  };
+  std::sort(class_order_.begin(), class_order_.end(),
+            [&](const ClassOrder& a, const ClassOrder& b) { return ranks_before(best_of(a), best_of(b)); });
+
+  for (const ClassOrder& co : class_order_) {
+    const int c = co.class_id;
+    if (heap_.size() == cap && !ranks_before(best_of(co), heap_.front())) continue;
+    auto& keys = buckets_[c];
+    const size_t n = keys.size();
+    const float off = trick ? static_cast<float>(c) * shift_unit : 0.f;
+    kept_ = 0;
+    // Sort lazily in growing chunks: with a cap of 500 most of a 100k bucket
+    // is never visited, so a full sort would be the dominant cost.
+    size_t done = 0, chunk = 512;
+    bool stop = false;
+    while (!stop && done < n) {
+      const size_t end = std::min(n, done + chunk);
+      if (end < n) std::nth_element(keys.begin() + done, keys.begin() + end, keys.end());
+      std::sort(keys.begin() + done, keys.begin() + end);
+      for (size_t i = done; i < end; ++i) {
+        const Candidate cand{key_score(keys[i]), c, key_anchor(keys[i])};
+        // Everything from here on ranks below max_det detections already kept:
+        // it can neither appear in the output nor suppress anything that does.
+        if (heap_.size() == cap && !ranks_before(cand, heap_.front())) {
+          stop = true;
+          break;
+        }
+        const float* b = boxes + int64_t{cand.anchor} * 4;
+        const float x1 = trick ? b[0] + off : b[0];
+        const float y1 = trick ? b[1] + off : b[1];
+        const float x2 = trick ? b[2] + off : b[2];
+        const float y2 = trick ? b[3] + off : b[3];
+        const float area = (x2 - x1) * (y2 - y1);
+        if (suppressed(x1, y1, x2, y2, area)) continue;
+        keep_box(x1, y1, x2, y2, area);
+        heap_push(cand, cap);
+        if (static_cast<size_t>(kept_) == cap) {
+          stop = true;
+          break;
+        }
+      }
+      done = end;
+      chunk *= 2;
+    }
+  }
+  std::sort(heap_.begin(), heap_.end(), ranks_before);
+  out->assign(heap_.begin(), heap_.end());
+}
+
+}  // namespace damoyolo::detection

@@ -1,0 +1,106 @@
+// Class-aware NMS with the official DAMO-YOLO semantics (torchvision
+// batched_nms + top-max_det), in two implementations that must agree exactly:
+//
+//  * nms_reference — the algorithm as torchvision writes it: per class, sort by
+//    score, O(n²) greedy suppression loop, merge, sort, truncate. Slow, obvious.
+//  * FastNms — candidates bucketed per class as packed 64-bit sort keys, each
+//    class processed in rank order against a SoA list of its kept boxes with a
+//    16-lane IoU test, and two exits that cannot change the result: a class stops
+//    once it has max_det kept boxes, and once its next candidate ranks below the
+//    max_det-th best detection kept so far over all classes.
+//
+// Both use one total order — score descending, then class ascending, then
+// anchor ascending — so ties resolve identically (torchvision's own tie order is
+// unspecified; compare against it by matching, not by position).
+//
+// IoU = inter / (area_a + area_b − inter), area = (x2−x1)(y2−y1), no +1;
+// suppress when IoU > thr where torchvision compares the float IoU against a
+// double threshold. Below 1000 candidates torchvision's batched_nms switches to
+// its "coordinate trick" (boxes shifted by class·(max+1) in float32, which
+// rounds them); both implementations reproduce that rounding. Not reproduced:
+// in that regime, boxes reaching below −1 can in principle overlap a shifted box
+// of the neighbouring class across the gap — torchvision would then suppress
+// across classes. That needs IoU > thr inside a gap of a few pixels.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace damoyolo::detection {
+
+struct Candidate {
+  float score;
+  int32_t class_id;
+  int32_t anchor;  // row of the boxes array [*,4]
+};
+
+// The total order of detections (see above): true when a outranks b.
+inline bool ranks_before(const Candidate& a, const Candidate& b) {
+  if (a.score != b.score) return a.score > b.score;
+  if (a.class_id != b.class_id) return a.class_id < b.class_id;
+  return a.anchor < b.anchor;
+}
+
+struct NmsParams {
+  double iou_threshold = 0.7;
+  int max_det = 500;  // ≤ 0: no cap (the official code skips truncation then)
+  // torchvision's batched_nms picks its coordinate-trick path at ≤ 4000 box
+  // elements on CPU; false turns that emulation off (plain per-class NMS).
+  bool emulate_coordinate_trick = true;
+};
+
+// The largest float ≤ thr: for any float x, (x > result) == (double(x) > thr),
+// so float comparisons reproduce torchvision's float-vs-double test exactly.
+float float_threshold_below(double thr);
+
+// Reference implementation. `boxes` is [*,4] x1y1x2y2 indexed by anchor.
+// Output sorted by ranks_before, at most max_det entries.
+void nms_reference(const float* boxes, const std::vector<Candidate>& candidates,
+                   const NmsParams& params, std::vector<Candidate>* out);
+
+class FastNms {
+ public:
+  // Starts a new image: empties the buckets, keeping their capacity.
+  void begin(int num_classes);
+  // Hot path of the candidate scan.
+  void add(int class_id, float score, int32_t anchor) {
+    buckets_[class_id].push_back(make_key(score, anchor));
+    ++count_;
+  }
+  int64_t candidate_count() const { return count_; }
+  int num_classes() const { return num_classes_; }
+
+  // Fast path. Allocation-free once the workspace has grown to the image's needs.
+  void run(const float* boxes, const NmsParams& params, std::vector<Candidate>* out);
+  // The same candidates through nms_reference (the ablation's "off" switch).
+  void run_reference(const float* boxes, const NmsParams& params, std::vector<Candidate>* out);
+
+  // In-class sort key: ascending key = score descending, then anchor ascending.
+  static uint64_t make_key(float score, int32_t anchor);
+  static float key_score(uint64_t key);
+  static int32_t key_anchor(uint64_t key) { return static_cast<int32_t>(key & 0xffffffffu); }
+
+ private:
+  struct ClassOrder {
+    uint64_t best_key;
+    int class_id;
+  };
+  // Returns true when the box is suppressed by a kept box of the current class.
+  bool suppressed(float x1, float y1, float x2, float y2, float area) const;
+  void keep_box(float x1, float y1, float x2, float y2, float area);
+  void heap_push(const Candidate& c, size_t cap);
+
+  int num_classes_ = 0;
+  int64_t count_ = 0;
+  std::vector<std::vector<uint64_t>> buckets_;
+  std::vector<ClassOrder> class_order_;
+  std::vector<Candidate> heap_;  // max_det best kept so far; worst on top
+  // Kept boxes of the class being processed, SoA, zero-padded to 16 lanes so
+  // the IoU loop needs no tail (a zero box has inter = 0 and never suppresses).
+  std::vector<float> kx1_, ky1_, kx2_, ky2_, karea_;
+  int kept_ = 0;
+  float thr_ = 0.f;
+};
+
+}  // namespace damoyolo::detection
