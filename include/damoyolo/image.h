@@ -1,0 +1,203 @@
+// Image input: decoding files to RGB8 and fused, bit-exact preprocessing into
+// the network input buffer.
+//
+// The contract reproduced here is DAMO-YOLO's official one (see
+// docs/preprocessing.md):
+//   1. decode like PIL `Image.open(p).convert('RGB')`;
+//   2. resize like OpenCV 4.6 `cv::resize(img, {S, S}, 0, 0, INTER_LINEAR)` on
+//      uint8 (fixed point, bit-exact, including its special cases);
+//   3. HWC -> CHW, RGB plane order, uint8 -> float32 with values 0..255.
+// Preprocessor does 2 and 3 in one pass from any supported pixel layout,
+// without intermediate images and, for repeated sizes, without allocating.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "damoyolo/status.h"
+
+namespace damoyolo {
+
+// ---------------------------------------------------------------------------
+// Pixels
+// ---------------------------------------------------------------------------
+
+// Interleaved 8-bit layouts a caller may hand in. Alpha is ignored (like PIL's
+// convert('RGB') from RGBA); gray is replicated to R=G=B.
+enum class PixelFormat { kRGB8, kBGR8, kGray8, kRGBA8, kBGRA8 };
+
+// Bytes per pixel of a format (3, 3, 1, 4, 4).
+int pixel_format_bytes(PixelFormat format);
+const char* pixel_format_name(PixelFormat format);
+
+// A read-only window on caller memory: `height` rows of `width` pixels, row y
+// starting at data + y * stride (stride in bytes; it may exceed width * bpp,
+// and may be negative for bottom-up buffers). Nothing is copied.
+struct ImageView {
+  const uint8_t* data = nullptr;
+  int width = 0;
+  int height = 0;
+  ptrdiff_t stride = 0;
+  PixelFormat format = PixelFormat::kRGB8;
+};
+
+// An owning RGB8 image. Rows start on 64-byte boundaries (stride is width * 3
+// rounded up to 64) so row loops can use aligned vector loads. Copying copies
+// the pixels; moving is cheap.
+class Image {
+ public:
+  Image() = default;
+  // Uninitialised pixels. Throws std::bad_alloc on failure; callers that take
+  // sizes from untrusted input check them first (decode does).
+  Image(int width, int height);
+  Image(const Image& other);
+  Image& operator=(const Image& other);
+  Image(Image&&) noexcept = default;
+  Image& operator=(Image&&) noexcept = default;
+  ~Image() = default;
+
+  bool empty() const { return width_ == 0 || height_ == 0; }
+  int width() const { return width_; }
+  int height() const { return height_; }
+  ptrdiff_t stride() const { return stride_; }
+  uint8_t* row(int y) { return data_.get() + y * stride_; }
+  const uint8_t* row(int y) const { return data_.get() + y * stride_; }
+  uint8_t* data() { return data_.get(); }
+  const uint8_t* data() const { return data_.get(); }
+  // Pixel (x, y), channel c (0 = R).
+  uint8_t at(int x, int y, int c) const { return row(y)[x * 3 + c]; }
+
+  ImageView view() const { return {data_.get(), width_, height_, stride_, PixelFormat::kRGB8}; }
+
+ private:
+  struct AlignedFree {
+    void operator()(uint8_t* p) const;
+  };
+  std::unique_ptr<uint8_t, AlignedFree> data_;
+  int width_ = 0;
+  int height_ = 0;
+  ptrdiff_t stride_ = 0;
+};
+
+// ---------------------------------------------------------------------------
+// Decoding
+// ---------------------------------------------------------------------------
+
+struct DecodeOptions {
+  // Apply the JPEG EXIF orientation tag (APP1, tag 0x0112) like PIL's
+  // ImageOps.exif_transpose. Off by default because the official pipeline
+  // (Image.open().convert('RGB')) ignores it.
+  bool exif_rotate = false;
+  // Refuse images with more pixels than this before allocating anything
+  // (ErrorCode::kOutOfRange). The check uses the size in the file header.
+  int64_t max_pixels = 100'000'000;
+  // JPEG only: DCT-domain downscaling by 1, 2, 4 or 8 (libjpeg scale_denom).
+  // Much faster for big photos, but the pixels then differ from the official
+  // pipeline; 1 (the default) is exact. Ignored for other formats.
+  int jpeg_scale_denom = 1;
+};
+
+// Formats recognised by their magic bytes (never by file extension).
+enum class ImageFormat { kUnknown, kJpeg, kPng, kBmp, kGif, kWebp, kTiff };
+ImageFormat sniff_image_format(const uint8_t* data, size_t size);
+const char* image_format_name(ImageFormat format);
+
+// Decodes a JPEG, PNG or BMP to RGB8 with PIL's convert('RGB') semantics:
+//  - JPEG: libjpeg-turbo, JDCT_ISLOW, fancy upsampling (what PIL uses);
+//    grayscale replicated; CMYK/YCCK converted like PIL (Adobe-inverted CMYK,
+//    then R = 255 - C', ... with PIL's rounding). A truncated file is an error
+//    (PIL: "image file is truncated"); other libjpeg warnings are ignored, as
+//    in PIL.
+//  - PNG: palette expanded, alpha dropped, gray replicated, 1/2/4-bit gray
+//    scaled to 0..255, 16-bit RGB/RGBA/gray+alpha reduced to their high byte
+//    (PIL's "RGB;16B" unpacking), 16-bit gray clipped to 255 (PIL opens it as
+//    mode "I;16"/"I" and convert('RGB') clips values above 255). No gamma.
+//  - BMP: uncompressed 24- and 32-bit (BI_RGB), top-down or bottom-up.
+// Errors (every message names the file `name` and the reason):
+//  kParseError  empty, corrupt or truncated data
+//  kUnsupported a format (or a variant of one) not decoded here
+//  kOutOfRange  more than max_pixels
+//  kInvalidArgument bad options
+Result<Image> decode_image(const uint8_t* data, size_t size, const DecodeOptions& options = {},
+                           const std::string& name = "<memory>");
+// Reads the file, then decode_image. kNotFound / kIOError when it cannot be read.
+Result<Image> decode_image_file(const std::string& path, const DecodeOptions& options = {});
+
+// ---------------------------------------------------------------------------
+// Preprocessing
+// ---------------------------------------------------------------------------
+
+enum class ResizeMode {
+  // Current models: stretch to exactly dst_w x dst_h (no aspect ratio kept).
+  kStretch,
+  // Legacy models: r = min(dst_w / w, dst_h / h) (double), resized size
+  // (int(w*r), int(h*r)) truncated, image at the top-left, zeros elsewhere.
+  kLetterbox,
+};
+
+// How the output relates to the source. Map a box from network coordinates
+// back to the original image with x * scale_x, y * scale_y (no offset, no
+// clipping), as the official BoxList.resize does.
+struct PreprocessInfo {
+  int resized_w = 0;  // size of the resized image inside the output
+  int resized_h = 0;
+  float scale_x = 1.f;  // original_w / resized_w
+  float scale_y = 1.f;  // original_h / resized_h
+};
+
+struct PreprocessOptions {
+  // Use the AVX-512 kernels when the build and the CPU have them. The scalar
+  // path computes the same bits; tests run both (the optimisation's off switch).
+  bool use_simd = true;
+};
+
+// Fused resize + colour conversion + layout change + cast, in one pass over
+// the source. Output pixel (x, y, c) equals
+//   cv::resize(to_rgb(src), {dst_w, dst_h}, 0, 0, cv::INTER_LINEAR)(y, x)[c]
+// exactly (OpenCV 4.6 semantics, including its 2x-downscale "area" path and
+// the plain copy for equal sizes), where to_rgb is cvtColor to 3-channel RGB.
+//
+// A Preprocessor caches coefficient tables for the last (source size,
+// destination size) pair and owns its row buffers: a repeated call with the
+// same sizes allocates nothing. Not thread-safe: use one per thread.
+class Preprocessor {
+ public:
+  explicit Preprocessor(PreprocessOptions options = {});
+  ~Preprocessor();
+  Preprocessor(Preprocessor&&) noexcept;
+  Preprocessor& operator=(Preprocessor&&) noexcept;
+  Preprocessor(const Preprocessor&) = delete;
+  Preprocessor& operator=(const Preprocessor&) = delete;
+
+  // float32 planar [3, dst_h, dst_w] (R, G, B planes), values 0..255: the
+  // network input. `dst` may point into a batch buffer (item b at
+  // b * 3 * dst_h * dst_w); exactly 3 * dst_h * dst_w floats are written.
+  Status run(const ImageView& src, int dst_w, int dst_h, ResizeMode mode, float* dst,
+             PreprocessInfo* info = nullptr);
+  // uint8 planar [3, dst_h, dst_w]: the same values before the cast.
+  Status run_u8(const ImageView& src, int dst_w, int dst_h, ResizeMode mode, uint8_t* dst,
+                PreprocessInfo* info = nullptr);
+  // float32 interleaved [dst_h, dst_w, 3] (RGB).
+  Status run_nhwc(const ImageView& src, int dst_w, int dst_h, ResizeMode mode, float* dst,
+                  PreprocessInfo* info = nullptr);
+
+  // The geometry run() would use, without touching pixels.
+  static Result<PreprocessInfo> plan_geometry(int src_w, int src_h, int dst_w, int dst_h,
+                                              ResizeMode mode);
+
+  // For tests: bytes currently reserved by the cached tables and row buffers.
+  size_t reserved_bytes() const;
+  // True when the AVX-512 kernels are compiled in, supported by this CPU and
+  // enabled in the options.
+  bool simd_active() const;
+
+  class Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace damoyolo

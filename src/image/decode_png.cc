@@ -1,0 +1,178 @@
+// PNG decoding with libpng, reduced to RGB8 the way PIL's convert('RGB') does.
+//
+// libpng reports errors through a callback that must not return; ours
+// longjmps. As in decode_jpeg.cc, each setjmp sits in a "guarded_*" function
+// whose frame holds only plain data, and all C++ ownership (Image, buffers,
+// png_destroy_read_struct) lives in the caller, never crossed by the jump.
+#include <csetjmp>
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+#include <png.h>
+
+#include "image/decoders.h"
+
+namespace damoyolo::image_internal {
+namespace {
+
+struct PngState {
+  png_structp png;
+  png_infop info;
+  std::jmp_buf jump;
+  char message[256];
+  const uint8_t* data;
+  size_t size;
+  size_t pos;
+  // Header, after transforms.
+  png_uint_32 width, height;
+  int bit_depth, color_type, passes;
+  int out_channels, out_depth;
+  size_t out_rowbytes;
+};
+
+void on_png_error(png_structp png, png_const_charp msg) {
+  auto* s = static_cast<PngState*>(png_get_error_ptr(png));
+  std::snprintf(s->message, sizeof(s->message), "%s", msg ? msg : "unknown libpng error");
+  std::longjmp(s->jump, 1);
+}
+
+void on_png_warning(png_structp, png_const_charp) {}  // PIL ignores them too
+
+void read_from_memory(png_structp png, png_bytep out, png_size_t n) {
+  auto* s = static_cast<PngState*>(png_get_io_ptr(png));
+  if (n > s->size - s->pos) png_error(png, "image file is truncated");
+  std::memcpy(out, s->data + s->pos, n);
+  s->pos += n;
+}
+
+bool guarded_read_info(PngState* s) {
+  if (setjmp(s->jump)) return false;
+  s->png = png_create_read_struct(PNG_LIBPNG_VER_STRING, s, on_png_error, on_png_warning);
+  if (!s->png) return false;
+  s->info = png_create_info_struct(s->png);
+  if (!s->info) return false;
+  png_set_read_fn(s->png, s, read_from_memory);
+  // PIL does not limit sizes itself beyond its decompression-bomb check; we do
+  // that with max_pixels, so lift libpng's 1M-pixels-per-side default only up
+  // to what a PNG can declare.
+  png_set_user_limits(s->png, 0x7fffffff, 0x7fffffff);
+  png_read_info(s->png, s->info);
+  int interlace = 0;
+  png_get_IHDR(s->png, s->info, &s->width, &s->height, &s->bit_depth, &s->color_type, &interlace,
+               nullptr, nullptr);
+  return true;
+}
+
+// Transforms that bring every PNG to 8-bit gray / gray+alpha / RGB / RGBA,
+// except 16-bit gray, which stays 16-bit so we can clip it like PIL.
+bool guarded_setup_transforms(PngState* s) {
+  if (setjmp(s->jump)) return false;
+  if (s->color_type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(s->png);
+  if (s->color_type == PNG_COLOR_TYPE_GRAY && s->bit_depth < 8) png_set_expand_gray_1_2_4_to_8(s->png);
+  // High byte, as PIL's "RGB;16B"/"RGBA;16B"/"LA;16B" raw modes.
+  if (s->bit_depth == 16 && s->color_type != PNG_COLOR_TYPE_GRAY) png_set_strip_16(s->png);
+  s->passes = png_set_interlace_handling(s->png);
+  png_read_update_info(s->png, s->info);
+  s->out_channels = png_get_channels(s->png, s->info);
+  s->out_depth = png_get_bit_depth(s->png, s->info);
+  s->out_rowbytes = png_get_rowbytes(s->png, s->info);
+  return true;
+}
+
+// One row of libpng output (after transforms) to RGB8.
+void png_row_to_rgb(const uint8_t* in, uint8_t* out, png_uint_32 width, int channels, int depth) {
+  if (depth == 16) {  // only 16-bit gray reaches here: PIL's "I" -> RGB clips at 255
+    for (png_uint_32 x = 0; x < width; ++x, in += 2, out += 3) {
+      const unsigned v = (unsigned{in[0]} << 8) | in[1];
+      out[0] = out[1] = out[2] = static_cast<uint8_t>(v > 255 ? 255 : v);
+    }
+    return;
+  }
+  switch (channels) {
+    case 1:
+      for (png_uint_32 x = 0; x < width; ++x) out[3 * x] = out[3 * x + 1] = out[3 * x + 2] = in[x];
+      break;
+    case 2:  // gray + alpha: alpha dropped
+      for (png_uint_32 x = 0; x < width; ++x) out[3 * x] = out[3 * x + 1] = out[3 * x + 2] = in[2 * x];
+      break;
+    case 3:
+      std::memcpy(out, in, static_cast<size_t>(width) * 3);
+      break;
+    default:  // RGBA: alpha dropped
+      for (png_uint_32 x = 0; x < width; ++x) {
+        out[3 * x] = in[4 * x];
+        out[3 * x + 1] = in[4 * x + 1];
+        out[3 * x + 2] = in[4 * x + 2];
+      }
+      break;
+  }
+}
+
+// Non-interlaced: one row at a time, straight into the image or through one
+// scratch row when the layout needs converting.
+bool guarded_read_rows(PngState* s, uint8_t* base, ptrdiff_t stride, uint8_t* scratch) {
+  if (setjmp(s->jump)) return false;
+  for (png_uint_32 y = 0; y < s->height; ++y) {
+    uint8_t* out = base + static_cast<ptrdiff_t>(y) * stride;
+    png_read_row(s->png, scratch ? scratch : out, nullptr);
+    if (scratch) png_row_to_rgb(scratch, out, s->width, s->out_channels, s->out_depth);
+  }
+  return true;
+}
+
+// Interlaced: libpng needs the whole image to combine the passes.
+bool guarded_read_image(PngState* s, png_bytepp rows) {
+  if (setjmp(s->jump)) return false;
+  png_read_image(s->png, rows);
+  return true;
+}
+
+struct PngDestroyer {
+  PngState* s;
+  ~PngDestroyer() {
+    if (s->png) png_destroy_read_struct(&s->png, s->info ? &s->info : nullptr, nullptr);
+  }
+};
+
+}  // namespace
+
+Image decode_png(const uint8_t* data, size_t size, const DecodeOptions& options,
+                 const std::string& name) {
+  PngState state{};
+  state.data = data;
+  state.size = size;
+  PngDestroyer destroyer{&state};
+  auto fail = [&](const char* stage) {
+    throw_decode_error(ErrorCode::kParseError, name,
+                       std::string("invalid PNG while ") + stage + ": " + state.message);
+  };
+
+  if (!guarded_read_info(&state)) fail("reading the header");
+  check_pixel_budget(state.width, state.height, options, name);
+  if (!guarded_setup_transforms(&state)) fail("setting up transforms");
+
+  Image image(static_cast<int>(state.width), static_cast<int>(state.height));
+  const bool direct = state.out_channels == 3 && state.out_depth == 8;
+  if (state.passes <= 1) {
+    std::vector<uint8_t> scratch(direct ? 0 : state.out_rowbytes);
+    if (!guarded_read_rows(&state, image.data(), image.stride(), direct ? nullptr : scratch.data()))
+      fail("decoding rows");
+  } else {
+    const size_t rowbytes = direct ? static_cast<size_t>(image.stride()) : state.out_rowbytes;
+    std::vector<uint8_t> full(direct ? 0 : rowbytes * state.height);
+    std::vector<png_bytep> rows(state.height);
+    for (png_uint_32 y = 0; y < state.height; ++y)
+      rows[y] = direct ? image.row(static_cast<int>(y)) : full.data() + y * rowbytes;
+    if (!guarded_read_image(&state, rows.data())) fail("decoding interlaced rows");
+    if (!direct)
+      for (png_uint_32 y = 0; y < state.height; ++y)
+        png_row_to_rgb(rows[y], image.row(static_cast<int>(y)), state.width, state.out_channels,
+                       state.out_depth);
+  }
+  // No png_read_end: trailing chunks (text, time) do not change pixels, and
+  // PIL does not require them either.
+  return image;
+}
+
+}  // namespace damoyolo::image_internal
