@@ -1,0 +1,61 @@
+// Row kernels of the fused preprocessor, in a scalar and an AVX-512 flavour
+// that compute identical bits. The data flow for one output row is
+//
+//   source row (any PixelFormat) --unpack--> RGBX words (one uint32 per pixel)
+//   RGBX words --hresize--> int16 planar [3][dst_w_padded]   (per source row, cached)
+//   two hresized rows --vresize--> uint8 planar [3][dst_w_padded]
+//   uint8 planar --store--> float NCHW / uint8 NCHW / float NHWC
+//
+// The integer arithmetic is OpenCV's uint8 INTER_LINEAR (11-bit coefficients):
+//   horizontal  h = (S[x0]*a0 + S[x1]*a1) >> 4      (OpenCV keeps the sum as int
+//                                                     and shifts by 4 in the
+//                                                     vertical pass; same bits)
+//   vertical    out = ((b0*h0 >> 16) + (b1*h1 >> 16) + 2) >> 2
+// and for its exact-2x "area fast" path:
+//   horizontal  h = S[2x] + S[2x+1];   vertical  out = (h0 + h1 + 2) >> 2
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "damoyolo/image.h"
+
+namespace damoyolo::image_internal {
+
+// Every per-row buffer is padded to a multiple of this many elements so the
+// vector kernels never need a scalar tail on their own buffers.
+inline constexpr int kRowPad = 32;
+inline int pad_row(int n) { return (n + kRowPad - 1) / kRowPad * kRowPad; }
+
+// Coefficient tables for one (source size, destination size) pair.
+struct ResizeTables {
+  bool area2 = false;  // OpenCV's exact-2x INTER_AREA shortcut
+  int hshift = 4;      // 4 for linear, 0 for area2
+  // Per destination column (padded with copies of a valid entry): source pixel
+  // indices and the packed pair (a0 | a1 << 16) of int16 weights.
+  int32_t* xofs0 = nullptr;
+  int32_t* xofs1 = nullptr;
+  int32_t* alpha = nullptr;
+};
+
+// Scalar kernels (reference and fallback).
+void unpack_row_scalar(const uint8_t* src, PixelFormat format, int width, uint32_t* out);
+void hresize_row_scalar(const uint32_t* px, const ResizeTables& t, int dst_w, int stride,
+                        int16_t* out);
+void vresize_linear_scalar(const int16_t* h0, const int16_t* h1, int b0, int b1, int n,
+                           uint8_t* out);
+void vresize_area2_scalar(const int16_t* h0, const int16_t* h1, int n, uint8_t* out);
+void u8_to_f32_scalar(const uint8_t* in, int n, float* out);
+
+// AVX-512 (F, BW, VBMI) kernels; call only when avx512_supported().
+bool avx512_compiled();
+bool avx512_supported();
+void unpack_row_avx512(const uint8_t* src, PixelFormat format, int width, uint32_t* out);
+void hresize_row_avx512(const uint32_t* px, const ResizeTables& t, int dst_w, int stride,
+                        int16_t* out);
+void vresize_linear_avx512(const int16_t* h0, const int16_t* h1, int b0, int b1, int n,
+                           uint8_t* out);
+void vresize_area2_avx512(const int16_t* h0, const int16_t* h1, int n, uint8_t* out);
+void u8_to_f32_avx512(const uint8_t* in, int n, float* out);
+
+}  // namespace damoyolo::image_internal
