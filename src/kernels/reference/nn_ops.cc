@@ -149,7 +149,10 @@ void conv_compute(const ConvShape& c, const T* x, const T* w, const T* bias, T* 
   std::vector<std::pair<int64_t, int64_t>> xr(c.KW);
   for (int64_t kx = 0; kx < c.KW; ++kx) xr[kx] = valid_range(kx * c.dw - c.pw, c.sw, c.W, c.OW);
   const int64_t total = c.N * c.M;
-#pragma omp parallel for schedule(dynamic, 1)
+  // Threads only pay off for real work: a depthwise conv on a small map costs
+  // less than waking the team, and the spinning workers would steal the core.
+  const int64_t macs = total * c.OH * c.OW * Cg * c.KH * c.KW;
+#pragma omp parallel for schedule(static) if (macs > (int64_t{1} << 22))
   for (int64_t nm = 0; nm < total; ++nm) {
     const int64_t n = nm / c.M, m = nm % c.M, g = m / Mg;
     T* yp = y + nm * c.OH * c.OW;
@@ -400,6 +403,8 @@ ResizeParams resize_attrs(const OpContext& ctx) {
     p.nearest_mode = "simple";
   } else {
     p.coord = n.attr_s("coordinate_transformation_mode", "half_pixel");
+    // ONNX's own 1.12 test data (and ONNX Runtime) spell it this way too.
+    if (p.coord == "tf_half_pixel_for_nn") p.coord = "tf_half_pixel_for_nearest";
     p.nearest_mode = n.attr_s("nearest_mode", "round_prefer_floor");
     p.extrapolation = n.attr_f("extrapolation_value", 0.0f);
   }
