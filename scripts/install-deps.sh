@@ -12,6 +12,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev      # tests and benchmarks
   libonnx-testdata                                # ONNX's per-operator conformance tests
   ffmpeg                                          # test videos
+  jq bc                                           # bench/peers/run.sh
 )
 
 missing=()

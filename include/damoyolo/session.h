@@ -58,7 +58,12 @@ struct ModelSummary {
   std::vector<TensorInfo> inputs, outputs;
   std::map<std::string, int> op_histogram;  // after graph passes
   std::map<std::string, int> op_histogram_original;  // as stored in the file
-  int64_t parameters = 0;  // elements in float initializers feeding compute ops
+  // Elements in the file's initializers, as ONNX tools count parameters
+  // (includes the head's prior constants: 8.52 M for DAMO-YOLO-T).
+  int64_t parameters = 0;
+  // Elements of the weights and biases of Conv/Gemm/MatMul/BatchNormalization
+  // after graph passes: the learned parameters alone (8.47 M for DAMO-YOLO-T).
+  int64_t layer_weights = 0;
   int64_t macs = 0;        // multiply-accumulates of Conv/MatMul/Gemm
   double gflops() const { return 2.0 * static_cast<double>(macs) * 1e-9; }
 };
@@ -96,7 +101,7 @@ class Session {
   // Fresh output tensors for `batch` items (0 = the session's batch).
   std::vector<Tensor> make_outputs(int64_t batch = 0) const;
   // Runs by input name; returns outputs by name.
-  Result<std::map<std::string, Tensor>> run(const std::map<std::string, Tensor>& inputs) const;
+  Result<std::map<std::string, Tensor>> run_named(const std::map<std::string, Tensor>& inputs) const;
 
   struct Impl;
 

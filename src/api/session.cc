@@ -44,16 +44,16 @@ int64_t matmul_macs(const graph::Graph& g, const graph::Node& n) {
 void summarize(const graph::Graph& g, ModelSummary& s) {
   s.op_histogram.clear();
   s.macs = 0;
-  s.parameters = 0;
+  s.layer_weights = 0;
   for (const auto& n : g.nodes) {
     s.op_histogram[n.op_type]++;
     if (n.op_type == "Conv" || n.op_type == "ConvTranspose") s.macs += conv_macs(g, n);
     if (n.op_type == "MatMul" || n.op_type == "Gemm") s.macs += matmul_macs(g, n);
     // Learned parameters: the weights and biases of the layers that carry them.
     if (n.op_type == "Conv" || n.op_type == "Gemm" || n.op_type == "ConvTranspose" ||
-        n.op_type == "BatchNormalization") {
+        n.op_type == "BatchNormalization" || n.op_type == "MatMul") {
       for (size_t i = 1; i < n.inputs.size(); ++i)
-        if (const Tensor* c = g.constant(n.inputs[i]); c && c->dtype() == DType::kFloat32) s.parameters += c->numel();
+        if (const Tensor* c = g.constant(n.inputs[i]); c && c->dtype() == DType::kFloat32) s.layer_weights += c->numel();
     }
   }
 }
@@ -204,6 +204,7 @@ Result<Session> SessionFactory::build(graph::Graph g, const SessionOptions& opti
     s.ir_version = g.ir_version;
     s.opsets = g.opsets;
     for (const auto& n : g.nodes) s.op_histogram_original[n.op_type]++;
+    for (const auto& [name, t] : g.constants) s.parameters += t.numel();
 
     for (const auto& in : g.inputs) {
       const graph::ValueInfo* vi = g.info(in);
@@ -331,7 +332,7 @@ Result<std::vector<Tensor>> Session::run(const std::vector<Tensor>& inputs) cons
   return outputs;
 }
 
-Result<std::map<std::string, Tensor>> Session::run(const std::map<std::string, Tensor>& named) const {
+Result<std::map<std::string, Tensor>> Session::run_named(const std::map<std::string, Tensor>& named) const {
   if (!impl_) return Status(ErrorCode::kInvalidArgument, "the session has no model loaded");
   std::vector<Tensor> in;
   for (const auto& info : impl_->inputs) {

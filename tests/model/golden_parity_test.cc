@@ -42,7 +42,7 @@ struct Diff {
 Diff compare(const float* ours, const std::vector<float>& golden, Tolerance tol) {
   Diff d;
   for (size_t i = 0; i < golden.size(); ++i) {
-    double allowed = tol.rel > 0 ? tol.rel * std::max(1.0, std::fabs(golden[i])) : tol.abs;
+    double allowed = tol.rel > 0 ? tol.rel * std::max(1.0, static_cast<double>(std::fabs(golden[i]))) : tol.abs;
     double err = std::fabs(static_cast<double>(ours[i]) - golden[i]) / allowed;
     if (!(err <= d.worst)) {  // also catches NaN
       d.worst = std::isnan(err) ? 1e30 : err;

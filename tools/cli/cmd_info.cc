@@ -40,6 +40,7 @@ int run_info(const InfoArgs& a) {
     j["ops"] = s.op_histogram;
     j["ops_in_file"] = s.op_histogram_original;
     j["parameters"] = s.parameters;
+    j["layer_weights"] = s.layer_weights;
     j["macs"] = s.macs;
     j["gflops"] = s.gflops();
     std::cout << j.dump(2) << "\n";
@@ -55,7 +56,8 @@ int run_info(const InfoArgs& a) {
     std::cout << "output " << i << ":   " << s.outputs[i].name << " " << dtype_name(s.outputs[i].dtype)
               << shape_to_string(s.outputs[i].dims) << "\n";
   std::cout << std::fixed << std::setprecision(2);
-  std::cout << "parameters: " << s.parameters / 1e6 << " M (" << s.parameters << ")\n";
+  std::cout << "parameters: " << s.parameters / 1e6 << " M (" << s.parameters << " initializer elements; "
+            << s.layer_weights / 1e6 << " M in layer weights)\n";
   std::cout << "FLOPs:      " << s.gflops() << " GFLOPs (2 x " << s.macs << " MACs)\n";
   std::cout << "ops (after folding; in file):\n";
   std::map<std::string, std::pair<int, int>> merged;

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   };
   add(damoyolo::cli::add_info_command);
   add(damoyolo::cli::add_run_command);
+  add(damoyolo::cli::add_bench_command);
 
   try {
     app.parse(argc, argv);

@@ -25,8 +25,10 @@ struct PassOptions {
 void infer_shapes_and_fold(Graph& g, bool fold, bool require_static_shapes);
 void eliminate_identity(Graph& g);
 void eliminate_dead_nodes(Graph& g);
+// Cast to the dtype the value already has becomes Identity (needs inferred dtypes).
+void mark_noop_casts_as_identity(Graph& g);
 
-// The standard pipeline, in order: identity, infer+fold, dead nodes.
+// The standard pipeline, in order: identity, infer+fold, no-op casts, identity, dead nodes.
 void run_standard_passes(Graph& g, const PassOptions& options);
 
 // Sets the leading (batch) dimension of every graph input; used before shape

@@ -135,9 +135,23 @@ void eliminate_dead_nodes(Graph& g) {
   }
 }
 
+void mark_noop_casts_as_identity(Graph& g) {
+  // Cast(x, to=T) where x is already T (torch's .float()/type_as on float data).
+  for (auto& node : g.nodes) {
+    if (node.op_type != "Cast" || node.inputs.size() != 1) continue;
+    const ValueInfo* in = g.info(node.inputs[0]);
+    if (in && in->dtype != DType::kUndefined && static_cast<int64_t>(in->dtype) == node.attr_i("to", -1)) {
+      node.op_type = "Identity";
+      node.attrs.clear();
+    }
+  }
+}
+
 void run_standard_passes(Graph& g, const PassOptions& options) {
   eliminate_identity(g);
   infer_shapes_and_fold(g, options.constant_folding, options.require_static_shapes);
+  mark_noop_casts_as_identity(g);
+  eliminate_identity(g);
   eliminate_dead_nodes(g);
 }
 
