@@ -274,6 +274,52 @@ TEST(ReferenceElementwise, BroadcastAndIntegerDivision) {
   EXPECT_THROW(run1(make_node("Div"), {ia, i64({1}, {0})}), Error);
 }
 
+TEST(ReferenceOldOpsets, AttributeFormsBeforeOpset13) {
+  Tensor x = iota_f32({1, 4});
+  // Split-11: sizes from the attribute.
+  auto parts = run(make_node("Split", {{"axis", int_attr(1)}, {"split", ints_attr({1, 3})}}, 2), {x}, 11);
+  EXPECT_EQ(values(parts[1]), (std::vector<float>{1, 2, 3}));
+  // Squeeze-11 without axes drops every unit dim.
+  EXPECT_EQ(run1(make_node("Squeeze"), {x}, 11).shape(), (Shape{4}));
+  // Clip-6: bounds are attributes.
+  Attribute lo, hi;
+  lo.kind = hi.kind = Attribute::Kind::kFloat;
+  lo.f = 1;
+  hi.f = 2;
+  EXPECT_EQ(values(run1(make_node("Clip", {{"min", lo}, {"max", hi}}), {x}, 6)), (std::vector<float>{1, 1, 2, 2}));
+  // Pad-2: pads attribute, reflect mode.
+  Tensor p = run1(make_node("Pad", {{"pads", ints_attr({0, 2, 0, 1})}, {"mode", str_attr("reflect")}}), {x}, 2);
+  EXPECT_EQ(values(p), (std::vector<float>{2, 1, 0, 1, 2, 3, 2}));
+  // Resize-10: scales is input 1, nearest upsampling is floor on asymmetric coordinates.
+  Tensor r = run1(make_node("Resize"), {f32({1, 1, 1, 2}, {5, 7}), f32({4}, {1, 1, 1, 3})}, 10);
+  EXPECT_EQ(values(r), (std::vector<float>{5, 5, 5, 7, 7, 7}));
+  // MaxPool ceil_mode: 5 wide, k2 s2 → 3 outputs, the last window half outside.
+  Tensor m = run1(make_node("MaxPool", {{"kernel_shape", ints_attr({1, 2})}, {"strides", ints_attr({1, 2})},
+                                        {"ceil_mode", int_attr(1)}}),
+                  {f32({1, 1, 1, 5}, {1, 9, 3, 4, 8})}, 11);
+  EXPECT_EQ(values(m), (std::vector<float>{9, 4, 8}));
+}
+
+TEST(ReferenceInfer, UsesConstantsAndReportsDynamicShapes) {
+  Node n = make_node("Reshape");
+  n.inputs = {"x", "shape"};
+  OpContext ctx{n, 13};
+  Tensor shape = i64({2}, {-1, 6});
+  std::vector<InferInput> in(2);
+  in[0].info = ValueInfo{DType::kFloat32, {2, 3, 4}, true};
+  in[0].present = true;
+  in[1].info = ValueInfo{DType::kInt64, {2}, true};
+  in[1].present = true;
+  in[1].value = &shape;
+  auto out = kernel_for(n, 13).infer(ctx, in);
+  ASSERT_TRUE(out[0].has_shape);
+  EXPECT_EQ(out[0].shape, (Shape{4, 6}));
+  in[1].value = nullptr;  // the shape is computed at run time: shape unknown, no error
+  out = kernel_for(n, 13).infer(ctx, in);
+  EXPECT_FALSE(out[0].has_shape);
+  EXPECT_EQ(out[0].dtype, DType::kFloat32);
+}
+
 TEST(ReferenceErrors, UnsupportedValuesNameTheNode) {
   try {
     run1(make_node("Resize", {{"mode", str_attr("cubic")}}), {iota_f32({1, 1, 2, 2}), Tensor(), f32({4}, {1, 1, 2, 2})});
