@@ -135,22 +135,23 @@ void FastNms::run_reference(const float* boxes, const NmsParams& params,
   nms_reference(boxes, all, params, out);
 }
 
-bool FastNms::suppressed(float x1, float y1, float x2, float y2, float area) const {
+bool FastNms::suppressed(const KeptBoxes& k, float x1, float y1, float x2, float y2, float area,
+                         float thr_f) {
 #if defined(__AVX512F__)
   const __m512 bx1 = _mm512_set1_ps(x1), by1 = _mm512_set1_ps(y1);
   const __m512 bx2 = _mm512_set1_ps(x2), by2 = _mm512_set1_ps(y2);
-  const __m512 barea = _mm512_set1_ps(area), thr = _mm512_set1_ps(thr_);
+  const __m512 barea = _mm512_set1_ps(area), thr = _mm512_set1_ps(thr_f);
   const __m512 zero = _mm512_setzero_ps();
-  for (int k = 0; k < kept_; k += 16) {
+  for (int i = 0; i < k.n; i += 16) {
     // Same operations, same order as the reference's scalar loop.
-    const __m512 xx1 = _mm512_max_ps(_mm512_loadu_ps(kx1_.data() + k), bx1);
-    const __m512 yy1 = _mm512_max_ps(_mm512_loadu_ps(ky1_.data() + k), by1);
-    const __m512 xx2 = _mm512_min_ps(_mm512_loadu_ps(kx2_.data() + k), bx2);
-    const __m512 yy2 = _mm512_min_ps(_mm512_loadu_ps(ky2_.data() + k), by2);
+    const __m512 xx1 = _mm512_max_ps(_mm512_loadu_ps(k.x1.data() + i), bx1);
+    const __m512 yy1 = _mm512_max_ps(_mm512_loadu_ps(k.y1.data() + i), by1);
+    const __m512 xx2 = _mm512_min_ps(_mm512_loadu_ps(k.x2.data() + i), bx2);
+    const __m512 yy2 = _mm512_min_ps(_mm512_loadu_ps(k.y2.data() + i), by2);
     const __m512 w = _mm512_max_ps(_mm512_sub_ps(xx2, xx1), zero);
     const __m512 h = _mm512_max_ps(_mm512_sub_ps(yy2, yy1), zero);
     const __m512 inter = _mm512_mul_ps(w, h);
-    const __m512 uni = _mm512_sub_ps(_mm512_add_ps(_mm512_loadu_ps(karea_.data() + k), barea), inter);
+    const __m512 uni = _mm512_sub_ps(_mm512_add_ps(_mm512_loadu_ps(k.area.data() + i), barea), inter);
     const __m512 ovr = _mm512_div_ps(inter, uni);
     // Ordered compare: a NaN IoU (0/0 for two empty boxes) never suppresses,
     // like the scalar `ovr > thr`.
@@ -158,54 +159,58 @@ bool FastNms::suppressed(float x1, float y1, float x2, float y2, float area) con
   }
   return false;
 #else
-  for (int k = 0; k < kept_; ++k) {
-    const float xx1 = std::max(kx1_[k], x1);
-    const float yy1 = std::max(ky1_[k], y1);
-    const float xx2 = std::min(kx2_[k], x2);
-    const float yy2 = std::min(ky2_[k], y2);
+  for (int i = 0; i < k.n; ++i) {
+    const float xx1 = std::max(k.x1[i], x1);
+    const float yy1 = std::max(k.y1[i], y1);
+    const float xx2 = std::min(k.x2[i], x2);
+    const float yy2 = std::min(k.y2[i], y2);
     const float w = std::max(0.f, xx2 - xx1);
     const float h = std::max(0.f, yy2 - yy1);
     const float inter = w * h;
-    const float ovr = inter / (karea_[k] + area - inter);
-    if (ovr > thr_) return true;
+    const float ovr = inter / (k.area[i] + area - inter);
+    if (ovr > thr_f) return true;
   }
   return false;
 #endif
 }
 
-void FastNms::keep_box(float x1, float y1, float x2, float y2, float area) {
-  if (kept_ % 16 == 0) {
-    const size_t need = static_cast<size_t>(kept_) + 16;
-    for (auto* v : {&kx1_, &ky1_, &kx2_, &ky2_, &karea_}) {
+void FastNms::KeptBoxes::push(float bx1, float by1, float bx2, float by2, float barea) {
+  if (n % 16 == 0) {
+    const size_t need = static_cast<size_t>(n) + 16;
+    for (auto* v : {&x1, &y1, &x2, &y2, &area}) {
       if (v->size() < need) v->resize(need);
-      std::fill(v->begin() + kept_, v->begin() + need, 0.f);
+      std::fill(v->begin() + n, v->begin() + need, 0.f);
     }
   }
-  kx1_[kept_] = x1;
-  ky1_[kept_] = y1;
-  kx2_[kept_] = x2;
-  ky2_[kept_] = y2;
-  karea_[kept_] = area;
-  ++kept_;
+  x1[n] = bx1;
+  y1[n] = by1;
+  x2[n] = bx2;
+  y2[n] = by2;
+  area[n] = barea;
+  ++n;
 }
 
-void FastNms::heap_push(const Candidate& c, size_t cap) {
-  // Max-heap under ranks_before: the front is the worst of the best `cap`.
-  if (heap_.size() < cap) {
-    heap_.push_back(c);
-    std::push_heap(heap_.begin(), heap_.end(), ranks_before);
-  } else {
-    std::pop_heap(heap_.begin(), heap_.end(), ranks_before);
-    heap_.back() = c;
-    std::push_heap(heap_.begin(), heap_.end(), ranks_before);
-  }
+bool FastNms::ensure_sorted(int c) {
+  Stream& s = streams_[c];
+  auto& keys = buckets_[c];
+  if (s.pos < s.sorted_end) return true;
+  if (s.pos >= keys.size()) return false;
+  // Sort lazily in growing chunks: with a cap of 500 most of a large bucket
+  // is never reached, so a full sort would be the dominant cost.
+  // A partition only pays when it leaves most of the remainder unsorted.
+  size_t end = s.pos + s.next_chunk;
+  if (end + 2 * s.next_chunk >= keys.size()) end = keys.size();
+  if (end < keys.size()) std::nth_element(keys.begin() + s.pos, keys.begin() + end, keys.end());
+  std::sort(keys.begin() + s.pos, keys.begin() + end);
+  s.sorted_end = end;
+  s.next_chunk *= 4;
+  return true;
 }
 
 void FastNms::run(const float* boxes, const NmsParams& params, std::vector<Candidate>* out) {
   out->clear();
-  heap_.clear();
   const size_t cap = cap_of(params.max_det);
-  thr_ = float_threshold_below(params.iou_threshold);
+  const float thr = float_threshold_below(params.iou_threshold);
 
   const bool trick = uses_coordinate_trick(params, count_);
   float shift_unit = 0.f;
@@ -217,62 +222,47 @@ void FastNms::run(const float* boxes, const NmsParams& params, std::vector<Candi
     shift_unit = m + 1.0f;
   }
 
-  // Classes with the best top candidates first, so the global cut-off rises
-  // quickly and weak classes are skipped without being sorted.
-  class_order_.clear();
+  streams_.assign(num_classes_, Stream{0, 0, 64});
+  if (static_cast<int>(kept_.size()) < num_classes_) kept_.resize(num_classes_);
+  live_.clear();
   for (int c = 0; c < num_classes_; ++c) {
-    const auto& keys = buckets_[c];
-    if (!keys.empty()) class_order_.push_back({*std::min_element(keys.begin(), keys.end()), c});
+    kept_[c].n = 0;
+    if (ensure_sorted(c)) live_.push_back(c);
   }
-  auto best_of = [](const ClassOrder& o) {
-    return Candidate{key_score(o.best_key), o.class_id, key_anchor(o.best_key)};
-  };
-  std::sort(class_order_.begin(), class_order_.end(),
-            [&](const ClassOrder& a, const ClassOrder& b) { return ranks_before(best_of(a), best_of(b)); });
+  // Heap of classes by their next candidate: the best-ranked head on top.
+  auto ranks_after = [this](int a, int b) { return ranks_before(head(b), head(a)); };
+  std::make_heap(live_.begin(), live_.end(), ranks_after);
 
-  for (const ClassOrder& co : class_order_) {
-    const int c = co.class_id;
-    if (heap_.size() == cap && !ranks_before(best_of(co), heap_.front())) continue;
-    auto& keys = buckets_[c];
-    const size_t n = keys.size();
+  while (!live_.empty() && out->size() < cap) {
+    std::pop_heap(live_.begin(), live_.end(), ranks_after);
+    const int c = live_.back();
+    live_.pop_back();
     const float off = trick ? static_cast<float>(c) * shift_unit : 0.f;
-    kept_ = 0;
-    // Sort lazily in growing chunks: with a cap of 500 most of a 100k bucket
-    // is never visited, so a full sort would be the dominant cost.
-    size_t done = 0, chunk = 512;
-    bool stop = false;
-    while (!stop && done < n) {
-      const size_t end = std::min(n, done + chunk);
-      if (end < n) std::nth_element(keys.begin() + done, keys.begin() + end, keys.end());
-      std::sort(keys.begin() + done, keys.begin() + end);
-      for (size_t i = done; i < end; ++i) {
-        const Candidate cand{key_score(keys[i]), c, key_anchor(keys[i])};
-        // Everything from here on ranks below max_det detections already kept:
-        // it can neither appear in the output nor suppress anything that does.
-        if (heap_.size() == cap && !ranks_before(cand, heap_.front())) {
-          stop = true;
-          break;
-        }
-        const float* b = boxes + int64_t{cand.anchor} * 4;
-        const float x1 = trick ? b[0] + off : b[0];
-        const float y1 = trick ? b[1] + off : b[1];
-        const float x2 = trick ? b[2] + off : b[2];
-        const float y2 = trick ? b[3] + off : b[3];
-        const float area = (x2 - x1) * (y2 - y1);
-        if (suppressed(x1, y1, x2, y2, area)) continue;
-        keep_box(x1, y1, x2, y2, area);
-        heap_push(cand, cap);
-        if (static_cast<size_t>(kept_) == cap) {
-          stop = true;
-          break;
-        }
+    KeptBoxes& kept = kept_[c];
+    // Stay on this class while its head outranks every other class's head:
+    // the global order is preserved without a heap operation per candidate.
+    bool more;
+    do {
+      const Candidate cand = head(c);
+      const float* b = boxes + int64_t{cand.anchor} * 4;
+      const float x1 = trick ? b[0] + off : b[0];
+      const float y1 = trick ? b[1] + off : b[1];
+      const float x2 = trick ? b[2] + off : b[2];
+      const float y2 = trick ? b[3] + off : b[3];
+      const float area = (x2 - x1) * (y2 - y1);
+      if (!suppressed(kept, x1, y1, x2, y2, area, thr)) {
+        kept.push(x1, y1, x2, y2, area);
+        out->push_back(cand);
       }
-      done = end;
-      chunk *= 2;
+      ++streams_[c].pos;
+      more = ensure_sorted(c);
+    } while (more && out->size() < cap && (live_.empty() || ranks_before(head(c), head(live_.front()))));
+    if (more) {
+      live_.push_back(c);
+      std::push_heap(live_.begin(), live_.end(), ranks_after);
     }
   }
-  std::sort(heap_.begin(), heap_.end(), ranks_before);
-  out->assign(heap_.begin(), heap_.end());
+  // Candidates come out of the merge in global rank order, so `out` needs no sort.
 }
 
 }  // namespace damoyolo::detection

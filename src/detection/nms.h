@@ -3,11 +3,14 @@
 //
 //  * nms_reference — the algorithm as torchvision writes it: per class, sort by
 //    score, O(n²) greedy suppression loop, merge, sort, truncate. Slow, obvious.
-//  * FastNms — candidates bucketed per class as packed 64-bit sort keys, each
-//    class processed in rank order against a SoA list of its kept boxes with a
-//    16-lane IoU test, and two exits that cannot change the result: a class stops
-//    once it has max_det kept boxes, and once its next candidate ranks below the
-//    max_det-th best detection kept so far over all classes.
+//  * FastNms — candidates bucketed per class as packed 64-bit sort keys. Each
+//    class is a stream sorted lazily in growing chunks; the streams are merged
+//    in global rank order and each candidate is tested against a SoA list of
+//    its class's kept boxes with a 16-lane IoU test. Greedy NMS per class only
+//    needs each class in rank order, so merging classes changes nothing — and
+//    it lets the run stop as soon as max_det boxes are kept: every remaining
+//    candidate ranks below all of them. Only the candidates ranked above the
+//    last output detection are ever sorted or tested.
 //
 // Both use one total order — score descending, then class ascending, then
 // anchor ascending — so ties resolve identically (torchvision's own tie order is
@@ -82,25 +85,34 @@ class FastNms {
   static int32_t key_anchor(uint64_t key) { return static_cast<int32_t>(key & 0xffffffffu); }
 
  private:
-  struct ClassOrder {
-    uint64_t best_key;
-    int class_id;
+  // A class's candidates: keys[0, sorted_end) are in final order, the rest
+  // are all ranked below them (nth_element) but unsorted.
+  struct Stream {
+    size_t pos = 0, sorted_end = 0, next_chunk = 0;
   };
-  // Returns true when the box is suppressed by a kept box of the current class.
-  bool suppressed(float x1, float y1, float x2, float y2, float area) const;
-  void keep_box(float x1, float y1, float x2, float y2, float area);
-  void heap_push(const Candidate& c, size_t cap);
+  // Kept boxes of one class, SoA, zero-padded to 16 lanes so the IoU loop
+  // needs no tail (a zero box has inter = 0 and never suppresses).
+  struct KeptBoxes {
+    std::vector<float> x1, y1, x2, y2, area;
+    int n = 0;
+    void push(float bx1, float by1, float bx2, float by2, float barea);
+  };
+  // True when a kept box of the same class overlaps the box by IoU > thr.
+  static bool suppressed(const KeptBoxes& k, float x1, float y1, float x2, float y2, float area,
+                         float thr);
+  // Makes keys[pos] of class c available in sorted order; false at the end.
+  bool ensure_sorted(int c);
+  Candidate head(int c) const {
+    const uint64_t k = buckets_[c][streams_[c].pos];
+    return {key_score(k), c, key_anchor(k)};
+  }
 
   int num_classes_ = 0;
   int64_t count_ = 0;
   std::vector<std::vector<uint64_t>> buckets_;
-  std::vector<ClassOrder> class_order_;
-  std::vector<Candidate> heap_;  // max_det best kept so far; worst on top
-  // Kept boxes of the class being processed, SoA, zero-padded to 16 lanes so
-  // the IoU loop needs no tail (a zero box has inter = 0 and never suppresses).
-  std::vector<float> kx1_, ky1_, kx2_, ky2_, karea_;
-  int kept_ = 0;
-  float thr_ = 0.f;
+  std::vector<Stream> streams_;
+  std::vector<KeptBoxes> kept_;
+  std::vector<int> live_;  // heap of classes with candidates left, best head on top
 };
 
 }  // namespace damoyolo::detection
