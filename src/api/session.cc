@@ -45,9 +45,14 @@ void summarize(const graph::Graph& g, ModelSummary& s) {
   s.op_histogram.clear();
   s.macs = 0;
   s.layer_weights = 0;
+  s.depthwise_convs = 0;
   for (const auto& n : g.nodes) {
     s.op_histogram[n.op_type]++;
     if (n.op_type == "Conv" || n.op_type == "ConvTranspose") s.macs += conv_macs(g, n);
+    if (n.op_type == "Conv" && n.attr_i("group", 1) > 1) {
+      const auto* x = g.info(n.input(0));
+      if (x && x->shape.size() > 1 && x->shape[1] == n.attr_i("group", 1)) s.depthwise_convs++;
+    }
     if (n.op_type == "MatMul" || n.op_type == "Gemm") s.macs += matmul_macs(g, n);
     // Learned parameters: the weights and biases of the layers that carry them.
     if (n.op_type == "Conv" || n.op_type == "Gemm" || n.op_type == "ConvTranspose" ||
@@ -110,6 +115,11 @@ void Session::Impl::validate_inputs(const std::vector<Tensor>& in, int64_t& batc
   if (in.size() != inputs.size())
     throw Error(ErrorCode::kInvalidArgument, "the model takes " + std::to_string(inputs.size()) + " input(s), got " +
                                                  std::to_string(in.size()));
+  // Batching applies to single-input models (detectors): their leading
+  // dimension may differ from the file's when the engine was compiled for that
+  // batch, or when the model is batch-1 and the session runs items one by one.
+  // Every other dimension, and every input of a multi-input graph, must match.
+  const bool batchable = inputs.size() == 1 && inputs[0].dims.size() >= 1;
   batch = -1;
   for (size_t i = 0; i < in.size(); ++i) {
     const TensorInfo& want = inputs[i];
@@ -120,21 +130,14 @@ void Session::Impl::validate_inputs(const std::vector<Tensor>& in, int64_t& batc
       throw Error(ErrorCode::kInvalidArgument, "input '" + want.name + "' must be " + dtype_name(want.dtype) +
                                                    ", got " + dtype_name(t.dtype()));
     bool shape_ok = t.rank() == want.dims.size();
-    for (size_t d = 0; shape_ok && d < t.rank(); ++d)
-      shape_ok = d == 0 ? (want.dims[0] < 0 || t.dim(0) >= 1) : (want.dims[d] < 0 || t.dim(d) == want.dims[d]);
-    if (shape_ok && !want.dims.empty() && t.dim(0) != want.dims[0]) {
-      // A different batch is accepted only for single-batch models run item by item
-      // or an engine compiled for that batch.
-      shape_ok = want.dims[0] == engine_batch && (engine_batch == 1 || t.dim(0) == engine_batch);
+    for (size_t d = 0; shape_ok && d < t.rank(); ++d) {
+      if (want.dims[d] < 0 || t.dim(d) == want.dims[d]) continue;
+      shape_ok = d == 0 && batchable && t.dim(0) >= 1 && (engine_batch == 1 || t.dim(0) == engine_batch);
     }
     if (!shape_ok)
       throw Error(ErrorCode::kInvalidArgument, "input '" + want.name + "' must have shape " +
                                                    shape_to_string(want.dims) + ", got " + shape_to_string(t.shape()));
-    if (!t.shape().empty()) {
-      if (batch >= 0 && t.dim(0) != batch)
-        throw Error(ErrorCode::kInvalidArgument, "inputs disagree on the batch size");
-      batch = t.dim(0);
-    }
+    if (batchable) batch = t.dim(0);
   }
 }
 
