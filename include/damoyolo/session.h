@@ -65,6 +65,7 @@ struct ModelSummary {
   // after graph passes: the learned parameters alone (8.47 M for DAMO-YOLO-T).
   int64_t layer_weights = 0;
   int64_t macs = 0;        // multiply-accumulates of Conv/MatMul/Gemm
+  int depthwise_convs = 0; // Conv nodes with group == input channels > 1 (nano models have them)
   double gflops() const { return 2.0 * static_cast<double>(macs) * 1e-9; }
 };
 

@@ -1,0 +1,229 @@
+#include "damoyolo/detector.h"
+
+#include <algorithm>
+#include <chrono>
+
+namespace damoyolo {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+}  // namespace
+
+struct Detector::Impl {
+  DetectorOptions options;
+  Session session;
+  ModelFamily family = ModelFamily::kGeneral;
+  PostprocessOptions post_options;
+  std::vector<std::string> names;
+  int in_w = 0, in_h = 0, classes = 0;
+  int64_t batch = 1;  // images per network call
+
+  // Preallocated once: the network input for `batch` images (64-byte aligned,
+  // the preprocessor writes straight into it) and the outputs it fills.
+  Tensor input;
+  std::vector<Tensor> outputs;
+  Preprocessor preprocessor;
+  Postprocessor postprocessor;
+  std::vector<PreprocessInfo> infos;
+
+  // Preprocesses images[first..first+count) into the input batch, runs the
+  // network once and post-processes each item.
+  void run_chunk(std::span<const ImageView> images, size_t first, size_t count,
+                 std::vector<Result<ImageDetections>>& results);
+};
+
+Detector::Detector() = default;
+Detector::~Detector() = default;
+Detector::Detector(Detector&&) noexcept = default;
+Detector& Detector::operator=(Detector&&) noexcept = default;
+
+Result<Detector> Detector::create(const std::string& model_path, const DetectorOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  auto session = Session::load(model_path, options.session);
+  if (!session.ok()) return session.status();
+  impl->session = std::move(*session);
+  const Session& s = impl->session;
+
+  if (s.inputs().size() != 1 || s.inputs()[0].dims.size() != 4 || s.inputs()[0].dims[1] != 3)
+    return Status(ErrorCode::kInvalidArgument,
+                  model_path + ": not a DAMO-YOLO detector (expected one input [N,3,H,W], got " +
+                      std::to_string(s.inputs().size()) + " input(s)" +
+                      (s.inputs().empty() ? "" : " " + shape_to_string(s.inputs()[0].dims)) + ")");
+  impl->in_h = static_cast<int>(s.inputs()[0].dims[2]);
+  impl->in_w = static_cast<int>(s.inputs()[0].dims[3]);
+  const auto& outs = s.outputs();
+  if (outs.size() == 2 && outs[0].dims.size() == 3) {
+    impl->classes = static_cast<int>(outs[0].dims[2]);
+  } else if (outs.size() == 6 && outs[0].dims.size() == 4) {
+    impl->classes = static_cast<int>(outs[0].dims[1]);
+  } else {
+    return Status(ErrorCode::kInvalidArgument,
+                  model_path + ": outputs are neither the default export (scores, boxes) nor the --benchmark "
+                               "export (six head maps); got " + std::to_string(outs.size()) + " output(s)");
+  }
+
+  impl->family = options.family ? *options.family
+                                : (s.summary().depthwise_convs > 0 ? ModelFamily::kNano : ModelFamily::kGeneral);
+  PostprocessOptions po = PostprocessOptions::for_family(impl->family);
+  if (options.conf_threshold) po.conf_threshold = *options.conf_threshold;
+  if (options.iou_threshold) po.iou_threshold = *options.iou_threshold;
+  po.max_det = options.max_det;
+  po.class_filter = options.class_filter;
+  po.fast_nms = options.fast_nms;
+  Status st = impl->postprocessor.set_options(po);
+  if (!st.ok()) return st;
+  impl->post_options = po;
+
+  if (!options.labels_file.empty()) {
+    auto names = read_labels_file(options.labels_file);
+    if (!names.ok()) return names.status();
+    impl->names = std::move(*names);
+  } else if (!options.class_names.empty()) {
+    impl->names = options.class_names;
+  } else if (impl->classes == 80) {
+    impl->names = coco80_class_names();
+  } else {
+    for (int i = 0; i < impl->classes; ++i) impl->names.push_back("class" + std::to_string(i));
+  }
+  if (static_cast<int>(impl->names.size()) != impl->classes)
+    return Status(ErrorCode::kInvalidArgument,
+                  "the model predicts " + std::to_string(impl->classes) + " classes but " +
+                      (options.labels_file.empty() ? std::string("the class name list") : "'" + options.labels_file + "'") +
+                      " has " + std::to_string(impl->names.size()) + " names");
+
+  impl->batch = std::max<int64_t>(1, options.session.batch);
+  impl->input = Tensor(DType::kFloat32, {impl->batch, 3, impl->in_h, impl->in_w});
+  impl->outputs = impl->session.make_outputs(impl->batch);
+  impl->preprocessor = Preprocessor(PreprocessOptions{options.simd_preprocess});
+  impl->infos.resize(static_cast<size_t>(impl->batch));
+  Detector d;
+  d.impl_ = std::move(impl);
+  return d;
+}
+
+void Detector::Impl::run_chunk(std::span<const ImageView> images, size_t first, size_t count,
+                               std::vector<Result<ImageDetections>>& results) {
+  const size_t plane = static_cast<size_t>(3) * in_h * in_w;
+  std::vector<bool> ok(count, false);
+  std::vector<double> pre_ms(count, 0);
+  for (size_t k = 0; k < count; ++k) {
+    auto t = Clock::now();
+    Status st = preprocessor.run(images[first + k], in_w, in_h, options.resize, input.data<float>() + k * plane,
+                                 &infos[k]);
+    pre_ms[k] = ms_since(t);
+    if (!st.ok()) {
+      results[first + k] = st;
+      continue;
+    }
+    ok[k] = true;
+  }
+  if (std::none_of(ok.begin(), ok.end(), [](bool b) { return b; })) return;
+  // Slots of a short last chunk (or failed images) keep stale pixels; their
+  // outputs are ignored. The network always runs at its compiled batch.
+  auto t = Clock::now();
+  Status st = session.run_into({input}, outputs);
+  double infer_ms = ms_since(t) / static_cast<double>(count);
+  for (size_t k = 0; k < count; ++k) {
+    if (!ok[k]) continue;
+    if (!st.ok()) {
+      results[first + k] = st;
+      continue;
+    }
+    ImageDetections r;
+    r.width = images[first + k].width;
+    r.height = images[first + k].height;
+    r.timings.preprocess_ms = pre_ms[k];
+    r.timings.inference_ms = infer_ms;
+    auto tp = Clock::now();
+    BoxScale scale{infos[k].scale_x, infos[k].scale_y};
+    Status ps = postprocessor.process(outputs, scale, static_cast<int>(k), &r.detections);
+    r.timings.postprocess_ms = ms_since(tp);
+    if (!ps.ok()) results[first + k] = ps;
+    else results[first + k] = std::move(r);
+  }
+}
+
+std::vector<Result<ImageDetections>> Detector::detect(std::span<const ImageView> images) {
+  std::vector<Result<ImageDetections>> results(images.size(), Status(ErrorCode::kInternal, "not processed"));
+  if (!impl_) {
+    for (auto& r : results) r = Status(ErrorCode::kInvalidArgument, "the detector has no model loaded");
+    return results;
+  }
+  for (size_t first = 0; first < images.size(); first += static_cast<size_t>(impl_->batch)) {
+    size_t count = std::min(images.size() - first, static_cast<size_t>(impl_->batch));
+    try {
+      impl_->run_chunk(images, first, count, results);
+    } catch (const Error& e) {
+      for (size_t k = 0; k < count; ++k) results[first + k] = e.status();
+    } catch (const std::exception& e) {
+      for (size_t k = 0; k < count; ++k) results[first + k] = Status(ErrorCode::kInternal, e.what());
+    }
+  }
+  return results;
+}
+
+Result<ImageDetections> Detector::detect(const ImageView& image) {
+  auto r = detect(std::span<const ImageView>(&image, 1));
+  return std::move(r[0]);
+}
+
+std::vector<Result<ImageDetections>> Detector::detect_files(const std::vector<std::string>& paths) {
+  std::vector<Result<ImageDetections>> results(paths.size(), Status(ErrorCode::kInternal, "not processed"));
+  if (!impl_) {
+    for (auto& r : results) r = Status(ErrorCode::kInvalidArgument, "the detector has no model loaded");
+    return results;
+  }
+  // Decode a batch worth of files, then run them together.
+  const size_t b = static_cast<size_t>(impl_->batch);
+  for (size_t first = 0; first < paths.size(); first += b) {
+    size_t count = std::min(paths.size() - first, b);
+    std::vector<Image> decoded;
+    std::vector<ImageView> views;
+    std::vector<size_t> index;
+    std::vector<double> decode_ms;
+    for (size_t k = 0; k < count; ++k) {
+      auto t = Clock::now();
+      auto img = decode_image_file(paths[first + k], impl_->options.decode);
+      if (!img.ok()) {
+        results[first + k] = img.status();
+        continue;
+      }
+      decode_ms.push_back(ms_since(t));
+      decoded.push_back(std::move(*img));
+      index.push_back(first + k);
+    }
+    for (const auto& im : decoded) views.push_back(im.view());
+    auto part = detect(std::span<const ImageView>(views));
+    for (size_t k = 0; k < index.size(); ++k) {
+      if (part[k].ok()) {
+        part[k]->source = paths[index[k]];
+        part[k]->timings.decode_ms = decode_ms[k];
+        results[index[k]] = std::move(part[k]);
+      } else {
+        results[index[k]] = Status(part[k].status().code(), paths[index[k]] + ": " + part[k].status().message());
+      }
+    }
+  }
+  return results;
+}
+
+Result<ImageDetections> Detector::detect_file(const std::string& path) {
+  auto r = detect_files({path});
+  return std::move(r[0]);
+}
+
+int Detector::input_width() const { return impl_ ? impl_->in_w : 0; }
+int Detector::input_height() const { return impl_ ? impl_->in_h : 0; }
+int Detector::num_classes() const { return impl_ ? impl_->classes : 0; }
+ModelFamily Detector::family() const { return impl_ ? impl_->family : ModelFamily::kGeneral; }
+const PostprocessOptions& Detector::postprocess_options() const { return impl_->post_options; }
+const std::vector<std::string>& Detector::class_names() const { return impl_->names; }
+std::string Detector::class_name(int id) const {
+  if (impl_ && id >= 0 && id < static_cast<int>(impl_->names.size())) return impl_->names[static_cast<size_t>(id)];
+  return "class" + std::to_string(id);
+}
+const Session& Detector::session() const { return impl_->session; }
+
+}  // namespace damoyolo

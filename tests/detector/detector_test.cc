@@ -1,0 +1,136 @@
+// The whole pipeline against the official one: image file → detections equal
+// to ../shared/fixtures/golden/*/*/detections.json (≥ 99.5% matched by class,
+// IoU ≥ 0.99, score within 1e-4), for every fixture model and image.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "damoyolo/detector.h"
+#include "testutil/detection_match.h"
+#include "testutil/testutil.h"
+
+namespace damoyolo {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::fixtures_dir;
+
+fs::path model_path(const std::string& m) { return fixtures_dir() / "models" / (m + ".onnx"); }
+
+// The benchmark export carries the Ns weights: its goldens are Ns's detections.
+std::string golden_model(const std::string& m) {
+  return m == "damoyolo_Ns_416_benchmark" ? "damoyolo_Ns_416" : m;
+}
+
+class DetectorGolden : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(DetectorGolden, EveryImageMatchesOfficialDetections) {
+  const std::string model = GetParam();
+  auto det = Detector::create(model_path(model).string());
+  ASSERT_TRUE(det.ok()) << det.status().to_string();
+  EXPECT_EQ(det->family(), model.find("Ns") != std::string::npos ? ModelFamily::kNano : ModelFamily::kGeneral);
+  for (const char* image : testing::kFixtureImages) {
+    auto golden = testing::read_golden_detections(fixtures_dir() / "golden" / golden_model(model) / image /
+                                                  "detections.json");
+    auto r = det->detect_file(testing::fixture_image_path(image).string());
+    ASSERT_TRUE(r.ok()) << r.status().to_string();
+    EXPECT_EQ(r->width, golden.width);
+    EXPECT_EQ(r->height, golden.height);
+    auto m = testing::match_detections(golden.detections, r->detections);
+    EXPECT_GE(m.fraction(), 0.995) << model << "/" << image << ": matched " << m.matched << " of " << m.golden
+                                   << " (ours " << m.ours << "); first missing: " << m.first_unmatched;
+    EXPECT_EQ(r->detections.size(), golden.detections.size()) << model << "/" << image;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, DetectorGolden,
+                         ::testing::Values("damoyolo_T_640", "damoyolo_Ns_416", "damoyolo_Ns_416_benchmark"));
+
+TEST(Detector, BatchedDetectionEqualsOneByOne) {
+  DetectorOptions opts;
+  opts.session.batch = 2;
+  auto batched = Detector::create(model_path("damoyolo_Ns_416").string(), opts);
+  ASSERT_TRUE(batched.ok()) << batched.status().to_string();
+  auto single = Detector::create(model_path("damoyolo_Ns_416").string());
+  ASSERT_TRUE(single.ok());
+  std::vector<std::string> files;
+  for (const char* image : testing::kFixtureImages) files.push_back(testing::fixture_image_path(image).string());
+  auto results = batched->detect_files(files);  // 5 images: chunks of 2, 2, 1
+  ASSERT_EQ(results.size(), files.size());
+  for (size_t i = 0; i < files.size(); ++i) {
+    ASSERT_TRUE(results[i].ok()) << results[i].status().to_string();
+    auto one = single->detect_file(files[i]);
+    ASSERT_TRUE(one.ok());
+    auto m = testing::match_detections(one->detections, results[i]->detections, 0.999, 1e-5);
+    EXPECT_EQ(m.matched, m.golden) << files[i];
+    EXPECT_EQ(results[i]->source, files[i]);
+  }
+}
+
+TEST(Detector, BadImagesFailAloneAndNameTheFile) {
+  auto dir = testing::make_temp_dir("detector_bad");
+  std::ofstream(dir / "empty.jpg").close();
+  {
+    std::ofstream f(dir / "random.png", std::ios::binary);
+    for (int i = 0; i < 4096; ++i) f.put(static_cast<char>((i * 7919) & 0xff));
+  }
+  std::vector<std::string> files = {
+      (dir / "empty.jpg").string(),
+      testing::fixture_image_path("chelsea_png").string(),
+      (dir / "random.png").string(),
+      (dir / "missing.jpg").string(),
+      "/usr/lib/python3/dist-packages/skimage/data/truncated.jpg",
+      testing::fixture_image_path("coffee_png").string(),
+  };
+  auto det = Detector::create(model_path("damoyolo_Ns_416").string());
+  ASSERT_TRUE(det.ok());
+  auto results = det->detect_files(files);
+  ASSERT_EQ(results.size(), files.size());
+  for (size_t i : {0u, 2u, 3u}) {
+    ASSERT_FALSE(results[i].ok()) << files[i];
+    EXPECT_NE(results[i].status().message().find(fs::path(files[i]).filename().string()), std::string::npos)
+        << results[i].status().message();
+  }
+  if (fs::exists(files[4])) {
+    ASSERT_FALSE(results[4].ok());
+    EXPECT_NE(results[4].status().message().find("truncated"), std::string::npos) << results[4].status().message();
+  }
+  EXPECT_TRUE(results[1].ok());
+  EXPECT_TRUE(results[5].ok());
+  EXPECT_FALSE(results[1]->detections.empty());
+  fs::remove_all(dir);
+}
+
+TEST(Detector, LabelsMustMatchTheModelsClassCount) {
+  auto dir = testing::make_temp_dir("labels");
+  std::ofstream(dir / "labels.txt") << "cat\ndog\n";
+  DetectorOptions opts;
+  opts.labels_file = (dir / "labels.txt").string();
+  auto det = Detector::create(model_path("damoyolo_Ns_416").string(), opts);
+  ASSERT_FALSE(det.ok());
+  EXPECT_EQ(det.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(det.status().message().find("80"), std::string::npos) << det.status().message();
+  fs::remove_all(dir);
+}
+
+TEST(Detector, ThresholdsDefaultPerFamilyAndCanBeOverridden) {
+  auto nano = Detector::create(model_path("damoyolo_Ns_416").string());
+  ASSERT_TRUE(nano.ok());
+  EXPECT_FLOAT_EQ(nano->postprocess_options().conf_threshold, 0.03f);
+  EXPECT_DOUBLE_EQ(nano->postprocess_options().iou_threshold, 0.65);
+  DetectorOptions opts;
+  opts.conf_threshold = 0.5f;
+  opts.class_filter = {0};
+  auto strict = Detector::create(model_path("damoyolo_Ns_416").string(), opts);
+  ASSERT_TRUE(strict.ok());
+  auto r = strict->detect_file(testing::fixture_image_path("astronaut_png").string());
+  ASSERT_TRUE(r.ok());
+  for (const auto& d : r->detections) {
+    EXPECT_GT(d.score, 0.5f);
+    EXPECT_EQ(d.class_id, 0);
+  }
+  EXPECT_EQ(nano->class_name(0), "person");
+}
+
+}  // namespace
+}  // namespace damoyolo
