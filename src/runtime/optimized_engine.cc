@@ -24,6 +24,8 @@
 #include <algorithm>
 #include <climits>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <unordered_map>
@@ -472,7 +474,7 @@ class Compiler {
 Ref Compiler::reorder_into(const Ref& src, const Ref& dst, const std::string& label) {
   dnnl::reorder::primitive_desc pd(cpu_engine(), src.md, cpu_engine(), dst.md, make_attr());
   auto step = std::make_unique<PrimitiveStep>();
-  step->label = label;
+  step->label = label + " [reorder " + kernels::dnnl_ops::impl_name(pd) + "]";
   step->prim = dnnl::reorder(pd);
   step->args = {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}};
   step->scratchpad_md = pd.scratchpad_desc();
@@ -543,6 +545,9 @@ void Compiler::compile_conv(size_t ni) {
   std::vector<Post> posts;
   std::vector<size_t> fused;
   bool have_residual = false;
+  // Where the chain stood before the residual, to cut it there if needed.
+  size_t posts_before_residual = 0, fused_before_residual = 0;
+  std::string cur_before_residual;
   const bool fuse_act = o_.opt.fuse_conv_activation, fuse_res = o_.opt.fuse_conv_residual;
   while (true) {
     const auto& cons = consumers(cur);
@@ -592,6 +597,9 @@ void Compiler::compile_conv(size_t ni) {
       // The residual must already be computed (topological order can put its
       // producer after this conv) and have exactly our shape (no broadcast).
       if (other != cur && !g_.is_constant(other) && computed(other) && info(other).shape == info(cur).shape) {
+        posts_before_residual = posts.size();
+        fused_before_residual = fused.size();
+        cur_before_residual = cur;
         posts.push_back({Post::kResidual, dnnl::algorithm::binary_add, other});
         have_residual = true;
         fused.push_back(cons[0]);
@@ -605,7 +613,7 @@ void Compiler::compile_conv(size_t ni) {
   // --- descriptors
   const Shape xs = shape_of(x), ys = shape_of(cur);
   const dt cdt = o_.precision == Precision::kBF16 ? dt::bf16 : dt::f32;
-  const dt ydt = act_dtype(cur) == dt::bf16 && cdt == dt::bf16 ? dt::bf16 : dt::f32;
+  dt ydt = act_dtype(cur) == dt::bf16 && cdt == dt::bf16 ? dt::bf16 : dt::f32;
   const int64_t O = w->dim(0), IpG = w->dim(1), KH = w->dim(2), KW = w->dim(3);
   memory::dims wdims = group == 1 ? memory::dims{O, IpG, KH, KW} : memory::dims{group, O / group, IpG, KH, KW};
   const auto wtag = group == 1 ? memory::format_tag::oihw : memory::format_tag::goihw;
@@ -615,8 +623,10 @@ void Compiler::compile_conv(size_t ni) {
   if (auto_pad == "VALID") pl = pr = {0, 0};
   const memory::desc src_any = o_.opt.blocked_layout ? memory::desc(kernels::dnnl_ops::to_dims(xs), cdt, memory::format_tag::any)
                                                      : plain_desc(xs, cdt);
-  const memory::desc dst_any = o_.opt.blocked_layout ? memory::desc(kernels::dnnl_ops::to_dims(ys), ydt, memory::format_tag::any)
-                                                     : plain_desc(ys, ydt);
+  auto dst_any = [&] {
+    return o_.opt.blocked_layout ? memory::desc(kernels::dnnl_ops::to_dims(ys), ydt, memory::format_tag::any)
+                                 : plain_desc(ys, ydt);
+  };
   const memory::desc w_any(wdims, cdt, memory::format_tag::any);
   const memory::desc b_md({O}, dt::f32, memory::format_tag::x);
 
@@ -627,7 +637,12 @@ void Compiler::compile_conv(size_t ni) {
     if (p.kind == Post::kResidual) {
       residual = dense_ref(p.residual);
       const Slot& rs = slots_[residual->slot];
-      residual_in_place = consumers(p.residual).size() == 1 && !is_output(p.residual) &&
+      // In place needs every other reader of the residual to have run already
+      // (they precede this conv in the step list) and nobody to read it later.
+      bool others_done = true;
+      for (size_t c : consumers(p.residual))
+        if (c != fused[fused_before_residual] && !done_[c]) others_done = false;
+      residual_in_place = others_done && !is_output(p.residual) &&
                           rs.kind == Slot::Kind::kArena && rs.owners == 1 && !residual->view &&
                           residual->md.data_type() == ydt;
     }
@@ -658,7 +673,18 @@ void Compiler::compile_conv(size_t ni) {
   }
   if (!sum_mode) {
     try {
-      pd = build(false, dst_any);
+      pd = build(false, dst_any());
+      // A full-tensor binary post-op drives oneDNN 2.6 off brgconv onto a
+      // gemm convolution in plain layout (reorders around it, ~3x slower):
+      // then the Add and what follows run as their own steps instead.
+      if (residual && kernels::dnnl_ops::impl_name(pd).rfind("brg", 0) != 0) {
+        posts.resize(posts_before_residual);
+        fused.resize(fused_before_residual);
+        cur = cur_before_residual;
+        residual.reset();
+        ydt = act_dtype(cur) == dt::bf16 && cdt == dt::bf16 ? dt::bf16 : dt::f32;
+        pd = build(false, dst_any());
+      }
     } catch (const dnnl::error& e) {
       throw unsupported(n.describe() + ": oneDNN has no convolution for it (" + e.what() + ")");
     }
@@ -692,7 +718,7 @@ void Compiler::compile_conv(size_t ni) {
   }
 
   auto step = std::make_unique<PrimitiveStep>();
-  step->label = n.name;
+  step->label = n.name + " [" + kernels::dnnl_ops::impl_name(pd) + (sum_mode ? ", sum" : "") + "]";
   step->prim = dnnl::convolution_forward(pd);
   step->args = {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}};
   step->const_args = {{DNNL_ARG_WEIGHTS, wmem}, {DNNL_ARG_BIAS, bmem}};
@@ -796,7 +822,12 @@ bool Compiler::compile_concat(size_t ni) {
   bool all_match = true;
   std::vector<Ref> srcs;
   for (const auto& in : n.inputs) {
-    const Ref r = current(in);
+    // Zero-copy: a strided view (Focus slice) is read straight into its slice
+    // of the output. oneDNN 2.6's convolutions, pooling and resampling only
+    // have reference kernels for a strided (sub-memory) destination, so
+    // producers that are primitives still write densely and get copied.
+    // With the switch off every view is first materialised on its own.
+    const Ref r = o_.opt.zero_copy_concat ? current(in) : dense_ref(in);
     if (r.md.get_size() == 0) return false;
     srcs.push_back(r);
     if (r.view || r.md != act_desc(r.shape, ydt)) all_match = false;
@@ -997,7 +1028,7 @@ void Compiler::compile_fallback(size_t ni) {
     throw unsupported(n.describe() + ": running batch " + std::to_string(batch_) + " on a batch-" +
                       std::to_string(model_batch_) + " export needs every node on the optimised path (fused head)");
   auto step = std::make_unique<FallbackStep>();
-  step->label = n.name;
+  step->label = n.name + " [reference fallback]";
   step->node = n;
   step->opset = g_.opset();
   step->kernel = &kernels::ref::kernel_for(n, g_.opset());
@@ -1172,6 +1203,11 @@ std::unique_ptr<OptimizedModel> Compiler::compile() {
   for (size_t k = 0; k < arena_slots.size(); ++k) model->slot_offset[arena_slots[k]] = plan.offsets[k];
   model->planned_bytes = plan.total_bytes;
   model->scratchpad_bytes = (scratch_bytes_ + 63) / 64 * 64;
+  if (std::getenv("DAMOYOLO_DUMP_STEPS")) {
+    std::fprintf(stderr, "optimized engine: %zu steps, arena %zu B planned + %zu B scratchpad\n", steps_.size(),
+                 model->planned_bytes, model->scratchpad_bytes);
+    for (const auto& s : steps_) std::fprintf(stderr, "  %s\n", s->label.c_str());
+  }
   model->slots = std::move(slots_);
   model->steps = std::move(steps_);
   for (const auto& v : g_.outputs) model->out_infos.push_back({v, DType::kFloat32, shape_of(v)});

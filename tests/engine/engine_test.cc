@@ -384,3 +384,39 @@ TEST(OptimizedEngine, HandBuiltGraphMatchesReference) {
 
 }  // namespace
 }  // namespace damoyolo
+
+namespace damoyolo {
+namespace {
+
+// Latency report for docs/engine.md (not a pass/fail test; timings are noisy
+// on a shared machine). Run with:
+//   build-dnnl/bin/test_engine --gtest_also_run_disabled_tests --gtest_filter='*Latency*'
+TEST(OptimizedEngine, DISABLED_LatencyReport) {
+  const int runs = std::getenv("DAMOYOLO_BENCH_RUNS") ? std::atoi(std::getenv("DAMOYOLO_BENCH_RUNS")) : 20;
+  std::printf("| model | precision | engine | median ms | min ms | GFLOP/s (median) | arena MiB |\n|---|---|---|---|---|---|---|\n");
+  for (const char* m : {"damoyolo_Ns_416", "damoyolo_Ns_416_benchmark", "damoyolo_T_640"}) {
+    for (Precision p : {Precision::kFP32, Precision::kBF16}) {
+      SessionOptions o;
+      o.engine = Engine::kOptimized;
+      o.precision = p;
+      o.threads = 2;
+      Session s = load(m, o);
+      std::vector<Tensor> in = {golden_input(m)};
+      std::vector<Tensor> out = s.make_outputs();
+      for (int i = 0; i < 3; ++i) ASSERT_TRUE(s.run_into(in, out).ok());
+      std::vector<double> ms;
+      for (int i = 0; i < runs; ++i) {
+        auto t0 = std::chrono::steady_clock::now();
+        ASSERT_TRUE(s.run_into(in, out).ok());
+        ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+      }
+      std::sort(ms.begin(), ms.end());
+      const double med = ms[ms.size() / 2];
+      std::printf("| %s | %s | optimized | %.2f | %.2f | %.1f | %.1f |\n", m, precision_name(p), med, ms[0],
+                  s.summary().gflops() / (med * 1e-3), s.arena_bytes() / 1048576.0);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace damoyolo
