@@ -111,8 +111,8 @@ TEST_P(GoldenRaw, DenseDecodeReproducesDefaultExport) {
   for (size_t i = 0; i < boxes.size(); ++i) max_db = std::max(max_db, std::abs(boxes[i] - want_boxes[i]));
   EXPECT_LE(max_ds, 1e-5f);
   EXPECT_LE(max_db, 0.05f);
-  RecordProperty("max_score_diff", std::to_string(max_ds));
-  RecordProperty("max_box_diff_px", std::to_string(max_db));
+  RecordProperty("max_score_diff", ::testing::PrintToString(max_ds));
+  RecordProperty("max_box_diff_px", ::testing::PrintToString(max_db));
 }
 
 TEST_P(GoldenRaw, ThresholdedRawPathEqualsDensePath) {
