@@ -67,6 +67,10 @@ class Detector {
 
   // One image from caller memory (any stride / pixel format), read in place.
   Result<ImageDetections> detect(const ImageView& image);
+  // The allocation-free form for video loops: `out` is overwritten and its
+  // detections vector reused, so once capacities have grown, a call on a
+  // same-sized image allocates nothing anywhere in the pipeline.
+  Status detect_into(const ImageView& image, ImageDetections& out);
   // Decodes and detects. Errors name the file.
   Result<ImageDetections> detect_file(const std::string& path);
   // Several images, batched through the network `session.batch` at a time.

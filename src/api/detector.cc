@@ -22,6 +22,7 @@ struct Detector::Impl {
   // Preallocated once: the network input for `batch` images (64-byte aligned,
   // the preprocessor writes straight into it) and the outputs it fills.
   Tensor input;
+  std::vector<Tensor> single_input;  // {input}, kept so run_into needs no temporary vector
   std::vector<Tensor> outputs;
   Preprocessor preprocessor;
   Postprocessor postprocessor;
@@ -96,6 +97,7 @@ Result<Detector> Detector::create(const std::string& model_path, const DetectorO
   impl->batch = std::max<int64_t>(1, options.session.batch);
   impl->input = Tensor(DType::kFloat32, {impl->batch, 3, impl->in_h, impl->in_w});
   impl->outputs = impl->session.make_outputs(impl->batch);
+  impl->single_input = {impl->input};
   impl->preprocessor = Preprocessor(PreprocessOptions{options.simd_preprocess});
   impl->infos.resize(static_cast<size_t>(impl->batch));
   Detector d;
@@ -162,6 +164,33 @@ std::vector<Result<ImageDetections>> Detector::detect(std::span<const ImageView>
     }
   }
   return results;
+}
+
+Status Detector::detect_into(const ImageView& image, ImageDetections& out) {
+  if (!impl_) return Status(ErrorCode::kInvalidArgument, "the detector has no model loaded");
+  try {
+    Impl& m = *impl_;
+    auto t = Clock::now();
+    Status st = m.preprocessor.run(image, m.in_w, m.in_h, m.options.resize, m.input.data<float>(), &m.infos[0]);
+    if (!st.ok()) return st;
+    out.timings = StageTimings{};
+    out.timings.preprocess_ms = ms_since(t);
+    t = Clock::now();
+    st = m.session.run_into(m.single_input, m.outputs);
+    if (!st.ok()) return st;
+    out.timings.inference_ms = ms_since(t);
+    t = Clock::now();
+    st = m.postprocessor.process(m.outputs, BoxScale{m.infos[0].scale_x, m.infos[0].scale_y}, 0, &out.detections);
+    out.timings.postprocess_ms = ms_since(t);
+    out.width = image.width;
+    out.height = image.height;
+    out.source.clear();
+    return st;
+  } catch (const Error& e) {
+    return e.status();
+  } catch (const std::exception& e) {
+    return Status(ErrorCode::kInternal, e.what());
+  }
 }
 
 Result<ImageDetections> Detector::detect(const ImageView& image) {

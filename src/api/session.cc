@@ -144,13 +144,18 @@ void Session::Impl::validate_inputs(const std::vector<Tensor>& in, int64_t& batc
 void Session::Impl::run_checked(const std::vector<Tensor>& in_raw, std::vector<Tensor>& out) {
   int64_t batch = 1;
   validate_inputs(in_raw, batch);
+  if (options.threads > 0) omp_set_num_threads(options.threads);
+  bool convert = false;
+  for (size_t i = 0; i < in_raw.size(); ++i) convert |= in_raw[i].dtype() != inputs[i].dtype;
+  Lease lease = acquire();
+  if (!convert && (batch < 0 || batch == engine_batch)) {
+    lease.ctx->run(in_raw, out);  // the steady-state path: no allocation here
+    return;
+  }
   std::vector<Tensor> in;
   in.reserve(in_raw.size());
   for (size_t i = 0; i < in_raw.size(); ++i)
     in.push_back(in_raw[i].dtype() == inputs[i].dtype ? in_raw[i] : to_float(in_raw[i]));
-  if (options.threads > 0) omp_set_num_threads(options.threads);
-
-  Lease lease = acquire();
   if (batch < 0 || batch == engine_batch) {
     lease.ctx->run(in, out);
     return;
