@@ -109,10 +109,9 @@ Result<CocoDetection> to_coco_detection(const Detection& detection, int64_t imag
 // ---------------------------------------------------------------------------
 
 // The 80 COCO category ids in the standard contiguous order:
-// 1–11, 13–25, 27, 28, 31–44, 46–65, 67, 70, 72–82, 84–90.
+// 1–11, 13–25, 27, 28, 31–44, 46–65, 67, 70, 72–82, 84–90. (The matching
+// names are coco80_class_names() in damoyolo/detector.h.)
 std::span<const int64_t> coco80_category_ids();
-// Their names, in the same order ("person", "bicycle", ..., "toothbrush").
-std::span<const std::string_view> coco80_class_names();
 
 // categories[i] = the id of the dataset category named class_names[i] (the
 // official DAMO-YOLO mapping is by name). kNotFound lists every name the

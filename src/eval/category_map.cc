@@ -15,7 +15,9 @@ constexpr std::array<int64_t, 80> kCoco80Ids = {
     46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65,
     67, 70, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 84, 85, 86, 87, 88, 89, 90};
 
-// The `name` of each category in instances_val2017.json, in the order above.
+// The `name` of each category in instances_val2017.json, in the order above
+// (kept here rather than borrowed from the detector so evaluation does not
+// depend on the inference half of the library).
 constexpr std::array<std::string_view, 80> kCoco80Names = {
     "person",        "bicycle",      "car",           "motorcycle",    "airplane",     "bus",
     "train",         "truck",        "boat",          "traffic light", "fire hydrant", "stop sign",
@@ -53,7 +55,6 @@ Result<std::vector<int64_t>> map_by_name(const std::map<std::string, int64_t, st
 }  // namespace
 
 std::span<const int64_t> coco80_category_ids() { return kCoco80Ids; }
-std::span<const std::string_view> coco80_class_names() { return kCoco80Names; }
 
 Result<std::vector<int64_t>> category_ids_by_name(const CocoDataset& dataset,
                                                   std::span<const std::string> class_names) {

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   add(damoyolo::cli::add_info_command);
   add(damoyolo::cli::add_run_command);
   add(damoyolo::cli::add_bench_command);
+  add(damoyolo::cli::add_eval_command);
 
   try {
     app.parse(argc, argv);
