@@ -414,6 +414,8 @@ TEST(OptimizedEngine, DISABLED_LatencyReport) {
       const double med = ms[ms.size() / 2];
       std::printf("| %s | %s | optimized | %.2f | %.2f | %.1f | %.1f |\n", m, precision_name(p), med, ms[0],
                   s.summary().gflops() / (med * 1e-3), s.arena_bytes() / 1048576.0);
+      o.opt.memory_planning = false;
+      std::printf("|   (arena without reuse: %.1f MiB) |\n", load(m, o).arena_bytes() / 1048576.0);
     }
   }
 }
