@@ -166,26 +166,42 @@ CocoDataset parse_dataset(std::string_view text, const std::string& source) {
 }
 
 std::vector<CocoDetection> parse_results(std::string_view text, const std::string& source) {
-  json root = parse_json(text, source, "results file");
-  if (!root.is_array())
-    throw Error(ErrorCode::kParseError,
-                "'" + source + "' is not a COCO results file: expected a list of "
-                "{image_id, category_id, bbox, score}" +
-                    (root.is_object() && root.contains("annotations") ? " (this looks like an annotation file)" : ""));
+  // A full val2017 run holds ~2.5 M entries; as a json tree that is gigabytes.
+  // The parser callback converts each entry as soon as it is complete and
+  // drops it from the tree, so memory follows the detections, not the text.
   std::vector<CocoDetection> out;
-  out.reserve(root.size());
-  for (size_t i = 0; i < root.size(); ++i) {
+  bool root_is_list = false;
+  size_t index = 0;
+  json::parser_callback_t keep = [&](int depth, json::parse_event_t event, json& parsed) {
+    if (depth == 0 && event == json::parse_event_t::array_start) root_is_list = true;
+    if (!root_is_list || depth != 1 || event != json::parse_event_t::object_end) return true;
     // (Appending rather than "[" + ... sidesteps a GCC 12 -Wrestrict false positive.)
     std::string where = "entry ";
-    where += std::to_string(i);
-    Fields f(root[i], where, source);
+    where += std::to_string(index++);
+    Fields f(parsed, where, source);
     CocoDetection d;
     d.image_id = f.id("image_id");
     d.category_id = f.id("category_id");
     d.bbox = f.bbox("bbox");
     d.score = f.number("score");
     out.push_back(d);
+    return false;
+  };
+  json root;
+  try {
+    root = json::parse(text.begin(), text.end(), keep);
+  } catch (const json::parse_error& e) {
+    throw Error(ErrorCode::kParseError, "results file '" + source + "' is not JSON: " + e.what());
   }
+  if (!root.is_array())
+    throw Error(ErrorCode::kParseError,
+                "'" + source + "' is not a COCO results file: expected a list of "
+                "{image_id, category_id, bbox, score}" +
+                    (root.is_object() && root.contains("annotations") ? " (this looks like an annotation file)" : ""));
+  // Whatever the callback did not consume is not an object.
+  if (!root.empty())
+    throw Error(ErrorCode::kParseError, "'" + source + "': the list holds " + std::to_string(root.size()) +
+                                            " entries that are not {image_id, category_id, bbox, score} objects");
   return out;
 }
 
