@@ -112,3 +112,15 @@ INSTANTIATE_TEST_SUITE_P(Reference, GoldenParity,
 
 }  // namespace
 }  // namespace damoyolo
+
+namespace damoyolo {
+namespace {
+
+INSTANTIATE_TEST_SUITE_P(Optimized, GoldenParity,
+                         ::testing::Combine(::testing::Values("damoyolo_T_640", "damoyolo_Ns_416",
+                                                              "damoyolo_Ns_416_benchmark"),
+                                            ::testing::Values(Engine::kOptimized)),
+                         param_name);
+
+}  // namespace
+}  // namespace damoyolo
