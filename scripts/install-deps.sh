@@ -13,6 +13,8 @@ PACKAGES=(
   libonnx-testdata                                # ONNX's per-operator conformance tests
   ffmpeg                                          # test videos
   jq bc                                           # bench/peers/run.sh
+  python3-numpy                                   # tests/eval: independent COCOeval cross-check
+  python3-skimage                                 # its data/truncated.jpg: a real truncated JPEG for tests
 )
 
 missing=()
