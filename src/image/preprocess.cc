@@ -105,42 +105,52 @@ class Preprocessor::Impl {
   void execute(const ImageView& src, int rw, int rh, Store&& store);
 
   size_t reserved_bytes() const {
-    return (xofs0.capacity() + xofs1.capacity() + alpha.capacity() + yofs0.capacity() +
-            yofs1.capacity() + unpacked.capacity()) * 4 +
-           (beta0.capacity() + beta1.capacity() + hrows.capacity()) * 2 + vrow.capacity();
+    return (xofs0.capacity() + xofs1.capacity() + alpha.capacity() + byte_ofs.capacity() +
+            yofs0.capacity() + yofs1.capacity() + unpacked.capacity()) * 4 +
+           byte_shift.capacity() * 8 + (beta0.capacity() + beta1.capacity() + hrows.capacity()) * 2 +
+           vrow.capacity() + tiny_row.capacity();
   }
 
   PreprocessOptions options;
   bool simd;
 
  private:
-  void prepare(int sw, int sh, int dw, int dh);
+  void prepare(int sw, int sh, int dw, int dh, PixelFormat format);
   void compute_row(const ImageView& src, int y, int16_t* out);
 
   int key_sw_ = -1, key_sh_ = -1, key_dw_ = -1, key_dh_ = -1;
+  PixelFormat key_format_ = PixelFormat::kRGB8;
+  bool tiny_rows_ = false;  // source rows under 8 bytes: copied to tiny_row before the gathers
   int stride_ = 0;  // elements per plane in hrows / vrow
   ResizeTables tables_;
   std::vector<int32_t> xofs0, xofs1, alpha;  // per destination column
+  std::vector<int32_t> byte_ofs;             // per destination column, vector kernel
+  std::vector<int64_t> byte_shift;
   std::vector<int32_t> yofs0, yofs1;         // per destination row: the two source rows
   std::vector<int16_t> beta0, beta1;         // per destination row: vertical weights
-  std::vector<uint32_t> unpacked;            // one source row as RGBX words
+  std::vector<uint32_t> unpacked;            // one source row as RGBX words (scalar path)
+  std::vector<uint8_t> tiny_row;             // a zero-padded copy of a < 8-byte row
   std::vector<int16_t> hrows;                // two cached horizontal results, [2][3][stride]
   std::vector<uint8_t> vrow;                 // one output row, [3][stride]
 };
 
-void Preprocessor::Impl::prepare(int sw, int sh, int dw, int dh) {
-  if (sw == key_sw_ && sh == key_sh_ && dw == key_dw_ && dh == key_dh_) return;  // no allocation
+void Preprocessor::Impl::prepare(int sw, int sh, int dw, int dh, PixelFormat format) {
+  if (sw == key_sw_ && sh == key_sh_ && dw == key_dw_ && dh == key_dh_ && format == key_format_)
+    return;  // the steady state: nothing to compute, nothing to allocate
   key_sw_ = key_sh_ = key_dw_ = key_dh_ = -1;  // invalid until fully rebuilt (bad_alloc safety)
 
   stride_ = pad_row(dw);
   xofs0.resize(stride_);
   xofs1.resize(stride_);
   alpha.resize(stride_);
+  byte_ofs.resize(stride_);
+  byte_shift.resize(stride_);
   yofs0.resize(dh);
   yofs1.resize(dh);
   beta0.resize(dh);
   beta1.resize(dh);
-  unpacked.resize(static_cast<size_t>(pad_row(sw)) + 16);
+  if (!simd) unpacked.resize(static_cast<size_t>(pad_row(sw)) + 16);
+  tiny_row.resize(16);
   hrows.assign(static_cast<size_t>(2) * 3 * stride_, 0);
   vrow.resize(static_cast<size_t>(3) * stride_);
 
@@ -186,17 +196,38 @@ void Preprocessor::Impl::prepare(int sw, int sh, int dw, int dh) {
     xofs1[dx] = xofs1[dw - 1];
     alpha[dx] = alpha[dw - 1];
   }
+  // Vector kernel: one 8-byte load at the left tap also covers the right tap
+  // (xofs1 == xofs0 + 1 except where the right weight is 0). Loads that would
+  // run past the row start earlier and are shifted back.
+  const int bpp = pixel_format_bytes(format);
+  const int64_t row_bytes = static_cast<int64_t>(sw) * bpp;
+  tiny_rows_ = row_bytes < 8;
+  for (int dx = 0; dx < stride_; ++dx) {
+    const int64_t off = static_cast<int64_t>(xofs0[dx]) * bpp;
+    const int64_t back = tiny_rows_ ? 0 : std::max<int64_t>(0, off + 8 - row_bytes);
+    byte_ofs[dx] = static_cast<int32_t>(off - back);
+    byte_shift[dx] = 8 * back;
+  }
+  tables_.format = format;
+  tables_.byte_ofs = byte_ofs.data();
+  tables_.byte_shift = byte_shift.data();
   tables_.xofs0 = xofs0.data();
   tables_.xofs1 = xofs1.data();
   tables_.alpha = alpha.data();
-  key_sw_ = sw, key_sh_ = sh, key_dw_ = dw, key_dh_ = dh;
+  key_sw_ = sw, key_sh_ = sh, key_dw_ = dw, key_dh_ = dh, key_format_ = format;
 }
 
 void Preprocessor::Impl::compute_row(const ImageView& src, int y, int16_t* out) {
   const uint8_t* row = src.data + static_cast<ptrdiff_t>(y) * src.stride;
   if (simd) {
-    image_internal::unpack_row_avx512(row, src.format, src.width, unpacked.data());
-    image_internal::hresize_row_avx512(unpacked.data(), tables_, key_dw_, stride_, out);
+    if (tiny_rows_) {
+      std::memset(tiny_row.data(), 0, tiny_row.size());
+      std::memcpy(tiny_row.data(), row, static_cast<size_t>(src.width) * pixel_format_bytes(src.format));
+      row = tiny_row.data();
+    }
+    const uint8_t* next =
+        (tiny_rows_ || y + 1 >= src.height) ? nullptr : src.data + static_cast<ptrdiff_t>(y + 1) * src.stride;
+    image_internal::hresize_row_avx512(row, next, tables_, key_dw_, stride_, out);
   } else {
     image_internal::unpack_row_scalar(row, src.format, src.width, unpacked.data());
     image_internal::hresize_row_scalar(unpacked.data(), tables_, key_dw_, stride_, out);
@@ -205,7 +236,7 @@ void Preprocessor::Impl::compute_row(const ImageView& src, int y, int16_t* out) 
 
 template <class Store>
 void Preprocessor::Impl::execute(const ImageView& src, int rw, int rh, Store&& store) {
-  prepare(src.width, src.height, rw, rh);
+  prepare(src.width, src.height, rw, rh, src.format);
   int16_t* slot[2] = {hrows.data(), hrows.data() + 3 * stride_};
   int tag[2] = {-1, -1};  // source row held by each slot
   auto find = [&](int y) { return tag[0] == y ? 0 : tag[1] == y ? 1 : -1; };

@@ -25,6 +25,11 @@ namespace damoyolo::image_internal {
 // Scalar
 // ---------------------------------------------------------------------------
 
+void channel_bytes(PixelFormat format, int out[3]) {
+  const bool swapped = format == PixelFormat::kBGR8 || format == PixelFormat::kBGRA8;
+  for (int c = 0; c < 3; ++c) out[c] = format == PixelFormat::kGray8 ? 0 : swapped ? 2 - c : c;
+}
+
 void unpack_row_scalar(const uint8_t* s, PixelFormat format, int width, uint32_t* out) {
   auto rgbx = [](uint32_t r, uint32_t g, uint32_t b) { return r | (g << 8) | (b << 16); };
   switch (format) {
@@ -92,88 +97,49 @@ bool avx512_supported() {
   return ok;
 }
 
-namespace {
-
-// Byte permutation taking 16 packed pixels of `bpp` bytes to 16 RGBX words.
-// The X byte is left as whatever the permutation picks; hresize never reads it.
-DAMOYOLO_AVX512 __m512i unpack_index(PixelFormat format) {
-  alignas(64) uint8_t idx[64];
-  for (int i = 0; i < 16; ++i) {
-    for (int c = 0; c < 4; ++c) {
-      const int cc = c == 3 ? 0 : c;
-      int b = 0;
-      switch (format) {
-        case PixelFormat::kRGB8: b = 3 * i + cc; break;
-        case PixelFormat::kBGR8: b = 3 * i + 2 - cc; break;
-        case PixelFormat::kGray8: b = i; break;
-        case PixelFormat::kRGBA8: b = 4 * i + cc; break;
-        case PixelFormat::kBGRA8: b = 4 * i + 2 - cc; break;
-      }
-      idx[4 * i + c] = static_cast<uint8_t>(b);
+DAMOYOLO_AVX512 void hresize_row_avx512(const uint8_t* row, const uint8_t* next_row,
+                                        const ResizeTables& t, int dst_w, int stride, int16_t* out) {
+  // vpermt2b indices: for destination column i (lane i of the two 8-qword
+  // gathers, bytes 8i.. of the 128-byte pair), put channel byte cb of the left
+  // pixel in the low u16 and of the right pixel (bpp bytes on) in the high u16
+  // of dword i. The mask zeroes the odd bytes, leaving madd-ready u16 pairs.
+  // (A vpshufb variant with a chunk-interleaved row layout measured no faster
+  // once the final un-shuffle was paid for.)
+  const int bpp = pixel_format_bytes(t.format);
+  int cb[3];
+  channel_bytes(t.format, cb);
+  __m512i perm[3];
+  for (int c = 0; c < 3; ++c) {
+    alignas(64) uint8_t idx[64];
+    for (int i = 0; i < 16; ++i) {
+      idx[4 * i + 0] = static_cast<uint8_t>(8 * i + cb[c]);
+      idx[4 * i + 1] = 0;
+      idx[4 * i + 2] = static_cast<uint8_t>(8 * i + cb[c] + bpp);
+      idx[4 * i + 3] = 0;
     }
+    perm[c] = _mm512_load_si512(idx);
   }
-  return _mm512_load_si512(idx);
-}
-
-// Index for vpermt2b picking channel c of g0 (bytes 0..63) into the low
-// 16 bits and of g1 (bytes 64..127) into the high 16 bits of each dword; odd
-// bytes are zeroed by the mask, giving madd-ready (u16, u16) pairs.
-DAMOYOLO_AVX512 __m512i pair_index(int c) {
-  alignas(64) uint8_t idx[64];
-  for (int i = 0; i < 16; ++i) {
-    idx[4 * i + 0] = static_cast<uint8_t>(4 * i + c);
-    idx[4 * i + 1] = 0;
-    idx[4 * i + 2] = static_cast<uint8_t>(64 + 4 * i + c);
-    idx[4 * i + 3] = 0;
-  }
-  return _mm512_load_si512(idx);
-}
-
-}  // namespace
-
-DAMOYOLO_AVX512 void unpack_row_avx512(const uint8_t* src, PixelFormat format, int width,
-                                       uint32_t* out) {
-  const int bpp = pixel_format_bytes(format);
-  const __m512i idx = unpack_index(format);
-  int x = 0;
-  // Masked loads never touch bytes past the row, so the caller's buffer may
-  // end exactly at the last pixel.
-  for (; x + 16 <= width; x += 16) {
-    const __m512i v = _mm512_maskz_loadu_epi8(~0ull >> (64 - 16 * bpp), src + x * bpp);
-    _mm512_storeu_si512(out + x, _mm512_permutexvar_epi8(idx, v));
-  }
-  if (x < width) {
-    const int left = width - x;
-    const __m512i v = _mm512_maskz_loadu_epi8(~0ull >> (64 - left * bpp), src + x * bpp);
-    _mm512_mask_storeu_epi32(out + x, static_cast<__mmask16>((1u << left) - 1),
-                             _mm512_permutexvar_epi8(idx, v));
-  }
-}
-
-DAMOYOLO_AVX512 void hresize_row_avx512(const uint32_t* px, const ResizeTables& t, int dst_w,
-                                        int stride, int16_t* out) {
-  const __m512i pr = pair_index(0), pg = pair_index(1), pb = pair_index(2);
-  const __mmask64 keep = 0x5555555555555555ull;  // the even bytes: low byte of each u16
+  const __mmask64 low_bytes = 0x5555555555555555ull;
   const __m128i shift = _mm_cvtsi32_si128(t.hshift);
-  int16_t* outr = out;
-  int16_t* outg = out + stride;
-  int16_t* outb = out + 2 * stride;
-  // Tables are padded to kRowPad with valid indices, so whole vectors are safe.
-  for (int dx = 0; dx < dst_w; dx += 16) {
-    const __m512i i0 = _mm512_loadu_si512(t.xofs0 + dx);
-    const __m512i i1 = _mm512_loadu_si512(t.xofs1 + dx);
+  for (int dx = 0; dx < dst_w; dx += 16) {  // tables are padded: whole vectors are safe
+    const __m256i o0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t.byte_ofs + dx));
+    const __m256i o1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t.byte_ofs + dx + 8));
+    // 8-element qword gathers: half the element loads of two dword gathers.
+    __m512i q0 = _mm512_i32gather_epi64(o0, row, 1);
+    __m512i q1 = _mm512_i32gather_epi64(o1, row, 1);
+    q0 = _mm512_srlv_epi64(q0, _mm512_loadu_si512(t.byte_shift + dx));
+    q1 = _mm512_srlv_epi64(q1, _mm512_loadu_si512(t.byte_shift + dx + 8));
+    if (next_row) {  // the 16 columns span a few cache lines of the next row
+      _mm_prefetch(reinterpret_cast<const char*>(next_row + t.byte_ofs[dx]), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(next_row + t.byte_ofs[dx + 8]), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(next_row + t.byte_ofs[dx + 15] + 7), _MM_HINT_T0);
+    }
     const __m512i a = _mm512_loadu_si512(t.alpha + dx);
-    const __m512i g0 = _mm512_i32gather_epi32(i0, px, 4);
-    const __m512i g1 = _mm512_i32gather_epi32(i1, px, 4);
-    const __m512i r = _mm512_maskz_permutex2var_epi8(keep, g0, pr, g1);
-    const __m512i g = _mm512_maskz_permutex2var_epi8(keep, g0, pg, g1);
-    const __m512i b = _mm512_maskz_permutex2var_epi8(keep, g0, pb, g1);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(outr + dx),
-                        _mm512_cvtepi32_epi16(_mm512_sra_epi32(_mm512_madd_epi16(r, a), shift)));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(outg + dx),
-                        _mm512_cvtepi32_epi16(_mm512_sra_epi32(_mm512_madd_epi16(g, a), shift)));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(outb + dx),
-                        _mm512_cvtepi32_epi16(_mm512_sra_epi32(_mm512_madd_epi16(b, a), shift)));
+    for (int c = 0; c < 3; ++c) {
+      const __m512i pairs = _mm512_maskz_permutex2var_epi8(low_bytes, q0, perm[c], q1);
+      const __m512i sum = _mm512_sra_epi32(_mm512_madd_epi16(pairs, a), shift);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + c * stride + dx), _mm512_cvtepi32_epi16(sum));
+    }
   }
 }
 
@@ -208,10 +174,9 @@ DAMOYOLO_AVX512 void u8_to_f32_avx512(const uint8_t* in, int n, float* out) {
     const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + i));
     _mm512_storeu_ps(out + i, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v)));
   }
-  if (i < n) {  // the output may be the caller's buffer: masked store, no overrun
+  if (i < n) {  // the output is the caller's buffer: masked store, no overrun
     const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1);
-    const __m128i v = _mm_maskz_loadu_epi8(m, in + i);
-    _mm512_mask_storeu_ps(out + i, m, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v)));
+    _mm512_mask_storeu_ps(out + i, m, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, in + i))));
   }
 }
 
@@ -219,10 +184,7 @@ DAMOYOLO_AVX512 void u8_to_f32_avx512(const uint8_t* in, int n, float* out) {
 
 bool avx512_compiled() { return false; }
 bool avx512_supported() { return false; }
-void unpack_row_avx512(const uint8_t* s, PixelFormat f, int w, uint32_t* o) { unpack_row_scalar(s, f, w, o); }
-void hresize_row_avx512(const uint32_t* p, const ResizeTables& t, int w, int s, int16_t* o) {
-  hresize_row_scalar(p, t, w, s, o);
-}
+void hresize_row_avx512(const uint8_t*, const uint8_t*, const ResizeTables&, int, int, int16_t*) {}
 void vresize_linear_avx512(const int16_t* a, const int16_t* b, int b0, int b1, int n, uint8_t* o) {
   vresize_linear_scalar(a, b, b0, b1, n, o);
 }

@@ -1,8 +1,8 @@
 // Row kernels of the fused preprocessor, in a scalar and an AVX-512 flavour
 // that compute identical bits. The data flow for one output row is
 //
-//   source row (any PixelFormat) --unpack--> RGBX words (one uint32 per pixel)
-//   RGBX words --hresize--> int16 planar [3][dst_w_padded]   (per source row, cached)
+//   source row (any PixelFormat) --hresize--> int16 planar [3][dst_w_padded]
+//                                            (per source row, cached)
 //   two hresized rows --vresize--> uint8 planar [3][dst_w_padded]
 //   uint8 planar --store--> float NCHW / uint8 NCHW / float NHWC
 //
@@ -27,16 +27,28 @@ namespace damoyolo::image_internal {
 inline constexpr int kRowPad = 32;
 inline int pad_row(int n) { return (n + kRowPad - 1) / kRowPad * kRowPad; }
 
-// Coefficient tables for one (source size, destination size) pair.
+// Coefficient tables for one (source size, destination size, pixel format).
+// Per destination column, all padded to a multiple of kRowPad with copies of
+// the last valid entry.
 struct ResizeTables {
   bool area2 = false;  // OpenCV's exact-2x INTER_AREA shortcut
   int hshift = 4;      // 4 for linear, 0 for area2
-  // Per destination column (padded with copies of a valid entry): source pixel
-  // indices and the packed pair (a0 | a1 << 16) of int16 weights.
-  int32_t* xofs0 = nullptr;
-  int32_t* xofs1 = nullptr;
-  int32_t* alpha = nullptr;
+  PixelFormat format = PixelFormat::kRGB8;
+  // The two source pixel indices and the packed int16 weights (a0 | a1 << 16).
+  // When the right tap is clamped to the last pixel its weight is 0.
+  const int32_t* xofs0 = nullptr;
+  const int32_t* xofs1 = nullptr;
+  const int32_t* alpha = nullptr;
+  // For the vector kernel: one 8-byte load per column covers both taps (the
+  // right one `bpp` bytes after the left one). byte_ofs is where that load
+  // starts; near the row end it starts earlier so it never reads past the
+  // row, and byte_shift (bits) moves the wanted bytes back into place.
+  const int32_t* byte_ofs = nullptr;
+  const int64_t* byte_shift = nullptr;
 };
+
+// Which byte of a pixel holds R, G, B for each format (gray: byte 0 thrice).
+void channel_bytes(PixelFormat format, int out[3]);
 
 // Scalar kernels (reference and fallback).
 void unpack_row_scalar(const uint8_t* src, PixelFormat format, int width, uint32_t* out);
@@ -50,9 +62,13 @@ void u8_to_f32_scalar(const uint8_t* in, int n, float* out);
 // AVX-512 (F, BW, VBMI) kernels; call only when avx512_supported().
 bool avx512_compiled();
 bool avx512_supported();
-void unpack_row_avx512(const uint8_t* src, PixelFormat format, int width, uint32_t* out);
-void hresize_row_avx512(const uint32_t* px, const ResizeTables& t, int dst_w, int stride,
-                        int16_t* out);
+// Reads the source row directly (no unpacking); `row` must hold at least 8
+// bytes (callers copy tinier rows into a padded buffer).
+// `next_row` (may be null) is prefetched along the way: the gathers defeat the
+// hardware prefetcher, and the next source row is almost always needed next.
+// Writes planar int16 [3][stride] like the scalar kernel.
+void hresize_row_avx512(const uint8_t* row, const uint8_t* next_row, const ResizeTables& t,
+                        int dst_w, int stride, int16_t* out);
 void vresize_linear_avx512(const int16_t* h0, const int16_t* h1, int b0, int b1, int n,
                            uint8_t* out);
 void vresize_area2_avx512(const int16_t* h0, const int16_t* h1, int n, uint8_t* out);
