@@ -1,0 +1,443 @@
+// damoyolo detect --model M [options] INPUT...
+//
+// INPUTs are image files, directories (searched recursively for
+// jpg/jpeg/png/bmp) or glob patterns. Each image is decoded once (PIL
+// semantics, as the official pipeline), detected in chunks of --batch, drawn
+// and written to --output-dir, and reported as a summary line, a --top table,
+// --json/--jsonl records and --timings. One bad input never stops the run: it
+// is listed at the end and makes the exit status non-zero.
+#include <glob.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <set>
+#include <sstream>
+
+#include "commands.h"
+#include "damoyolo/detector.h"
+#include "detect_options.h"
+#include "draw.h"
+#include "progress.h"
+
+namespace damoyolo::cli {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+
+struct DetectArgs {
+  DetectionArgs det;
+  std::vector<std::string> inputs;
+  std::string output_dir = "out";
+  std::string json;
+  std::string jsonl;
+  bool no_draw = false;
+  bool timings = false;
+  bool quiet = false;
+  int top = 0;
+};
+
+struct Failure {
+  std::string path;
+  std::string reason;
+};
+
+// ---------------------------------------------------------------------------
+// Inputs
+// ---------------------------------------------------------------------------
+
+bool has_image_extension(const fs::path& p) {
+  std::string ext = p.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  return ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".bmp";
+}
+
+class InputCollector {
+ public:
+  std::vector<std::string> files;
+  std::vector<Failure> failures;
+
+  void add(const std::string& arg) {
+    std::error_code ec;
+    const fs::file_status st = fs::status(arg, ec);
+    if (fs::is_directory(st)) {
+      add_directory(arg);
+    } else if (fs::exists(st)) {
+      // An explicitly named file is tried whatever its extension: the decoder
+      // goes by magic bytes and names the format it cannot read.
+      add_file(arg);
+    } else if (arg.find_first_of("*?[") != std::string::npos) {
+      add_glob(arg);
+    } else {
+      failures.push_back({arg, "no such file or directory"});
+    }
+  }
+
+ private:
+  std::set<std::string> seen_;
+
+  void add_file(const std::string& path) {
+    // The same image named twice (a file and its directory, overlapping
+    // globs) is detected once.
+    if (seen_.insert(fs::path(path).lexically_normal().string()).second) files.push_back(path);
+  }
+
+  void add_directory(const std::string& dir) {
+    std::vector<std::string> found;
+    std::error_code ec;
+    auto it = fs::recursive_directory_iterator(dir, fs::directory_options::skip_permission_denied, ec);
+    for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      std::error_code fec;
+      if (it->is_regular_file(fec) && has_image_extension(it->path())) found.push_back(it->path().string());
+    }
+    if (ec) {
+      failures.push_back({dir, "cannot read directory: " + ec.message()});
+      return;
+    }
+    if (found.empty()) {
+      failures.push_back({dir, "no images (jpg, jpeg, png, bmp) in this directory"});
+      return;
+    }
+    // Directory order is arbitrary; sorted output is reproducible.
+    std::sort(found.begin(), found.end());
+    for (const auto& f : found) add_file(f);
+  }
+
+  // For patterns the shell did not expand (quoted, or a shell without globbing).
+  void add_glob(const std::string& pattern) {
+    glob_t g{};
+    const int rc = ::glob(pattern.c_str(), 0, nullptr, &g);
+    // glob_t owns C allocations; free them on every path out.
+    struct Freer {
+      glob_t* g;
+      ~Freer() { globfree(g); }
+    } freer{&g};
+    if (rc == GLOB_NOMATCH || (rc == 0 && g.gl_pathc == 0)) {
+      failures.push_back({pattern, "no file matches this pattern"});
+      return;
+    }
+    if (rc != 0) {
+      failures.push_back({pattern, "cannot expand this pattern"});
+      return;
+    }
+    for (size_t i = 0; i < g.gl_pathc; ++i) {
+      std::error_code ec;
+      if (fs::is_directory(g.gl_pathv[i], ec)) add_directory(g.gl_pathv[i]);
+      else add_file(g.gl_pathv[i]);
+    }
+  }
+};
+
+// ---------------------------------------------------------------------------
+// Outputs
+// ---------------------------------------------------------------------------
+
+// Creates the directory and proves it writable up front, so a typo or a
+// read-only location fails in one line before any model is run.
+Status prepare_output_dir(const std::string& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return Status(ErrorCode::kIOError, "cannot create output directory '" + dir + "': " + ec.message());
+  if (!fs::is_directory(dir, ec))
+    return Status(ErrorCode::kIOError, "output directory '" + dir + "' exists and is not a directory");
+  const fs::path probe = fs::path(dir) / (".damoyolo-write-test-" + std::to_string(::getpid()));
+  {
+    std::ofstream f(probe);
+    if (!f) return Status(ErrorCode::kIOError, "cannot write to output directory '" + dir + "'");
+  }
+  fs::remove(probe, ec);
+  return Status::Ok();
+}
+
+// out/<stem>.png for PNG inputs, out/<stem>.jpg for everything else. Two
+// inputs with the same name (from different folders) get <stem>_2, <stem>_3...
+// rather than overwriting each other.
+class OutputNamer {
+ public:
+  explicit OutputNamer(fs::path dir) : dir_(std::move(dir)) {}
+
+  fs::path name_for(const std::string& input) {
+    const fs::path in(input);
+    std::string ext = in.extension().string();
+    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+    const std::string out_ext = ext == ".png" ? ".png" : ".jpg";
+    const std::string stem = in.stem().string();
+    fs::path candidate = dir_ / (stem + out_ext);
+    for (int n = 2; !used_.insert(candidate.lexically_normal().string()).second; ++n)
+      candidate = dir_ / (stem + "_" + std::to_string(n) + out_ext);
+    return candidate;
+  }
+
+ private:
+  fs::path dir_;
+  std::set<std::string> used_;
+};
+
+bool same_file(const fs::path& a, const fs::path& b) {
+  std::error_code ec;
+  return fs::exists(b, ec) && fs::equivalent(a, b, ec);
+}
+
+// Reasons from the library usually start with the path; the failure list
+// prints the path already.
+std::string reason_of(const Status& st, const std::string& path) {
+  std::string m = st.message();
+  if (m.rfind(path + ": ", 0) == 0) m = m.substr(path.size() + 2);
+  return m;
+}
+
+struct Totals {
+  double decode = 0, preprocess = 0, inference = 0, postprocess = 0, draw = 0, write = 0;
+  int images = 0;
+  int64_t detections = 0;
+};
+
+std::string timings_line(const StageTimings& t, double draw_ms, double write_ms) {
+  std::ostringstream s;
+  s << "decode " << fmt(t.decode_ms) << "  preprocess " << fmt(t.preprocess_ms) << "  inference "
+    << fmt(t.inference_ms) << "  postprocess " << fmt(t.postprocess_ms) << "  draw " << fmt(draw_ms) << "  write "
+    << fmt(write_ms) << "  total " << fmt(t.total() + draw_ms + write_ms) << " ms";
+  return s.str();
+}
+
+void print_top_table(std::ostream& os, const Detector& det, const std::vector<Detection>& dets, int k) {
+  const int n = std::min<int>(k, static_cast<int>(dets.size()));
+  if (n == 0) {
+    os << "  (no detections)\n";
+    return;
+  }
+  os << "     #  class            score       x1       y1       x2       y2\n";
+  for (int i = 0; i < n; ++i) {
+    const Detection& d = dets[static_cast<size_t>(i)];
+    os << "  " << std::setw(4) << i + 1 << "  " << std::left << std::setw(15) << det.class_name(d.class_id)
+       << std::right << std::setw(7) << fmt(d.score, 4) << std::setw(9) << fmt(d.x1, 1) << std::setw(9)
+       << fmt(d.y1, 1) << std::setw(9) << fmt(d.x2, 1) << std::setw(9) << fmt(d.y2, 1) << "\n";
+  }
+}
+
+int fail(const std::string& message) {
+  std::cerr << "damoyolo detect: " << message << "\n";
+  return 1;
+}
+
+int run_detect(const DetectArgs& a) {
+  InputCollector inputs;
+  for (const auto& arg : a.inputs) inputs.add(arg);
+
+  // Everything that can be checked before the model loads is checked here, so
+  // a wrong output path costs nothing.
+  const bool draw = !a.no_draw;
+  if (draw) {
+    Status st = prepare_output_dir(a.output_dir);
+    if (!st.ok()) return fail(st.message());
+  }
+  std::ofstream json_file, jsonl_file;
+  if (!a.json.empty()) {
+    json_file.open(a.json, std::ios::binary | std::ios::trunc);
+    if (!json_file) return fail("cannot write '" + a.json + "'");
+  }
+  if (!a.jsonl.empty()) {
+    jsonl_file.open(a.jsonl, std::ios::binary | std::ios::trunc);
+    if (!jsonl_file) return fail("cannot write '" + a.jsonl + "'");
+  }
+
+  auto t_load = Clock::now();
+  auto detector = make_detector(a.det);
+  if (!detector.ok()) return fail(detector.status().to_string());
+  const double load_ms = ms_since(t_load);
+
+  const std::vector<std::string>& files = inputs.files;
+  std::vector<Failure> failures = inputs.failures;
+  OutputNamer namer(a.output_dir);
+  nlohmann::json all = nlohmann::json::array();
+  Totals tot;
+  Progress progress(static_cast<int64_t>(files.size()), "img",
+                    !a.quiet && files.size() > 1 && stderr_is_terminal());
+
+  auto emit_record = [&](const nlohmann::json& rec) {
+    if (json_file.is_open()) all.push_back(rec);
+    if (jsonl_file.is_open()) {
+      // Flushed per line so a consumer can follow a long run (tail -f).
+      jsonl_file << rec.dump() << "\n";
+      jsonl_file.flush();
+    }
+  };
+  auto record_failure = [&](const std::string& path, const std::string& reason) {
+    failures.push_back({path, reason});
+    emit_record({{"file", path}, {"error", reason}});
+  };
+
+  const size_t chunk = static_cast<size_t>(std::max(1, a.det.engine.batch));
+  cv::Mat bgr;  // reused: same-sized images then allocate nothing here
+  const auto t_run = Clock::now();
+  size_t done = 0;
+  for (size_t first = 0; first < files.size(); first += chunk) {
+    const size_t count = std::min(chunk, files.size() - first);
+    // Decoded here rather than inside Detector::detect_files because drawing
+    // needs the pixels: detect_files would decode them and throw them away.
+    // Same decoder, same options, so the detections are identical.
+    std::vector<Image> images;
+    std::vector<ImageView> views;
+    std::vector<size_t> index;
+    std::vector<double> decode_ms;
+    for (size_t k = first; k < first + count; ++k) {
+      auto t = Clock::now();
+      auto img = decode_image_file(files[k]);
+      if (!img.ok()) {
+        record_failure(files[k], reason_of(img.status(), files[k]));
+        continue;
+      }
+      decode_ms.push_back(ms_since(t));
+      images.push_back(std::move(*img));
+      index.push_back(k);
+    }
+    for (const Image& im : images) views.push_back(im.view());
+    auto results = detector->detect(std::span<const ImageView>(views));
+
+    for (size_t j = 0; j < results.size(); ++j) {
+      const std::string& path = files[index[j]];
+      if (!results[j].ok()) {
+        record_failure(path, reason_of(results[j].status(), path));
+        continue;
+      }
+      ImageDetections& r = *results[j];
+      r.source = path;
+      r.timings.decode_ms = decode_ms[j];
+
+      double draw_ms = 0, write_ms = 0;
+      int drawn = 0;
+      fs::path out_path;
+      if (draw) {
+        out_path = namer.name_for(path);
+        if (same_file(path, out_path)) {
+          record_failure(path, "the annotated image would overwrite the input; choose another --output-dir");
+          continue;
+        }
+        auto t = Clock::now();
+        const Image& im = images[j];
+        const cv::Mat rgb(im.height(), im.width(), CV_8UC3, const_cast<uint8_t*>(im.data()),
+                          static_cast<size_t>(im.stride()));
+        cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
+        drawn = draw_detections(bgr, r.detections, *detector, a.det.draw_conf);
+        draw_ms = ms_since(t);
+        t = Clock::now();
+        bool written = false;
+        std::string why;
+        try {
+          written = cv::imwrite(out_path.string(), bgr);
+        } catch (const cv::Exception& e) {
+          why = e.what();
+        }
+        write_ms = ms_since(t);
+        if (!written) {
+          record_failure(path, "cannot write '" + out_path.string() + "'" + (why.empty() ? "" : ": " + why));
+          continue;
+        }
+      }
+
+      tot.decode += r.timings.decode_ms;
+      tot.preprocess += r.timings.preprocess_ms;
+      tot.inference += r.timings.inference_ms;
+      tot.postprocess += r.timings.postprocess_ms;
+      tot.draw += draw_ms;
+      tot.write += write_ms;
+      tot.images += 1;
+      tot.detections += static_cast<int64_t>(r.detections.size());
+
+      nlohmann::json rec = {{"file", path},
+                            {"width", r.width},
+                            {"height", r.height},
+                            {"detections", detections_json(*detector, r.detections)},
+                            {"timings_ms",
+                             {{"decode", r.timings.decode_ms},
+                              {"preprocess", r.timings.preprocess_ms},
+                              {"inference", r.timings.inference_ms},
+                              {"postprocess", r.timings.postprocess_ms},
+                              {"draw", draw_ms},
+                              {"write", write_ms}}}};
+      if (draw) rec["output"] = out_path.string();
+      emit_record(rec);
+
+      if (!a.quiet) {
+        progress.clear();
+        std::ostringstream line;
+        line << path << ": " << r.width << "x" << r.height << ", " << r.detections.size() << " detections";
+        if (draw) line << ", " << drawn << " drawn (score >= " << fmt(a.det.draw_conf) << ")";
+        if (!r.detections.empty() && a.top <= 0)
+          line << ", best " << detector->class_name(r.detections[0].class_id) << " "
+               << fmt(r.detections[0].score);
+        line << ", " << fmt(r.timings.total() + draw_ms + write_ms, 1) << " ms";
+        if (draw) line << " -> " << out_path.string();
+        std::cout << line.str() << "\n";
+        if (a.top > 0) print_top_table(std::cout, *detector, r.detections, a.top);
+        if (a.timings) std::cout << "  timings ms: " << timings_line(r.timings, draw_ms, write_ms) << "\n";
+        std::cout.flush();
+      }
+    }
+    done += count;
+    progress.update(static_cast<int64_t>(done));
+  }
+  progress.finish();
+  const double wall_s = ms_since(t_run) / 1000.0;
+
+  if (json_file.is_open()) {
+    json_file << all.dump(2) << "\n";
+    json_file.close();
+    if (!json_file) failures.push_back({a.json, "cannot write the JSON file"});
+  }
+  if (jsonl_file.is_open()) {
+    jsonl_file.close();
+    if (!jsonl_file) failures.push_back({a.jsonl, "cannot write the JSONL file"});
+  }
+
+  if (a.timings && tot.images > 0) {
+    const double n = tot.images;
+    std::cout << "timings over " << tot.images << " image(s), ms total (mean):\n"
+              << "  decode       " << std::setw(10) << fmt(tot.decode) << " (" << fmt(tot.decode / n) << ")\n"
+              << "  preprocess   " << std::setw(10) << fmt(tot.preprocess) << " (" << fmt(tot.preprocess / n) << ")\n"
+              << "  inference    " << std::setw(10) << fmt(tot.inference) << " (" << fmt(tot.inference / n) << ")\n"
+              << "  postprocess  " << std::setw(10) << fmt(tot.postprocess) << " (" << fmt(tot.postprocess / n)
+              << ")\n"
+              << "  draw         " << std::setw(10) << fmt(tot.draw) << " (" << fmt(tot.draw / n) << ")\n"
+              << "  write        " << std::setw(10) << fmt(tot.write) << " (" << fmt(tot.write / n) << ")\n"
+              << "  model load   " << std::setw(10) << fmt(load_ms) << "\n"
+              << "throughput: " << tot.images << " image(s) in " << fmt(wall_s, 3) << " s = "
+              << fmt(wall_s > 0 ? n / wall_s : 0, 1) << " images/s\n";
+  }
+  if (!a.quiet)
+    std::cout << tot.images << " image(s) processed, " << tot.detections << " detections, " << failures.size()
+              << " failed\n";
+  for (const auto& f : failures) std::cerr << "failed: " << f.path << ": " << f.reason << "\n";
+  if (files.empty() && failures.empty()) return fail("no input images");
+  return failures.empty() ? 0 : 1;
+}
+
+}  // namespace
+
+Runner add_detect_command(CLI::App& app) {
+  auto args = std::make_shared<DetectArgs>();
+  auto* cmd = app.add_subcommand("detect", "Detect objects in images: annotated images, JSON, tables, timings");
+  cmd->add_option("inputs", args->inputs, "Image files, directories (recursive) or glob patterns")->required();
+  args->det.add_to(cmd, /*with_batch=*/true);
+  cmd->add_option("-o,--output-dir", args->output_dir, "Where annotated images go (same base name)");
+  cmd->add_flag("--no-draw", args->no_draw, "Do not write annotated images");
+  cmd->add_option("--json", args->json, "Write all results as one JSON array to FILE");
+  cmd->add_option("--jsonl", args->jsonl, "Stream results to FILE, one JSON object per image per line");
+  cmd->add_option("--top", args->top, "Print the top K detections of each image as a table")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--timings", args->timings, "Print per-stage milliseconds per image, totals and images/s");
+  cmd->add_flag("-q,--quiet", args->quiet, "Print only errors and the failure list");
+  return [args] { return run_detect(*args); };
+}
+
+}  // namespace damoyolo::cli
