@@ -16,5 +16,6 @@ Runner add_run_command(CLI::App& app);     // cmd_run.cc
 Runner add_detect_command(CLI::App& app);  // cmd_detect.cc
 Runner add_bench_command(CLI::App& app);   // cmd_bench.cc
 Runner add_eval_command(CLI::App& app);    // cmd_eval.cc
+Runner add_video_command(CLI::App& app);   // cmd_video.cc
 
 }  // namespace damoyolo::cli

@@ -19,6 +19,8 @@ int main(int argc, char** argv) {
   add(damoyolo::cli::add_run_command);
   add(damoyolo::cli::add_bench_command);
   add(damoyolo::cli::add_eval_command);
+  add(damoyolo::cli::add_detect_command);
+  add(damoyolo::cli::add_video_command);
 
   try {
     app.parse(argc, argv);
