@@ -257,7 +257,7 @@ int run_detect(const DetectArgs& a) {
   const double load_ms = ms_since(t_load);
 
   const std::vector<std::string>& files = inputs.files;
-  std::vector<Failure> failures = inputs.failures;
+  std::vector<Failure> failures;
   OutputNamer namer(a.output_dir);
   nlohmann::json all = nlohmann::json::array();
   Totals tot;
@@ -276,6 +276,10 @@ int run_detect(const DetectArgs& a) {
     failures.push_back({path, reason});
     emit_record({{"file", path}, {"error", reason}});
   };
+
+  // Inputs that named nothing usable are results too: a JSON consumer sees
+  // every argument accounted for, not only the images that worked.
+  for (const Failure& f : inputs.failures) record_failure(f.path, f.reason);
 
   const size_t chunk = static_cast<size_t>(std::max(1, a.det.engine.batch));
   cv::Mat bgr;  // reused: same-sized images then allocate nothing here
