@@ -110,7 +110,7 @@ int run_video(const VideoArgs& a) {
 
   int64_t total = src.frame_count();
   if (a.max_frames > 0) total = total > 0 ? std::min(total, a.max_frames) : a.max_frames;
-  Progress progress(total, "fps", !a.quiet && stderr_is_terminal());
+  Progress progress(total, "frames", !a.quiet && stderr_is_terminal());
 
   ImageDetections result;  // reused: detect_into allocates nothing in steady state
   StageSums sums;
