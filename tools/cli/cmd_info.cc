@@ -73,7 +73,7 @@ int run_info(const InfoArgs& a) {
 Runner add_info_command(CLI::App& app) {
   auto args = std::make_shared<InfoArgs>();
   auto* cmd = app.add_subcommand("info", "Describe a model: inputs, outputs, operators, parameters, FLOPs");
-  cmd->add_option("model", args->model, "ONNX model file")->required();
+  cmd->add_option("-m,--model,model", args->model, "ONNX model file")->required();
   cmd->add_flag("--json", args->json, "Print as JSON");
   return [args] { return run_info(*args); };
 }

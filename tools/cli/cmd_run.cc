@@ -94,7 +94,7 @@ int run_run(const RunArgs& a) {
 Runner add_run_command(CLI::App& app) {
   auto args = std::make_shared<RunArgs>();
   auto* cmd = app.add_subcommand("run", "Run a model on a raw NCHW tensor file and write its raw outputs");
-  cmd->add_option("model", args->model, "ONNX model file")->required();
+  cmd->add_option("-m,--model,model", args->model, "ONNX model file")->required();
   cmd->add_option("--input", args->input, "Input tensor: raw .u8 or .f32 (NCHW, matching the model input)")->required();
   cmd->add_option("--out", args->out, "Output directory (outN.f32 + outputs.json)")->required();
   args->engine.add_to(cmd);
