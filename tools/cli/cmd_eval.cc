@@ -130,7 +130,7 @@ Runner add_eval_command(CLI::App& app) {
       ->check(CLI::ExistingFile);
   cmd->add_option("--results", args->results, "Score this COCO results file: [{image_id, category_id, bbox, score}]")
       ->check(CLI::ExistingFile);
-  cmd->add_option("--model", args->model, "Run this ONNX model over the annotation file's images first")
+  cmd->add_option("-m,--model", args->model, "Run this ONNX model over the annotation file's images first")
       ->check(CLI::ExistingFile);
   cmd->add_option("--images", args->images, "Image folder (with --model): DIR/file_name for each image")
       ->check(CLI::ExistingDirectory);
