@@ -18,7 +18,7 @@ from .model import build_model
 
 
 def export_onnx(model, path, benchmark=False, batch=1):
-    m = copy.deepcopy(model).cpu().eval()
+    m = copy.deepcopy(model).cpu().eval().to(memory_format=torch.contiguous_format)
     m.deploy()
     m.mode = 'benchmark' if benchmark else 'export'
     dummy = torch.zeros(batch, 3, m.img_size, m.img_size)
