@@ -87,6 +87,7 @@ int main(int argc, char** argv) {
   auto add = [&](std::string name, std::function<void(DetectorOptions&)> f) { rows.push_back({name, f, {}, {}, {}, {}}); };
   add("all on (default)", [](DetectorOptions&) {});
   add("memory planning off (one buffer per value)", [](DetectorOptions& o) { o.session.opt.memory_planning = false; });
+  add("huge pages off (4 KiB arena pages)", [](DetectorOptions& o) { o.session.opt.huge_pages = false; });
   add("layout: plain NCHW instead of oneDNN's choice", [](DetectorOptions& o) { o.session.opt.blocked_layout = false; });
   add("conv+activation fusion off", [](DetectorOptions& o) { o.session.opt.fuse_conv_activation = false; });
   add("conv+residual (sum post-op) fusion off", [](DetectorOptions& o) { o.session.opt.fuse_conv_residual = false; });

@@ -37,6 +37,7 @@ struct OptimizationOptions {
   bool zero_copy_concat = true;      // producers write straight into concat slices
   bool fuse_head = true;             // DAMO-YOLO decode subgraph as one kernel
   bool memory_planning = true;       // one arena placed by lifetime (off: one buffer per value)
+  bool huge_pages = true;            // 2 MiB-aligned arena with MADV_HUGEPAGE (fewer TLB misses)
 };
 
 struct SessionOptions {

@@ -3,6 +3,7 @@
 // concurrent contexts never share scratch bytes.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <memory>
 
@@ -13,7 +14,10 @@ class Arena {
   Arena() = default;
   // Allocates `bytes` (rounded up to the alignment); not zero-filled: every
   // byte is written by a step before it is read.
-  explicit Arena(size_t bytes, size_t alignment = 64);
+  // `hugepages`: for arenas of 2 MiB or more, align to 2 MiB and ask the
+  // kernel for transparent huge pages (madvise).
+  explicit Arena(size_t bytes, size_t alignment = 64, bool hugepages = true);
+  static constexpr size_t kHugePage = size_t{2} << 20;
 
   std::byte* data() const { return data_.get(); }
   size_t size() const { return size_; }

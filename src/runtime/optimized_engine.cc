@@ -282,6 +282,7 @@ class OptimizedModel final : public CompiledModel {
   std::vector<std::unique_ptr<Step>> steps;
   std::vector<TensorInfo> in_infos, out_infos;
   int threads = 0;
+  bool huge_pages = true;  // OptimizationOptions::huge_pages
 
   std::unique_ptr<ExecutionContext> create_context() const override {
     return std::make_unique<OptimizedContext>(*this);
@@ -293,7 +294,7 @@ class OptimizedModel final : public CompiledModel {
 };
 
 OptimizedContext::OptimizedContext(const OptimizedModel& m)
-    : model_(m), arena_(m.arena_bytes()), rs_{{}, nullptr, dnnl::stream(cpu_engine())} {
+    : model_(m), arena_(m.arena_bytes(), 64, m.huge_pages), rs_{{}, nullptr, dnnl::stream(cpu_engine())} {
   rs_.slot_ptr.assign(m.slots.size(), nullptr);
   for (size_t i = 0; i < m.slots.size(); ++i)
     if (m.slots[i].kind == Slot::Kind::kArena) rs_.slot_ptr[i] = arena_.data() + m.slot_offset[i];
@@ -1108,6 +1109,7 @@ std::unique_ptr<OptimizedModel> Compiler::compile() {
   batch_ = o_.batch > 0 ? o_.batch : model_batch_;
 
   auto model = std::make_unique<OptimizedModel>();
+  model->huge_pages = o_.opt.huge_pages;
   model->threads = o_.threads;
   for (size_t i = 0; i < g_.inputs.size(); ++i) {
     const std::string& v = g_.inputs[i];

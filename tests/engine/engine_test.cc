@@ -144,6 +144,7 @@ TEST_P(FixtureModels, EverySwitchOffMatchesGolden) {
       {"zero_copy_concat", &OptimizationOptions::zero_copy_concat},
       {"fuse_head", &OptimizationOptions::fuse_head},
       {"memory_planning", &OptimizationOptions::memory_planning},
+      {"huge_pages", &OptimizationOptions::huge_pages},
   };
   for (const auto& [name, flag] : flags) {
     SessionOptions o;
