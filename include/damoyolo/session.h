@@ -67,7 +67,10 @@ struct ModelSummary {
   int64_t layer_weights = 0;
   int64_t macs = 0;        // multiply-accumulates of Conv/MatMul/Gemm
   int depthwise_convs = 0; // Conv nodes with group == input channels > 1 (nano models have them)
+  int64_t macs_batch = 1;   // the batch `macs` was counted for (the graph's own)
   double gflops() const { return 2.0 * static_cast<double>(macs) * 1e-9; }
+  // FLOPs of one image.
+  double gflops_per_image() const { return gflops() / static_cast<double>(macs_batch > 0 ? macs_batch : 1); }
 };
 
 class Session {

@@ -250,6 +250,10 @@ Result<Session> SessionFactory::build(graph::Graph g, const SessionOptions& opti
       optimized_possible = false;
     }
     summarize(g, s);
+    if (!g.inputs.empty()) {
+      const auto* vi = g.info(g.inputs[0]);
+      if (vi && !vi->shape.empty() && vi->shape[0] > 0) s.macs_batch = vi->shape[0];
+    }
 
     if (!optimized_possible) {
       impl->model = runtime::compile_reference(g, options);

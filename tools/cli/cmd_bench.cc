@@ -74,8 +74,7 @@ int run_bench(BenchArgs a) {
   }
   std::sort(ms.begin(), ms.end());
   double median = ms[ms.size() / 2];
-  double gflop = session->summary().gflops() * static_cast<double>(batch) /
-                 std::max<int64_t>(1, session->inputs()[0].dims[0] > 0 ? session->inputs()[0].dims[0] : 1);
+  double gflop = session->summary().gflops_per_image() * static_cast<double>(batch);
   int threads = a.engine.threads > 0 ? a.engine.threads : omp_get_max_threads();
   double peak = a.no_peak ? 0 : measure_fma_peak_gflops(threads);
   double achieved = gflop / (median * 1e-3);
