@@ -4,6 +4,7 @@
 #include <map>
 
 #include "damoyolo/coco_eval.h"
+#include "damoyolo/detector.h"
 
 namespace damoyolo {
 
@@ -15,24 +16,9 @@ constexpr std::array<int64_t, 80> kCoco80Ids = {
     46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65,
     67, 70, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 84, 85, 86, 87, 88, 89, 90};
 
-// The `name` of each category in instances_val2017.json, in the order above
-// (kept here rather than borrowed from the detector so evaluation does not
-// depend on the inference half of the library).
-constexpr std::array<std::string_view, 80> kCoco80Names = {
-    "person",        "bicycle",      "car",           "motorcycle",    "airplane",     "bus",
-    "train",         "truck",        "boat",          "traffic light", "fire hydrant", "stop sign",
-    "parking meter", "bench",        "bird",          "cat",           "dog",          "horse",
-    "sheep",         "cow",          "elephant",      "bear",          "zebra",        "giraffe",
-    "backpack",      "umbrella",     "handbag",       "tie",           "suitcase",     "frisbee",
-    "skis",          "snowboard",    "sports ball",   "kite",          "baseball bat", "baseball glove",
-    "skateboard",    "surfboard",    "tennis racket", "bottle",        "wine glass",   "cup",
-    "fork",          "knife",        "spoon",         "bowl",          "banana",       "apple",
-    "sandwich",      "orange",       "broccoli",      "carrot",        "hot dog",      "pizza",
-    "donut",         "cake",         "chair",         "couch",         "potted plant", "bed",
-    "dining table",  "toilet",       "tv",            "laptop",        "mouse",        "remote",
-    "keyboard",      "cell phone",   "microwave",     "oven",          "toaster",      "sink",
-    "refrigerator",  "book",         "clock",         "vase",          "scissors",     "teddy bear",
-    "hair drier",    "toothbrush"};
+// The category names come from the one COCO-80 list the whole library uses
+// (coco80_class_names(), src/api/class_names.cc): they are exactly the `name`
+// fields of instances_val2017.json, in the contiguous order above.
 
 Result<std::vector<int64_t>> map_by_name(const std::map<std::string, int64_t, std::less<>>& by_name,
                                          std::span<const std::string> class_names, const std::string& where) {
@@ -78,7 +64,7 @@ Result<std::vector<int64_t>> resolve_category_ids(const CocoDataset* dataset,
                                                      std::to_string(class_names.size()) + " class names");
     if (dataset) return category_ids_by_name(*dataset, class_names);
     std::map<std::string, int64_t, std::less<>> coco80;
-    for (size_t i = 0; i < kCoco80Ids.size(); ++i) coco80.emplace(std::string(kCoco80Names[i]), kCoco80Ids[i]);
+    for (size_t i = 0; i < kCoco80Ids.size(); ++i) coco80.emplace(coco80_class_names()[i], kCoco80Ids[i]);
     return map_by_name(coco80, class_names, "the COCO-80 category list");
   }
   if (num_classes != 80)

@@ -1,7 +1,7 @@
-// "No allocation per frame in the steady state", checked by counting: this
-// binary replaces the global operator new, warms the pipeline up, then counts
-// the allocations of further frames through Detector::detect_into and
-// attributes each one by its call stack.
+// "No allocation per frame in the steady state", checked by counting: the
+// test binary's global operator new counts (testutil/alloc_counter), the
+// pipeline is warmed up, then the allocations of further frames through
+// Detector::detect_into are counted and attributed by call stack.
 //
 // damoyolo's own code (preprocessing, engine, head decode, NMS) must allocate
 // nothing. oneDNN 2.6's primitive::execute itself builds a small argument map
@@ -10,70 +10,12 @@
 // size (bookkeeping only: no tensor buffers, no scratchpads).
 #include <gtest/gtest.h>
 
-#include <dlfcn.h>
-#include <execinfo.h>
-
-#include <atomic>
-#include <cstdlib>
-#include <cstring>
-#include <new>
+#include <cstdio>
+#include <vector>
 
 #include "damoyolo/detector.h"
+#include "testutil/alloc_counter.h"
 #include "testutil/testutil.h"
-
-namespace {
-std::atomic<long> g_allocations{0};       // made by damoyolo code
-std::atomic<long> g_dnnl_allocations{0};  // made inside libdnnl
-std::atomic<size_t> g_dnnl_largest{0};
-std::atomic<bool> g_counting{false};
-thread_local bool t_inside = false;  // backtrace()/dladdr() may allocate themselves
-
-bool called_from_dnnl() {
-  void* frames[48];
-  int n = backtrace(frames, 48);
-  for (int i = 2; i < n; ++i) {
-    Dl_info info;
-    if (dladdr(frames[i], &info) && info.dli_fname && std::strstr(info.dli_fname, "libdnnl")) return true;
-  }
-  return false;
-}
-
-void count(std::size_t n) {
-  if (!g_counting.load(std::memory_order_relaxed) || t_inside) return;
-  t_inside = true;
-  if (called_from_dnnl()) {
-    g_dnnl_allocations.fetch_add(1, std::memory_order_relaxed);
-    size_t prev = g_dnnl_largest.load();
-    while (n > prev && !g_dnnl_largest.compare_exchange_weak(prev, n)) {
-    }
-  } else {
-    g_allocations.fetch_add(1, std::memory_order_relaxed);
-  }
-  t_inside = false;
-}
-}  // namespace
-
-void* operator new(std::size_t n) {
-  count(n);
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t n) { return operator new(n); }
-void* operator new(std::size_t n, std::align_val_t a) {
-  count(n);
-  size_t al = static_cast<size_t>(a);
-  if (void* p = std::aligned_alloc(al, (n + al - 1) / al * al)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t n, std::align_val_t a) { return operator new(n, a); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
 
 namespace damoyolo {
 namespace {
@@ -88,23 +30,20 @@ void expect_no_steady_state_allocation(const std::string& model, Engine engine) 
   ASSERT_TRUE(img.ok());
   ImageDetections out;
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(det->detect_into(img->view(), out).ok());
-  size_t found = out.detections.size();
-  g_allocations = 0;
-  g_dnnl_allocations = 0;
-  g_dnnl_largest = 0;
-  g_counting = true;
-  for (int i = 0; i < 5; ++i) {
-    Status st = det->detect_into(img->view(), out);
-    if (!st.ok()) {
-      g_counting = false;
-      FAIL() << st.to_string();
-    }
+  const size_t found = out.detections.size();
+  int64_t outside = 0, inside = 0;
+  size_t largest = 0;
+  {
+    testing::AttributeAllocations counter;
+    for (int i = 0; i < 5; ++i) ASSERT_TRUE(det->detect_into(img->view(), out).ok());
+    outside = counter.outside_dnnl();
+    inside = counter.inside_dnnl();
+    largest = counter.largest_inside_dnnl();
   }
-  g_counting = false;
-  EXPECT_EQ(g_allocations.load(), 0) << model << ": heap allocations by damoyolo in 5 steady-state frames";
-  std::printf("%s: 5 frames: %ld allocations by damoyolo, %ld inside oneDNN's primitive::execute (largest %zu B)\n",
-              model.c_str(), g_allocations.load(), g_dnnl_allocations.load(), g_dnnl_largest.load());
-  EXPECT_LE(g_dnnl_largest.load(), 4096u) << "oneDNN allocated a buffer, not just bookkeeping";
+  std::printf("%s: 5 frames: %lld allocations by damoyolo, %lld inside oneDNN's primitive::execute (largest %zu B)\n",
+              model.c_str(), static_cast<long long>(outside), static_cast<long long>(inside), largest);
+  EXPECT_EQ(outside, 0) << model << ": heap allocations by damoyolo in 5 steady-state frames";
+  EXPECT_LE(largest, 4096u) << "oneDNN allocated a buffer, not just bookkeeping";
   EXPECT_EQ(out.detections.size(), found);
   EXPECT_GT(found, 0u);
 }
@@ -117,14 +56,15 @@ TEST(SteadyState, BenchmarkExportAllocatesNothingPerFrame) {
   expect_no_steady_state_allocation("damoyolo_Ns_416_benchmark", Engine::kOptimized);
 }
 
-TEST(SteadyState, CounterSeesAllocations) {
+TEST(SteadyState, CounterSeesAndAttributesAllocations) {
   // The counter itself must work, or the tests above prove nothing.
-  g_allocations = 0;
-  g_counting = true;
+  const int64_t before = testing::allocation_count();
+  testing::AttributeAllocations counter;
   auto* v = new std::vector<int>(1000);
-  g_counting = false;
   delete v;
-  EXPECT_GE(g_allocations.load(), 2);  // attributed to this test, not to oneDNN
+  EXPECT_GE(testing::allocation_count() - before, 2);
+  EXPECT_GE(counter.outside_dnnl(), 2);  // made here, not inside oneDNN
+  EXPECT_EQ(counter.inside_dnnl(), 0);
 }
 
 }  // namespace

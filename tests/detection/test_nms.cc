@@ -8,21 +8,9 @@
 #include <random>
 
 #include "damoyolo/detection.h"
+#include "testutil/alloc_counter.h"
 #include "detection/nms.h"
 
-// Counting global allocator: lets a test prove the steady state allocates nothing.
-// (GCC cannot see that the replaced new/delete pair up, hence the pragma.)
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-namespace {
-std::atomic<int64_t> g_allocations{0};
-}
-void* operator new(std::size_t n) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace damoyolo::detection {
 namespace {
@@ -302,10 +290,10 @@ TEST(Postprocessor, SteadyStateDoesNotAllocate) {
   std::vector<Detection> d;
   for (int warm = 0; warm < 2; ++warm)
     ASSERT_TRUE(pp.process_dense(scores.data(), boxes.data(), A, C, {}, &d).ok());
-  const int64_t before = g_allocations.load();
+  const int64_t before = testing::allocation_count();
   for (int i = 0; i < 5; ++i)
     ASSERT_TRUE(pp.process_dense(scores.data(), boxes.data(), A, C, {}, &d).ok());
-  EXPECT_EQ(g_allocations.load() - before, 0);
+  EXPECT_EQ(testing::allocation_count() - before, 0);
   EXPECT_GT(pp.last_candidate_count(), 10000);
   EXPECT_EQ(d.size(), 500u);
 }

@@ -19,38 +19,8 @@
 #include "onnx/onnx_loader.h"
 #include "runtime/executor.h"
 #include "testutil/model_builder.h"
+#include "testutil/alloc_counter.h"
 #include "testutil/testutil.h"
-
-// ---------------------------------------------------------------------------
-// Allocation counter: replaces global operator new for this test binary.
-namespace {
-std::atomic<int64_t> g_alloc_count{0};
-std::atomic<int64_t> g_alloc_bytes{0};
-}  // namespace
-
-void* operator new(std::size_t n) {
-  g_alloc_count.fetch_add(1, std::memory_order_relaxed);
-  g_alloc_bytes.fetch_add(static_cast<int64_t>(n), std::memory_order_relaxed);
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t n) { return operator new(n); }
-void* operator new(std::size_t n, std::align_val_t a) {
-  g_alloc_count.fetch_add(1, std::memory_order_relaxed);
-  g_alloc_bytes.fetch_add(static_cast<int64_t>(n), std::memory_order_relaxed);
-  size_t al = static_cast<size_t>(a);
-  if (void* p = std::aligned_alloc(al, (n + al - 1) / al * al)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t n, std::align_val_t a) { return operator new(n, a); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
 
 namespace damoyolo {
 namespace {
@@ -230,10 +200,11 @@ TEST(OptimizedEngine, NoHeapAllocationAfterWarmUp) {
     for (const auto& info : model->output_infos()) out.emplace_back(info.dtype, info.dims);
     ctx->run(in, out);  // warm-up: oneDNN JIT caches, OpenMP pool, prior cache
     ctx->run(in, out);
-    const int64_t c0 = g_alloc_count.load(), b0 = g_alloc_bytes.load();
+    const auto t0 = testing::allocation_totals();
     constexpr int kRuns = 3;
     for (int r = 0; r < kRuns; ++r) ctx->run(in, out);
-    const int64_t calls = g_alloc_count.load() - c0, bytes = g_alloc_bytes.load() - b0;
+    const auto t1 = testing::allocation_totals();
+    const int64_t calls = t1.count - t0.count, bytes = t1.bytes - t0.bytes;
     std::printf("[alloc] %s: %lld allocations, %lld bytes per run (oneDNN's per-execute argument maps)\n", m,
                 static_cast<long long>(calls / kRuns), static_cast<long long>(bytes / kRuns));
     // damoyolo allocates nothing per run; oneDNN 2.6 itself builds a small

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "alloc_counter.h"
+#include "testutil/alloc_counter.h"
 #include "damoyolo/image.h"
 #include "testutil/testutil.h"
 
