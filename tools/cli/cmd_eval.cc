@@ -14,6 +14,7 @@
 #include "damoyolo/coco_eval.h"
 #include "damoyolo/detector.h"
 #include "options.h"
+#include "progress.h"
 
 namespace damoyolo::cli {
 
@@ -65,6 +66,7 @@ Result<std::vector<CocoDetection>> detect_dataset(const EvalArgs& a, const CocoD
   // progress stays visible on a 5000-image run.
   constexpr size_t kChunk = 32;
   const std::filesystem::path dir(a.images);
+  const bool show_progress = !a.quiet && stderr_is_terminal();
   for (size_t begin = 0; begin < ds.images.size(); begin += kChunk) {
     const size_t end = std::min(ds.images.size(), begin + kChunk);
     std::vector<std::string> paths;
@@ -79,9 +81,10 @@ Result<std::vector<CocoDetection>> detect_dataset(const EvalArgs& a, const CocoD
         out.push_back(*c);
       }
     }
-    if (!a.quiet) std::cerr << "\rdamoyolo eval: " << end << "/" << ds.images.size() << " images" << std::flush;
+    // A live counter only on a terminal: in logs and pipes it would be noise.
+    if (show_progress) std::cerr << "\rdamoyolo eval: " << end << "/" << ds.images.size() << " images" << std::flush;
   }
-  if (!a.quiet && !ds.images.empty()) std::cerr << "\n";
+  if (show_progress && !ds.images.empty()) std::cerr << "\n";
   return out;
 }
 
