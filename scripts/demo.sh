@@ -15,6 +15,7 @@ if [[ -z "$model" ]]; then
   if [[ -f models/damoyolo_demo.onnx ]]; then
     model=models/damoyolo_demo.onnx
     image="${image:-models/demo.jpg}"
+    extra=(--labels models/damoyolo_demo.labels.txt)
   else
     model=../shared/fixtures/models/damoyolo_Ns_416.onnx
     image="${image:-../shared/fixtures/images/chelsea.png}"
