@@ -50,6 +50,8 @@ bool write_text(const std::string& path, const std::string& text) {
 Result<std::vector<CocoDetection>> detect_dataset(const EvalArgs& a, const CocoDataset& ds) {
   DetectorOptions opts;
   opts.session = a.engine.session_options();
+  opts.fast_nms = !a.engine.disabled("fast_nms");
+  opts.simd_preprocess = !a.engine.disabled("simd_preprocess");
   opts.labels_file = a.labels;
   auto detector = Detector::create(a.model, opts);
   if (!detector.ok()) return detector.status();

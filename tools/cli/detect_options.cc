@@ -76,6 +76,8 @@ Result<std::vector<ClassSpec>> parse_classes(const std::string& list, const std:
 Result<Detector> make_detector(const DetectionArgs& a) {
   DetectorOptions opts;
   opts.session = a.engine.session_options();
+  opts.fast_nms = !a.engine.disabled("fast_nms");
+  opts.simd_preprocess = !a.engine.disabled("simd_preprocess");
   if (a.conf_opt && a.conf_opt->count() > 0) opts.conf_threshold = static_cast<float>(a.conf);
   if (a.iou_opt && a.iou_opt->count() > 0) opts.iou_threshold = a.iou;
   opts.max_det = a.max_det;

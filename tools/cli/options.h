@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "damoyolo/session.h"
 
@@ -15,6 +16,15 @@ struct EngineArgs {
   std::string precision = "fp32";
   std::string engine = "auto";
   int batch = 0;
+  std::vector<std::string> disable;  // optimisation switches turned off (ablation / debugging)
+
+  // Every switchable optimisation, by the name --disable takes.
+  static const std::vector<std::string>& switch_names() {
+    static const std::vector<std::string> names = {
+        "constant_folding", "fuse_conv_activation", "fuse_conv_residual", "blocked_layout", "zero_copy_concat",
+        "fuse_head",        "memory_planning",      "huge_pages",         "fast_nms",       "simd_preprocess"};
+    return names;
+  }
 
   void add_to(CLI::App* cmd, bool with_batch = false) {
     cmd->add_option("--threads", threads, "Worker threads (0 = all cores)")->check(CLI::NonNegativeNumber);
@@ -22,6 +32,21 @@ struct EngineArgs {
         ->check(CLI::IsMember({"fp32", "bf16"}));
     cmd->add_option("--engine", engine, "Execution engine")->check(CLI::IsMember({"auto", "optimized", "reference"}));
     if (with_batch) cmd->add_option("--batch", batch, "Images per inference call")->check(CLI::PositiveNumber);
+    cmd->add_option("--disable", disable, "Turn optimisations off (comma list) to measure them: " + join_names())
+        ->delimiter(',')
+        ->check(CLI::IsMember(switch_names()));
+  }
+
+  bool disabled(const std::string& name) const {
+    for (const auto& d : disable)
+      if (d == name) return true;
+    return false;
+  }
+
+  static std::string join_names() {
+    std::string s;
+    for (const auto& n : switch_names()) s += (s.empty() ? "" : ", ") + n;
+    return s;
   }
 
   SessionOptions session_options() const {
@@ -30,6 +55,15 @@ struct EngineArgs {
     o.precision = precision == "bf16" ? Precision::kBF16 : Precision::kFP32;
     o.engine = engine == "reference" ? Engine::kReference : engine == "optimized" ? Engine::kOptimized : Engine::kAuto;
     o.batch = batch;
+    OptimizationOptions& x = o.opt;
+    x.constant_folding = !disabled("constant_folding");
+    x.fuse_conv_activation = !disabled("fuse_conv_activation");
+    x.fuse_conv_residual = !disabled("fuse_conv_residual");
+    x.blocked_layout = !disabled("blocked_layout");
+    x.zero_copy_concat = !disabled("zero_copy_concat");
+    x.fuse_head = !disabled("fuse_head");
+    x.memory_planning = !disabled("memory_planning");
+    x.huge_pages = !disabled("huge_pages");
     return o;
   }
 };

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Accuracy of every configuration in COCO AP, through `damoyolo eval` on one
+# dataset: the FP32 reference engine (the oracle), the default optimised FP32
+# engine, BF16, and each optimisation switched off in turn. Prints a markdown
+# table with AP, AP50 and the difference to the reference path.
+#
+# usage: bench/accuracy_ablation.sh MODEL LABELS IMAGES_DIR ANNOTATIONS.json
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+bin="$root/build/bin/damoyolo"
+model="$1"; labels="$2"; images="$3"; ann="$4"
+tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
+
+run() {  # name, extra args...
+  local name="$1"; shift
+  "$bin" eval -m "$model" --labels "$labels" --images "$images" --annotations "$ann" --threads 2 \
+    --json "$tmp/results.json" "$@" > "$tmp/out.txt" 2>&1 || { cat "$tmp/out.txt" >&2; exit 1; }
+  local ap ap50
+  ap=$(sed -n 1p "$tmp/out.txt" | awk -F'= ' '{print $2}')
+  ap50=$(sed -n 2p "$tmp/out.txt" | awk -F'= ' '{print $2}')
+  echo "$name|$ap|$ap50"
+}
+
+rows=()
+rows+=("$(run "reference engine, FP32 (oracle)" --engine reference)")
+rows+=("$(run "optimised engine, FP32 (default)")")
+rows+=("$(run "optimised engine, BF16" --precision bf16)")
+for s in fuse_conv_activation fuse_conv_residual blocked_layout zero_copy_concat fuse_head memory_planning \
+         huge_pages fast_nms simd_preprocess; do
+  rows+=("$(run "$s off" --disable "$s")")
+done
+ref_ap=$(cut -d'|' -f2 <<<"${rows[0]}")
+echo "| configuration | AP | AP50 | AP − reference AP |"
+echo "|---|---|---|---|"
+for r in "${rows[@]}"; do
+  IFS='|' read -r name ap ap50 <<<"$r"
+  printf '| %s | %s | %s | %+.3f |\n' "$name" "$ap" "$ap50" "$(echo "$ap - $ref_ap" | bc -l)"
+done
