@@ -15,10 +15,9 @@ run() {  # name, extra args...
   local name="$1"; shift
   "$bin" eval -m "$model" --labels "$labels" --images "$images" --annotations "$ann" --threads 2 \
     --json "$tmp/results.json" "$@" > "$tmp/out.txt" 2>&1 || { cat "$tmp/out.txt" >&2; exit 1; }
-  local ap ap50
-  ap=$(sed -n 1p "$tmp/out.txt" | awk -F'= ' '{print $2}')
-  ap50=$(sed -n 2p "$tmp/out.txt" | awk -F'= ' '{print $2}')
-  echo "$name|$ap|$ap50"
+  # Re-score the written results file to get the metrics at full precision.
+  "$bin" eval --annotations "$ann" --results "$tmp/results.json" --json "$tmp/metrics.json" > /dev/null
+  echo "$name|$(jq -r .AP "$tmp/metrics.json")|$(jq -r .AP50 "$tmp/metrics.json")"
 }
 
 rows=()
@@ -34,5 +33,5 @@ echo "| configuration | AP | AP50 | AP − reference AP |"
 echo "|---|---|---|---|"
 for r in "${rows[@]}"; do
   IFS='|' read -r name ap ap50 <<<"$r"
-  printf '| %s | %s | %s | %+.3f |\n' "$name" "$ap" "$ap50" "$(echo "$ap - $ref_ap" | bc -l)"
+  printf '| %s | %.4f | %.4f | %+.4f |\n' "$name" "$ap" "$ap50" "$(echo "$ap - $ref_ap" | bc -l)"
 done
