@@ -25,4 +25,5 @@ if [[ -z "$model" ]]; then
 fi
 mkdir -p out
 ./build/bin/damoyolo detect --model "$model" --output-dir out --json out/detections.json --top 10 "${extra[@]}" "$image"
-echo "annotated image: out/$(basename "${image%.*}").png, all detections: out/detections.json"
+ext=jpg; [[ "${image,,}" == *.png ]] && ext=png  # detect keeps PNG as PNG, writes everything else as JPEG
+echo "annotated image: out/$(basename "${image%.*}").$ext, all detections: out/detections.json"
