@@ -16,11 +16,15 @@ def bn(c):
 
 
 class SiLU(nn.Module):
-    """x * sigmoid(x), written out so that export emits Sigmoid + Mul (the official converter does the same
-    replacement; the runtime expects that pair, not a fused SiLU op)."""
+    """x * sigmoid(x). Export writes it out as Sigmoid + Mul (the official converter does the same
+    replacement; the runtime expects that pair, not a fused SiLU op). Training and eager inference use the
+    fused F.silu: the same function, but one pass over the activation forward and one backward instead of
+    three plus a saved sigmoid, measured 11% faster per training step of Ns at 320 (docs/training.md)."""
 
     def forward(self, x):
-        return x * torch.sigmoid(x)
+        if torch.onnx.is_in_onnx_export():
+            return x * torch.sigmoid(x)
+        return F.silu(x)
 
 
 def get_activation(name):

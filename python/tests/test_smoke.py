@@ -20,7 +20,7 @@ from damoyolo_train import onnx_info, synth  # noqa: E402
 from damoyolo_train.loss import DetectionLoss  # noqa: E402
 from damoyolo_train.model import build_model  # noqa: E402
 from damoyolo_train.train import main as train_main  # noqa: E402
-from damoyolo_train.train import make_batch  # noqa: E402
+from damoyolo_train.train import Prefetcher, make_batch  # noqa: E402
 
 SIZE = 128
 
@@ -60,6 +60,21 @@ class SmokeTest(unittest.TestCase):
             losses.append(loss.item())
         print('smoke losses:', ' '.join(f'{v:.3f}' for v in losses))
         self.assertLess(sum(losses[-4:]) / 4, 0.9 * sum(losses[:4]) / 4)
+
+    def test_prefetch_gives_the_inline_batches(self):
+        """The worker process must hand over exactly the batches the loop would make itself, in order
+        (training stays a pure function of the seed), including the denser --max-objects scenes."""
+        pf = Prefetcher(seed=3, batch=2, size=SIZE, max_objects=18, depth=2)
+        try:
+            for k in range(3):
+                x, t = pf.get()
+                xr, tr = make_batch(3, 2 * k, 2, SIZE, max_objects=18)
+                self.assertTrue(torch.equal(x, xr))
+                for (b, lb), (br, lbr) in zip(t, tr):
+                    self.assertTrue(torch.equal(b, br) and torch.equal(lb, lbr))
+        finally:
+            pf.close()
+        self.assertFalse(pf.proc.is_alive())
 
     def test_cli_train_eval_export(self):
         tmp = tempfile.mkdtemp(prefix='damoyolo_smoke_')
