@@ -347,6 +347,31 @@ TEST_F(CliTest, UnwritableOutputDirIsOneLineError) {
   EXPECT_NE(j.err.find("cannot write"), std::string::npos) << j.err;
 }
 
+TEST_F(CliTest, DisableSwitchesChangeNothingInDetectionsAndAreCheckedPerCommand) {
+  // detect builds a Detector: its pre/post-processing switches are accepted
+  // and, like the session's, leave the detections as they are.
+  const fs::path on = dir_ / "on.json", off = dir_ / "off.json";
+  RunResult a = run_cli({"detect", "-m", model(), "--no-draw", "-q", "--json", on.string(), image("chelsea.png")}, dir_);
+  ASSERT_EQ(a.rc, 0) << a.err;
+  RunResult b = run_cli({"detect", "-m", model(), "--no-draw", "-q", "--json", off.string(), "--disable",
+                         "fast_nms,simd_preprocess,fuse_head", image("chelsea.png")},
+                        dir_);
+  ASSERT_EQ(b.rc, 0) << b.err;
+  json ja = json::parse(slurp(on)), jb = json::parse(slurp(off));
+  ASSERT_FALSE(ja[0]["detections"].empty());
+  ASSERT_EQ(ja[0]["detections"].size(), jb[0]["detections"].size());
+  for (size_t i = 0; i < ja[0]["detections"].size(); ++i)
+    EXPECT_EQ(ja[0]["detections"][i]["class_id"], jb[0]["detections"][i]["class_id"]) << i;
+  // bench runs only the network: a Detector switch there is an error, not a no-op.
+  RunResult c = run_cli({"bench", "-m", model(), "--iters", "1", "--warmup", "0", "--no-peak", "--disable", "fast_nms"},
+                        dir_);
+  EXPECT_NE(c.rc, 0);
+  EXPECT_NE(c.err.find("fast_nms"), std::string::npos) << c.err;
+  RunResult d = run_cli({"detect", "-m", model(), "--no-draw", "--disable", "warp_drive", image("chelsea.png")}, dir_);
+  EXPECT_NE(d.rc, 0);
+  EXPECT_NE(d.err.find("warp_drive"), std::string::npos) << d.err;
+}
+
 TEST_F(CliTest, LabelsCountMismatchIsAnError) {
   const fs::path labels = dir_ / "labels.txt";
   std::ofstream(labels) << "cat\ndog\nbird\n";

@@ -121,7 +121,7 @@ Runner add_bench_command(CLI::App& app) {
   auto args = std::make_shared<BenchArgs>();
   auto* cmd = app.add_subcommand("bench", "Benchmark the network (input tensor -> outputs)");
   cmd->add_option("-m,--model,model", args->model, "ONNX model file")->required();
-  args->engine.add_to(cmd, /*with_batch=*/true);
+  args->engine.add_to(cmd, /*with_batch=*/true, /*with_detector=*/false);
   cmd->add_option("--iters", args->iters, "Timed iterations")->check(CLI::PositiveNumber);
   cmd->add_option("--warmup", args->warmup, "Untimed warm-up iterations")->check(CLI::NonNegativeNumber);
   cmd->add_flag("--json", args->json, "Print as JSON");

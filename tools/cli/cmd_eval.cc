@@ -48,10 +48,7 @@ bool write_text(const std::string& path, const std::string& text) {
 
 // Runs the detector over the dataset's images and returns COCO results.
 Result<std::vector<CocoDetection>> detect_dataset(const EvalArgs& a, const CocoDataset& ds) {
-  DetectorOptions opts;
-  opts.session = a.engine.session_options();
-  opts.fast_nms = !a.engine.disabled("fast_nms");
-  opts.simd_preprocess = !a.engine.disabled("simd_preprocess");
+  DetectorOptions opts = a.engine.detector_options();
   opts.labels_file = a.labels;
   auto detector = Detector::create(a.model, opts);
   if (!detector.ok()) return detector.status();
@@ -147,7 +144,7 @@ Runner add_eval_command(CLI::App& app) {
   cmd->add_flag("--coco80-ids", args->coco80_ids,
                 "Map class i to the i-th standard COCO-80 category id instead of matching names (with --model)");
   cmd->add_flag("-q,--quiet", args->quiet, "No progress output");
-  args->engine.add_to(cmd, /*with_batch=*/true);
+  args->engine.add_to(cmd, /*with_batch=*/true, /*with_detector=*/true);
   cmd->get_option("--results")->excludes(cmd->get_option("--model"));
   return [args] { return run_eval(*args); };
 }

@@ -97,7 +97,7 @@ Runner add_run_command(CLI::App& app) {
   cmd->add_option("-m,--model,model", args->model, "ONNX model file")->required();
   cmd->add_option("--input", args->input, "Input tensor: raw .u8 or .f32 (NCHW, matching the model input)")->required();
   cmd->add_option("--out", args->out, "Output directory (outN.f32 + outputs.json)")->required();
-  args->engine.add_to(cmd);
+  args->engine.add_to(cmd, /*with_batch=*/false, /*with_detector=*/false);
   return [args] { return run_run(*args); };
 }
 

@@ -20,7 +20,7 @@ void DetectionArgs::add_to(CLI::App* cmd, bool with_batch) {
       ->check(CLI::IsMember({"stretch", "letterbox"}));
   cmd->add_option("--draw-conf", draw_conf, "Draw only detections scoring at least this (JSON gets all)")
       ->check(CLI::Range(0.0, 1.0));
-  engine.add_to(cmd, with_batch);
+  engine.add_to(cmd, with_batch, /*with_detector=*/true);
 }
 
 namespace {
@@ -74,10 +74,7 @@ Result<std::vector<ClassSpec>> parse_classes(const std::string& list, const std:
 }  // namespace
 
 Result<Detector> make_detector(const DetectionArgs& a) {
-  DetectorOptions opts;
-  opts.session = a.engine.session_options();
-  opts.fast_nms = !a.engine.disabled("fast_nms");
-  opts.simd_preprocess = !a.engine.disabled("simd_preprocess");
+  DetectorOptions opts = a.engine.detector_options();
   if (a.conf_opt && a.conf_opt->count() > 0) opts.conf_threshold = static_cast<float>(a.conf);
   if (a.iou_opt && a.iou_opt->count() > 0) opts.iou_threshold = a.iou;
   opts.max_det = a.max_det;

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "damoyolo/detector.h"
 #include "damoyolo/session.h"
 
 namespace damoyolo::cli {
@@ -18,23 +19,33 @@ struct EngineArgs {
   int batch = 0;
   std::vector<std::string> disable;  // optimisation switches turned off (ablation / debugging)
 
-  // Every switchable optimisation, by the name --disable takes.
-  static const std::vector<std::string>& switch_names() {
-    static const std::vector<std::string> names = {
-        "constant_folding", "fuse_conv_activation", "fuse_conv_residual", "blocked_layout", "zero_copy_concat",
-        "fuse_head",        "memory_planning",      "huge_pages",         "fast_nms",       "simd_preprocess"};
-    return names;
+  // Every switchable optimisation, by the name --disable takes: the
+  // session's, then the Detector's (pre/post-processing), which only commands
+  // that build a Detector offer.
+  static const std::vector<std::string>& switch_names(bool with_detector) {
+    static const std::vector<std::string> session = {
+        "constant_folding", "fuse_conv_activation", "fuse_conv_residual", "blocked_layout",
+        "zero_copy_concat", "fuse_head",            "memory_planning",    "huge_pages"};
+    static const std::vector<std::string> all = [] {
+      auto v = session;
+      v.insert(v.end(), {"fast_nms", "simd_preprocess"});
+      return v;
+    }();
+    return with_detector ? all : session;
   }
 
-  void add_to(CLI::App* cmd, bool with_batch = false) {
+  // with_detector: the command runs a Detector, so fast_nms / simd_preprocess
+  // can be switched off too; elsewhere they are rejected, not silently ignored.
+  void add_to(CLI::App* cmd, bool with_batch, bool with_detector) {
     cmd->add_option("--threads", threads, "Worker threads (0 = all cores)")->check(CLI::NonNegativeNumber);
     cmd->add_option("--precision", precision, "Arithmetic precision")
         ->check(CLI::IsMember({"fp32", "bf16"}));
     cmd->add_option("--engine", engine, "Execution engine")->check(CLI::IsMember({"auto", "optimized", "reference"}));
     if (with_batch) cmd->add_option("--batch", batch, "Images per inference call")->check(CLI::PositiveNumber);
-    cmd->add_option("--disable", disable, "Turn optimisations off (comma list) to measure them: " + join_names())
+    cmd->add_option("--disable", disable,
+                    "Turn optimisations off (comma list) to measure them: " + join_names(with_detector))
         ->delimiter(',')
-        ->check(CLI::IsMember(switch_names()));
+        ->check(CLI::IsMember(switch_names(with_detector)));
   }
 
   bool disabled(const std::string& name) const {
@@ -43,9 +54,9 @@ struct EngineArgs {
     return false;
   }
 
-  static std::string join_names() {
+  static std::string join_names(bool with_detector) {
     std::string s;
-    for (const auto& n : switch_names()) s += (s.empty() ? "" : ", ") + n;
+    for (const auto& n : switch_names(with_detector)) s += (s.empty() ? "" : ", ") + n;
     return s;
   }
 
@@ -64,6 +75,15 @@ struct EngineArgs {
     x.fuse_head = !disabled("fuse_head");
     x.memory_planning = !disabled("memory_planning");
     x.huge_pages = !disabled("huge_pages");
+    return o;
+  }
+
+  // session_options() plus the Detector's own switches.
+  DetectorOptions detector_options() const {
+    DetectorOptions o;
+    o.session = session_options();
+    o.fast_nms = !disabled("fast_nms");
+    o.simd_preprocess = !disabled("simd_preprocess");
     return o;
   }
 };
