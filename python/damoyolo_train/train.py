@@ -1,8 +1,9 @@
 """Train a DAMO-YOLO-structured detector on the procedural dataset (damoyolo_train.synth), on the CPU.
 
 Example (the full run, see docs/training.md):
-  cd python && nice -n 10 /usr/bin/python3 -m damoyolo_train.train --arch Ns --img-size 320 \
-      --iters 4000 --batch 32 --val-dir /tmp/synth_val --out runs/ns320 --export
+  cd python && /usr/bin/python3 -m damoyolo_train.train --arch Ns --img-size 320 --batch 16 --lr 3e-3 \
+      --warmup 100 --iters 100000 --time-budget 85 --max-objects 18 --seed 0 --val-dir /tmp/synth_val \
+      --eval-every 500 --eval-quick 100 --log-every 20 --out runs/ns320b --export
 
 Input convention = the runtime's inference preprocessing (facts doc §4): RGB uint8, stretched to SxS with
 cv2.resize INTER_LINEAR, fed as float 0-255 with no normalisation.
@@ -89,8 +90,8 @@ def _prefetch_worker(queue, seed, first, step, size, max_objects):
 
 class Prefetcher:
     """Generates training batches in a separate process, at most `depth` ahead, so scene synthesis (about 20%
-    of a step when done inline) partly overlaps the forward/backward pass: measured 1.55 -> 1.45 s per step
-    of Ns at 320, batch 16, on the 2 cores (docs/training.md). Bounded queue: the worker blocks instead of
+    of a step when done inline) partly overlaps the forward/backward pass: the first 41 steps of Ns at 320, batch 16, took 59 s
+    against 61-66 s inline on the 2 cores (docs/training.md). Bounded queue: the worker blocks instead of
     piling batches up in memory."""
 
     def __init__(self, seed, batch, size, max_objects, depth=3):
