@@ -5,7 +5,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake ninja-build pkg-config ccache
   libonnx-dev libprotobuf-dev protobuf-compiler   # ONNX's protobuf schema
-  libdnnl-dev                                     # oneDNN 2.6 (optimised engine)
+  libdnnl-dev ocl-icd-opencl-dev                  # oneDNN 2.6; its CMake config needs OpenCL (only "recommended")
   libjpeg62-turbo-dev libpng-dev                  # image decoding
   libopencv-dev                                   # video I/O; test reference for resize
   nlohmann-json3-dev libcli11-dev                 # JSON, command line
