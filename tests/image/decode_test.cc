@@ -8,6 +8,7 @@
 
 #include <png.h>
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -237,6 +238,83 @@ TEST(Decode, ExifOrientationAllEight) {
     }
     EXPECT_TRUE(same_pixels(to_mat(*turned), want));
   }
+}
+
+// --- defaults for inputs the official recipe misreads -------------------------
+// 16-bit PNGs are scaled (round(v * 255 / 65535)) and EXIF orientation is
+// applied unless the caller asks for PIL's behaviour.
+
+std::vector<uint8_t> big_endian16(const std::vector<unsigned>& values) {
+  std::vector<uint8_t> out;
+  for (unsigned v : values) {
+    out.push_back(static_cast<uint8_t>(v >> 8));
+    out.push_back(static_cast<uint8_t>(v & 0xff));
+  }
+  return out;
+}
+
+uint8_t scaled16(unsigned v) { return static_cast<uint8_t>(std::lround(v * 255.0 / 65535.0)); }
+
+const std::vector<unsigned> kSamples16 = {0, 1, 127, 128, 129, 255, 257, 300, 0x00FF, 0x12AB,
+                                          0x7FFF, 32768, 0x8080, 0xFF00, 65534, 65535};
+
+TEST(Decode16Bit, GrayIsScaledByDefault) {
+  const int w = static_cast<int>(kSamples16.size());
+  for (bool interlaced : {false, true}) {
+    const auto png = encode_png(w, 1, 16, PNG_COLOR_TYPE_GRAY, interlaced, big_endian16(kSamples16));
+    auto image = decode_image(png.data(), png.size());
+    ASSERT_TRUE(image.ok()) << image.status().to_string();
+    ASSERT_EQ(image->width(), w);
+    for (int x = 0; x < w; ++x)
+      for (int c = 0; c < 3; ++c) EXPECT_EQ(image->at(x, 0, c), scaled16(kSamples16[x])) << "value " << kSamples16[x];
+  }
+  // The brief's reference points.
+  EXPECT_EQ(scaled16(65535), 255);
+  EXPECT_EQ(scaled16(32768), 128);
+  EXPECT_EQ(scaled16(257), 1);
+}
+
+TEST(Decode16Bit, ColourIsScaledByDefault) {
+  // Every sample of kSamples16 goes through each colour type once; pixel x of
+  // a `channels`-sample layout holds kSamples16[x * channels + k].
+  for (auto [type, channels] : {std::pair{PNG_COLOR_TYPE_RGB, 3}, std::pair{PNG_COLOR_TYPE_RGBA, 4},
+                                std::pair{PNG_COLOR_TYPE_GRAY_ALPHA, 2}}) {
+    SCOPED_TRACE("colour type " + std::to_string(type));
+    const int w = static_cast<int>(kSamples16.size()) / channels;
+    const std::vector<unsigned> samples(kSamples16.begin(), kSamples16.begin() + w * channels);
+    const auto png = encode_png(w, 1, 16, type, false, big_endian16(samples));
+    auto image = decode_image(png.data(), png.size());
+    ASSERT_TRUE(image.ok()) << image.status().to_string();
+    for (int x = 0; x < w; ++x)
+      for (int c = 0; c < 3; ++c) {
+        const unsigned v = channels >= 3 ? samples[x * channels + c] : samples[x * channels];  // GA: gray
+        EXPECT_EQ(image->at(x, 0, c), scaled16(v)) << "pixel " << x << " channel " << c << " value " << v;
+      }
+  }
+}
+
+TEST(DecodeExif, Orientation6IsAppliedByDefault) {
+  // A non-square JPEG with an APP1 Exif IFD holding 0x0112 = 6.
+  auto src = decode_image_file(fixture_image_path("chelsea_png").string());
+  ASSERT_TRUE(src.ok());
+  const cv::Mat crop = to_mat(*src)(cv::Rect(10, 20, 48, 24)).clone();
+  std::vector<uint8_t> jpeg;
+  ASSERT_TRUE(cv::imencode(".jpg", crop, jpeg));
+  const auto tagged = with_exif_orientation(jpeg, 6);
+  auto plain = decode_image(jpeg.data(), jpeg.size());
+  auto image = decode_image(tagged.data(), tagged.size());
+  ASSERT_TRUE(plain.ok() && image.ok()) << image.status().to_string();
+  EXPECT_EQ(image->width(), 24);
+  EXPECT_EQ(image->height(), 48);
+  // Rotated 90 degrees clockwise: output (x, y) = stored (y, H - 1 - x).
+  cv::Mat want;
+  cv::rotate(to_mat(*plain), want, cv::ROTATE_90_CLOCKWISE);
+  EXPECT_TRUE(same_pixels(to_mat(*image), want));
+  EXPECT_EQ(image->at(0, 0, 1), plain->at(0, 23, 1));
+  EXPECT_EQ(image->at(23, 0, 0), plain->at(0, 0, 0));
+  EXPECT_EQ(image->at(0, 47, 2), plain->at(47, 23, 2));
+  // And equal to PIL's ImageOps.exif_transpose on the generated phone-style file.
+  expect_matches_pil(data_dir() / "jpeg_exif6.jpg", {}, ".exif");
 }
 
 // --- bad input ---------------------------------------------------------------
