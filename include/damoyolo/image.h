@@ -3,7 +3,9 @@
 //
 // The contract reproduced here is DAMO-YOLO's official one (see
 // docs/preprocessing.md):
-//   1. decode like PIL `Image.open(p).convert('RGB')`;
+//   1. decode like PIL `Image.open(p).convert('RGB')` (with
+//      DecodeOptions::pil_compatible(); the defaults additionally apply the
+//      EXIF orientation and scale 16-bit samples);
 //   2. resize like OpenCV 4.6 `cv::resize(img, {S, S}, 0, 0, INTER_LINEAR)` on
 //      uint8 (fixed point, bit-exact, including its special cases);
 //   3. HWC -> CHW, RGB plane order, uint8 -> float32 with values 0..255.
@@ -86,11 +88,27 @@ class Image {
 // Decoding
 // ---------------------------------------------------------------------------
 
+// How 16-bit samples (PNG) become 8-bit ones.
+enum class HighBitDepth {
+  // round(v * 255 / 65535) for every 16-bit sample, gray or colour: the full
+  // range maps onto 0..255 (as OpenCV's imread and image viewers show it).
+  kScale,
+  // Exactly PIL's Image.open().convert('RGB'): 16-bit RGB / RGBA / gray+alpha
+  // keep their high byte (raw modes "RGB;16B" etc.), 16-bit gray is clipped at
+  // 255 (mode "I;16" -> "I" -> RGB), so most 16-bit gray images turn white.
+  kPilCompatible,
+};
+
 struct DecodeOptions {
-  // Apply the JPEG EXIF orientation tag (APP1, tag 0x0112) like PIL's
-  // ImageOps.exif_transpose. Off by default because the official pipeline
-  // (Image.open().convert('RGB')) ignores it.
-  bool exif_rotate = false;
+  // Apply the EXIF orientation tag (0x0112) like PIL's ImageOps.exif_transpose,
+  // as OpenCV's imread and photo viewers do: a phone photo held upright comes
+  // out upright. Read from JPEG APP1 "Exif" segments and from PNG eXIf chunks
+  // placed before the image data. The official pipeline
+  // (Image.open().convert('RGB')) ignores the tag: set false, or use
+  // pil_compatible(), for its exact pixels.
+  bool exif_rotate = true;
+  // 16-bit PNG samples: scaled by default; kPilCompatible for PIL's pixels.
+  HighBitDepth high_bit_depth = HighBitDepth::kScale;
   // Refuse images with more pixels than this before allocating anything
   // (ErrorCode::kOutOfRange). The check uses the size in the file header.
   int64_t max_pixels = 100'000'000;
@@ -98,6 +116,18 @@ struct DecodeOptions {
   // Much faster for big photos, but the pixels then differ from the official
   // pipeline; 1 (the default) is exact. Ignored for other formats.
   int jpeg_scale_denom = 1;
+
+  // Exactly the official DAMO-YOLO decode, PIL's Image.open(p).convert('RGB'):
+  // EXIF orientation ignored and HighBitDepth::kPilCompatible; other fields at
+  // their defaults. Use it where outputs must match the official pipeline bit
+  // for bit. For 8-bit images without an orientation tag (or with tag 1) it
+  // decodes the same pixels as the defaults.
+  static DecodeOptions pil_compatible() {
+    DecodeOptions o;
+    o.exif_rotate = false;
+    o.high_bit_depth = HighBitDepth::kPilCompatible;
+    return o;
+  }
 };
 
 // Formats recognised by their magic bytes (never by file extension).
@@ -105,7 +135,34 @@ enum class ImageFormat { kUnknown, kJpeg, kPng, kBmp, kGif, kWebp, kTiff };
 ImageFormat sniff_image_format(const uint8_t* data, size_t size);
 const char* image_format_name(ImageFormat format);
 
-// Decodes a JPEG, PNG or BMP to RGB8 with PIL's convert('RGB') semantics:
+// What a decode found in the file and what it did to the pixels. Written by
+// decode_image / decode_image_file when they are given a pointer to one: it is
+// reset on entry; on success every field is set; on failure only `format`
+// (what the magic bytes said) is meaningful.
+struct DecodeInfo {
+  // The container, from the magic bytes; kUnknown when not decoded from bytes
+  // (e.g. ImageDetections of an in-memory ImageView).
+  ImageFormat format = ImageFormat::kUnknown;
+  // Bits per sample as stored: JPEG its data precision (8); PNG the IHDR bit
+  // depth (1, 2, 4, 8 or 16; for palette images the index size); BMP 8.
+  // 0 when nothing was decoded.
+  int bit_depth = 0;
+  // The EXIF orientation tag found in the file, 1..8 (1 = upright). 1 also
+  // when there is none, when it is malformed, and for BMP. Reported whether or
+  // not it was applied.
+  int exif_orientation = 1;
+  // True when the pixels were flipped/rotated for that tag (exif_rotate on and
+  // exif_orientation 2..8). The returned width/height are then the upright
+  // ones (swapped from the stored ones for orientations 5..8).
+  bool orientation_applied = false;
+  // True when 16-bit samples were reduced by scaling (HighBitDepth::kScale).
+  // False for 8-bit-or-less images and when kPilCompatible reduced them
+  // (bit_depth == 16 && !scaled_from_16bit means PIL's high byte / clipping).
+  bool scaled_from_16bit = false;
+};
+
+// Decodes a JPEG, PNG or BMP to RGB8. With DecodeOptions::pil_compatible()
+// the pixels are PIL's convert('RGB') exactly:
 //  - JPEG: libjpeg-turbo, JDCT_ISLOW, fancy upsampling (what PIL uses);
 //    grayscale replicated; CMYK/YCCK converted like PIL (Adobe-inverted CMYK,
 //    then R = 255 - C', ... with PIL's rounding). A truncated file is an error
@@ -116,15 +173,19 @@ const char* image_format_name(ImageFormat format);
 //    (PIL's "RGB;16B" unpacking), 16-bit gray clipped to 255 (PIL opens it as
 //    mode "I;16"/"I" and convert('RGB') clips values above 255). No gamma.
 //  - BMP: uncompressed 24- and 32-bit (BI_RGB), top-down or bottom-up.
+// The defaults differ in two places only: the EXIF orientation is applied
+// (exif_rotate) and 16-bit samples are scaled (HighBitDepth::kScale).
+// `info` (may be null) receives what the decode found and did.
 // Errors (every message names the file `name` and the reason):
 //  kParseError  empty, corrupt or truncated data
 //  kUnsupported a format (or a variant of one) not decoded here
 //  kOutOfRange  more than max_pixels
 //  kInvalidArgument bad options
 Result<Image> decode_image(const uint8_t* data, size_t size, const DecodeOptions& options = {},
-                           const std::string& name = "<memory>");
+                           const std::string& name = "<memory>", DecodeInfo* info = nullptr);
 // Reads the file, then decode_image. kNotFound / kIOError when it cannot be read.
-Result<Image> decode_image_file(const std::string& path, const DecodeOptions& options = {});
+Result<Image> decode_image_file(const std::string& path, const DecodeOptions& options = {},
+                                DecodeInfo* info = nullptr);
 
 // ---------------------------------------------------------------------------
 // Preprocessing

@@ -115,7 +115,8 @@ Image apply_exif_orientation(const Image& src, int orientation) {
 }
 
 // Uncompressed BMP (what PIL reads as BGR / BGRX / palette raw modes).
-Image decode_bmp(const uint8_t* d, size_t n, const DecodeOptions& options, const std::string& name) {
+Image decode_bmp(const uint8_t* d, size_t n, const DecodeOptions& options, const std::string& name,
+                 DecodeInfo& info) {
   auto u16 = [&](size_t at) -> uint32_t { return d[at] | (d[at + 1] << 8); };
   auto u32 = [&](size_t at) -> uint32_t { return u16(at) | (u16(at + 2) << 16); };
   if (n < 26) throw_decode_error(ErrorCode::kParseError, name, "BMP header is truncated");
@@ -163,6 +164,7 @@ Image decode_bmp(const uint8_t* d, size_t n, const DecodeOptions& options, const
   if (pixel_offset > n || (n - pixel_offset) / row_bytes < static_cast<size_t>(height))
     throw_decode_error(ErrorCode::kParseError, name, "image file is truncated (BMP pixel data)");
 
+  info.bit_depth = 8;  // 8 bits per channel (24/32-bit) or 8-bit palette indices
   Image image(static_cast<int>(width), static_cast<int>(height));
   const size_t step = bpp / 8;
   for (int64_t y = 0; y < height; ++y) {
@@ -184,24 +186,29 @@ Image decode_bmp(const uint8_t* d, size_t n, const DecodeOptions& options, const
 }  // namespace image_internal
 
 Result<Image> decode_image(const uint8_t* data, size_t size, const DecodeOptions& options,
-                           const std::string& name) {
+                           const std::string& name, DecodeInfo* info_out) {
+  DecodeInfo local;
+  DecodeInfo& info = info_out ? *info_out : local;
+  info = DecodeInfo{};
   try {
     if (options.max_pixels <= 0)
       throw_decode_error(ErrorCode::kInvalidArgument, name, "DecodeOptions::max_pixels must be positive");
+    if (options.high_bit_depth != HighBitDepth::kScale && options.high_bit_depth != HighBitDepth::kPilCompatible)
+      throw_decode_error(ErrorCode::kInvalidArgument, name, "DecodeOptions::high_bit_depth is not a HighBitDepth");
     if (size == 0) throw_decode_error(ErrorCode::kParseError, name, "file is empty");
     if (!data) throw_decode_error(ErrorCode::kInvalidArgument, name, "null data pointer");
     const ImageFormat format = sniff_image_format(data, size);
+    info.format = format;
     Image image;
-    int orientation = 1;
     switch (format) {
       case ImageFormat::kJpeg:
-        image = image_internal::decode_jpeg(data, size, options, name, &orientation);
+        image = image_internal::decode_jpeg(data, size, options, name, info);
         break;
       case ImageFormat::kPng:
-        image = image_internal::decode_png(data, size, options, name);
+        image = image_internal::decode_png(data, size, options, name, info);
         break;
       case ImageFormat::kBmp:
-        image = image_internal::decode_bmp(data, size, options, name);
+        image = image_internal::decode_bmp(data, size, options, name, info);
         break;
       case ImageFormat::kUnknown:
         throw_decode_error(ErrorCode::kUnsupported, name,
@@ -210,8 +217,10 @@ Result<Image> decode_image(const uint8_t* data, size_t size, const DecodeOptions
         throw_decode_error(ErrorCode::kUnsupported, name,
                            std::string(image_format_name(format)) + " images are not supported (JPEG, PNG, BMP only)");
     }
-    if (options.exif_rotate && orientation != 1)
-      image = image_internal::apply_exif_orientation(image, orientation);
+    if (options.exif_rotate && info.exif_orientation != 1) {
+      image = image_internal::apply_exif_orientation(image, info.exif_orientation);
+      info.orientation_applied = true;
+    }
     return image;
   } catch (const Error& e) {
     return e.status();
@@ -220,7 +229,8 @@ Result<Image> decode_image(const uint8_t* data, size_t size, const DecodeOptions
   }
 }
 
-Result<Image> decode_image_file(const std::string& path, const DecodeOptions& options) {
+Result<Image> decode_image_file(const std::string& path, const DecodeOptions& options, DecodeInfo* info) {
+  if (info) *info = DecodeInfo{};
   struct FileCloser {
     void operator()(std::FILE* f) const { std::fclose(f); }
   };
@@ -240,7 +250,7 @@ Result<Image> decode_image_file(const std::string& path, const DecodeOptions& op
   }
   if (std::ferror(file.get()))
     return Status(ErrorCode::kIOError, path + ": read failed (" + std::strerror(errno) + ")");
-  return decode_image(bytes.data(), bytes.size(), options, path);
+  return decode_image(bytes.data(), bytes.size(), options, path, info);
 }
 
 }  // namespace damoyolo

@@ -121,7 +121,7 @@ int find_exif_orientation(const jpeg_decompress_struct& cinfo) {
 }  // namespace
 
 Image decode_jpeg(const uint8_t* data, size_t size, const DecodeOptions& options,
-                  const std::string& name, int* exif_orientation) {
+                  const std::string& name, DecodeInfo& info) {
   const int denom = options.jpeg_scale_denom;
   if (denom != 1 && denom != 2 && denom != 4 && denom != 8)
     throw_decode_error(ErrorCode::kInvalidArgument, name,
@@ -145,7 +145,8 @@ Image decode_jpeg(const uint8_t* data, size_t size, const DecodeOptions& options
   if (!guarded_read_header(&state, data, size)) fail("reading the header");
   jpeg_decompress_struct& c = state.cinfo;
   check_pixel_budget(c.image_width, c.image_height, options, name);
-  if (exif_orientation) *exif_orientation = find_exif_orientation(c);
+  info.exif_orientation = find_exif_orientation(c);
+  info.bit_depth = c.data_precision;
 
   const bool cmyk = c.jpeg_color_space == JCS_CMYK || c.jpeg_color_space == JCS_YCCK;
   if (!cmyk && c.num_components != 1 && c.num_components != 3)

@@ -1,4 +1,5 @@
-// PNG decoding with libpng, reduced to RGB8 the way PIL's convert('RGB') does.
+// PNG decoding with libpng, reduced to RGB8 the way PIL's convert('RGB') does,
+// except that by default 16-bit samples are scaled (HighBitDepth::kScale).
 //
 // libpng reports errors through a callback that must not return; ours
 // longjmps. As in decode_jpeg.cc, each setjmp sits in a "guarded_*" function
@@ -29,6 +30,10 @@ struct PngState {
   int bit_depth, color_type, passes;
   int out_channels, out_depth;
   size_t out_rowbytes;
+  bool pil_16;  // HighBitDepth::kPilCompatible
+  // eXIf chunk (before IDAT), owned by libpng; null when absent.
+  png_bytep exif;
+  png_uint_32 exif_size;
 };
 
 void on_png_error(png_structp png, png_const_charp msg) {
@@ -61,17 +66,20 @@ bool guarded_read_info(PngState* s) {
   int interlace = 0;
   png_get_IHDR(s->png, s->info, &s->width, &s->height, &s->bit_depth, &s->color_type, &interlace,
                nullptr, nullptr);
+#ifdef PNG_eXIf_SUPPORTED
+  if (png_get_valid(s->png, s->info, PNG_INFO_eXIf) && !png_get_eXIf_1(s->png, s->info, &s->exif_size, &s->exif))
+    s->exif = nullptr;
+#endif
   return true;
 }
 
-// Transforms that bring every PNG to 8-bit gray / gray+alpha / RGB / RGBA,
-// except 16-bit gray, which stays 16-bit so we can clip it like PIL.
+// Transforms that bring every PNG to 8-bit gray / gray+alpha / RGB / RGBA, or
+// the same layouts with 16-bit samples, which png_row_to_rgb reduces itself
+// (scaled, or PIL's high byte / clipping).
 bool guarded_setup_transforms(PngState* s) {
   if (setjmp(s->jump)) return false;
   if (s->color_type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(s->png);
   if (s->color_type == PNG_COLOR_TYPE_GRAY && s->bit_depth < 8) png_set_expand_gray_1_2_4_to_8(s->png);
-  // High byte, as PIL's "RGB;16B"/"RGBA;16B"/"LA;16B" raw modes.
-  if (s->bit_depth == 16 && s->color_type != PNG_COLOR_TYPE_GRAY) png_set_strip_16(s->png);
   s->passes = png_set_interlace_handling(s->png);
   png_read_update_info(s->png, s->info);
   s->out_channels = png_get_channels(s->png, s->info);
@@ -80,13 +88,39 @@ bool guarded_setup_transforms(PngState* s) {
   return true;
 }
 
-// One row of libpng output (after transforms) to RGB8.
-void png_row_to_rgb(const uint8_t* in, uint8_t* out, png_uint_32 width, int channels, int depth) {
-  if (depth == 16) {  // only 16-bit gray reaches here: PIL's "I" -> RGB clips at 255
-    for (png_uint_32 x = 0; x < width; ++x, in += 2, out += 3) {
-      const unsigned v = (unsigned{in[0]} << 8) | in[1];
+// round(v * 255 / 65535) = round(v / 257); exact in integers because v / 257
+// is never exactly halfway (257 is odd).
+inline uint8_t scale16(unsigned v) { return static_cast<uint8_t>((v + 128) / 257); }
+
+// One row of 16-bit samples (big-endian, `channels` per pixel) to RGB8.
+void png_row16_to_rgb(const uint8_t* in, uint8_t* out, png_uint_32 width, int channels, bool pil) {
+  auto sample = [in](size_t i) { return (unsigned{in[2 * i]} << 8) | in[2 * i + 1]; };
+  const size_t step = static_cast<size_t>(channels);
+  if (pil && channels == 1) {  // PIL opens 16-bit gray as "I"; I -> RGB clips at 255
+    for (png_uint_32 x = 0; x < width; ++x, out += 3) {
+      const unsigned v = sample(x);
       out[0] = out[1] = out[2] = static_cast<uint8_t>(v > 255 ? 255 : v);
     }
+    return;
+  }
+  // PIL's "RGB;16B" / "RGBA;16B" / "LA;16B" raw modes keep the high byte.
+  auto reduce = [&](size_t i) { return pil ? in[2 * i] : scale16(sample(i)); };
+  for (png_uint_32 x = 0; x < width; ++x, out += 3) {
+    const size_t i = x * step;
+    if (channels <= 2) {  // gray (+ alpha, dropped)
+      out[0] = out[1] = out[2] = reduce(i);
+    } else {  // RGB (+ alpha, dropped)
+      out[0] = reduce(i);
+      out[1] = reduce(i + 1);
+      out[2] = reduce(i + 2);
+    }
+  }
+}
+
+// One row of libpng output (after transforms) to RGB8.
+void png_row_to_rgb(const uint8_t* in, uint8_t* out, png_uint_32 width, int channels, int depth, bool pil_16) {
+  if (depth == 16) {
+    png_row16_to_rgb(in, out, width, channels, pil_16);
     return;
   }
   switch (channels) {
@@ -116,7 +150,7 @@ bool guarded_read_rows(PngState* s, uint8_t* base, ptrdiff_t stride, uint8_t* sc
   for (png_uint_32 y = 0; y < s->height; ++y) {
     uint8_t* out = base + static_cast<ptrdiff_t>(y) * stride;
     png_read_row(s->png, scratch ? scratch : out, nullptr);
-    if (scratch) png_row_to_rgb(scratch, out, s->width, s->out_channels, s->out_depth);
+    if (scratch) png_row_to_rgb(scratch, out, s->width, s->out_channels, s->out_depth, s->pil_16);
   }
   return true;
 }
@@ -138,10 +172,11 @@ struct PngDestroyer {
 }  // namespace
 
 Image decode_png(const uint8_t* data, size_t size, const DecodeOptions& options,
-                 const std::string& name) {
+                 const std::string& name, DecodeInfo& info) {
   PngState state{};
   state.data = data;
   state.size = size;
+  state.pil_16 = options.high_bit_depth == HighBitDepth::kPilCompatible;
   PngDestroyer destroyer{&state};
   auto fail = [&](const char* stage) {
     throw_decode_error(ErrorCode::kParseError, name,
@@ -150,7 +185,10 @@ Image decode_png(const uint8_t* data, size_t size, const DecodeOptions& options,
 
   if (!guarded_read_info(&state)) fail("reading the header");
   check_pixel_budget(state.width, state.height, options, name);
+  info.bit_depth = state.bit_depth;
+  if (state.exif) info.exif_orientation = exif_orientation_from_tiff(state.exif, state.exif_size);
   if (!guarded_setup_transforms(&state)) fail("setting up transforms");
+  info.scaled_from_16bit = state.out_depth == 16 && !state.pil_16;
 
   Image image(static_cast<int>(state.width), static_cast<int>(state.height));
   const bool direct = state.out_channels == 3 && state.out_depth == 8;
@@ -168,7 +206,7 @@ Image decode_png(const uint8_t* data, size_t size, const DecodeOptions& options,
     if (!direct)
       for (png_uint_32 y = 0; y < state.height; ++y)
         png_row_to_rgb(rows[y], image.row(static_cast<int>(y)), state.width, state.out_channels,
-                       state.out_depth);
+                       state.out_depth, state.pil_16);
   }
   // No png_read_end: trailing chunks (text, time) do not change pixels, and
   // PIL does not require them either.

@@ -11,17 +11,18 @@
 
 namespace damoyolo::image_internal {
 
-// `exif_orientation` (may be null) receives the EXIF orientation tag (1..8),
-// or 1 when there is none or it is malformed.
+// Each fills info.bit_depth, info.exif_orientation (the tag found, 1 when
+// none) and info.scaled_from_16bit; decode_image() sets format and applies
+// the orientation.
 Image decode_jpeg(const uint8_t* data, size_t size, const DecodeOptions& options,
-                  const std::string& name, int* exif_orientation);
+                  const std::string& name, DecodeInfo& info);
 Image decode_png(const uint8_t* data, size_t size, const DecodeOptions& options,
-                 const std::string& name);
+                 const std::string& name, DecodeInfo& info);
 Image decode_bmp(const uint8_t* data, size_t size, const DecodeOptions& options,
-                 const std::string& name);
+                 const std::string& name, DecodeInfo& info);
 
-// Orientation tag from a TIFF-structured EXIF block (the APP1 payload after
-// "Exif\0\0"). Returns 1 when absent or malformed.
+// Orientation tag from a TIFF-structured EXIF block (the JPEG APP1 payload
+// after "Exif\0\0", or a PNG eXIf chunk). Returns 1 when absent or malformed.
 int exif_orientation_from_tiff(const uint8_t* tiff, size_t size);
 // PIL ImageOps.exif_transpose for orientation 2..8; 1 returns a copy.
 Image apply_exif_orientation(const Image& src, int orientation);
