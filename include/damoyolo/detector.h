@@ -1,8 +1,13 @@
 // damoyolo::Detector — image in, detections out, with the official pipeline.
 //
-//   decode (PIL semantics) → fused resize/convert straight into the network's
-//   input buffer (bit-exact with the official cv2 recipe) → Session → head
-//   decode + class-aware NMS → boxes in original-image pixels.
+//   decode → fused resize/convert straight into the network's input buffer
+//   (bit-exact with the official cv2 recipe) → Session → head decode +
+//   class-aware NMS → boxes in original-image pixels.
+//
+// Decoding follows DetectorOptions::decode. Its defaults apply the EXIF
+// orientation and scale 16-bit samples; DecodeOptions::pil_compatible() is the
+// official recipe's PIL decode exactly (the two agree on 8-bit images without
+// an orientation tag).
 //
 // A Detector owns its input/output buffers, preprocessor and post-processor,
 // so repeated calls on same-sized images allocate nothing on the hot path.
@@ -37,7 +42,7 @@ struct DetectorOptions {
   std::string labels_file;
   std::vector<std::string> class_names;
   ResizeMode resize = ResizeMode::kStretch;  // kLetterbox for legacy (pre-v0.3.0) models
-  DecodeOptions decode;
+  DecodeOptions decode;  // for detect_file(s); pil_compatible() for official parity
   bool fast_nms = true;         // off: reference O(n²) NMS (ablation)
   bool simd_preprocess = true;  // off: scalar preprocessing (ablation)
 };
@@ -51,9 +56,14 @@ struct StageTimings {
 
 struct ImageDetections {
   std::string source;  // file path, or empty for in-memory images
+  // Size of the image the detector saw: for files, after any EXIF rotation.
   int width = 0, height = 0;
   std::vector<Detection> detections;  // score descending, original-image pixels
   StageTimings timings;
+  // What decoding found and did (format, bit depth, EXIF orientation and
+  // whether it was applied, 16-bit scaling). Filled by detect_file(s); left at
+  // its defaults (format kUnknown) for in-memory images.
+  DecodeInfo decode;
 };
 
 class Detector {

@@ -185,6 +185,7 @@ Status Detector::detect_into(const ImageView& image, ImageDetections& out) {
     out.width = image.width;
     out.height = image.height;
     out.source.clear();
+    out.decode = DecodeInfo{};
     return st;
   } catch (const Error& e) {
     return e.status();
@@ -212,14 +213,17 @@ std::vector<Result<ImageDetections>> Detector::detect_files(const std::vector<st
     std::vector<ImageView> views;
     std::vector<size_t> index;
     std::vector<double> decode_ms;
+    std::vector<DecodeInfo> decode_info;
     for (size_t k = 0; k < count; ++k) {
       auto t = Clock::now();
-      auto img = decode_image_file(paths[first + k], impl_->options.decode);
+      DecodeInfo info;
+      auto img = decode_image_file(paths[first + k], impl_->options.decode, &info);
       if (!img.ok()) {
         results[first + k] = img.status();
         continue;
       }
       decode_ms.push_back(ms_since(t));
+      decode_info.push_back(info);
       decoded.push_back(std::move(*img));
       index.push_back(first + k);
     }
@@ -229,6 +233,7 @@ std::vector<Result<ImageDetections>> Detector::detect_files(const std::vector<st
       if (part[k].ok()) {
         part[k]->source = paths[index[k]];
         part[k]->timings.decode_ms = decode_ms[k];
+        part[k]->decode = decode_info[k];
         results[index[k]] = std::move(part[k]);
       } else {
         results[index[k]] = Status(part[k].status().code(), paths[index[k]] + ": " + part[k].status().message());

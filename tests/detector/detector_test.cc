@@ -26,7 +26,9 @@ class DetectorGolden : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(DetectorGolden, EveryImageMatchesOfficialDetections) {
   const std::string model = GetParam();
-  auto det = Detector::create(model_path(model).string());
+  DetectorOptions opts;
+  opts.decode = DecodeOptions::pil_compatible();  // the goldens are the official (PIL) recipe's
+  auto det = Detector::create(model_path(model).string(), opts);
   ASSERT_TRUE(det.ok()) << det.status().to_string();
   EXPECT_EQ(det->family(), model.find("Ns") != std::string::npos ? ModelFamily::kNano : ModelFamily::kGeneral);
   for (const char* image : testing::kFixtureImages) {
@@ -36,6 +38,8 @@ TEST_P(DetectorGolden, EveryImageMatchesOfficialDetections) {
     ASSERT_TRUE(r.ok()) << r.status().to_string();
     EXPECT_EQ(r->width, golden.width);
     EXPECT_EQ(r->height, golden.height);
+    EXPECT_EQ(r->decode.bit_depth, 8);
+    EXPECT_FALSE(r->decode.orientation_applied);
     auto m = testing::match_detections(golden.detections, r->detections);
     EXPECT_GE(m.fraction(), 0.995) << model << "/" << image << ": matched " << m.matched << " of " << m.golden
                                    << " (ours " << m.ours << "); first missing: " << m.first_unmatched;
@@ -134,6 +138,78 @@ TEST(Detector, ThresholdsDefaultPerFamilyAndCanBeOverridden) {
   ASSERT_TRUE(all.ok());
   EXPECT_GT(all->detections.size(), r->detections.size());
   EXPECT_EQ(nano->class_name(0), "person");
+}
+
+// chelsea.jpg with an APP1 Exif segment (orientation 6) right after SOI.
+std::vector<uint8_t> chelsea_with_orientation6() {
+  const auto jpeg = testing::read_file(testing::fixture_image_path("chelsea_jpg"));
+  std::vector<uint8_t> app1 = {0xFF, 0xE1, 0, 0, 'E', 'x', 'i', 'f', 0, 0,  // length patched below
+                               'I', 'I', 42, 0, 8, 0, 0, 0, 1, 0,            // TIFF, one IFD0 entry:
+                               0x12, 0x01, 3, 0, 1, 0, 0, 0, 6, 0, 0, 0,     // 0x0112 SHORT x1 = 6
+                               0, 0, 0, 0};                                  // no next IFD
+  app1[3] = static_cast<uint8_t>(app1.size() - 2);
+  std::vector<uint8_t> out(jpeg.begin(), jpeg.begin() + 2);
+  out.insert(out.end(), app1.begin(), app1.end());
+  out.insert(out.end(), jpeg.begin() + 2, jpeg.end());
+  return out;
+}
+
+bool same_detections(const std::vector<Detection>& a, const std::vector<Detection>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (a[i].x1 != b[i].x1 || a[i].y1 != b[i].y1 || a[i].x2 != b[i].x2 || a[i].y2 != b[i].y2 ||
+        a[i].score != b[i].score || a[i].class_id != b[i].class_id)
+      return false;
+  return true;
+}
+
+TEST(Detector, FilesAreDecodedUprightByDefaultAndReportHowTheyWereDecoded) {
+  auto dir = testing::make_temp_dir("exifdet");
+  const auto tagged = (dir / "phone.jpg").string();
+  {
+    const auto bytes = chelsea_with_orientation6();
+    std::ofstream(tagged, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()),
+                                                   static_cast<std::streamsize>(bytes.size()));
+  }
+  auto det = Detector::create(model_path("damoyolo_Ns_416").string());
+  DetectorOptions pil_opts;
+  pil_opts.decode = DecodeOptions::pil_compatible();
+  auto pil = Detector::create(model_path("damoyolo_Ns_416").string(), pil_opts);
+  ASSERT_TRUE(det.ok() && pil.ok());
+
+  auto r = det->detect_file(tagged);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(r->width, 300);  // chelsea is 451 x 300 as stored
+  EXPECT_EQ(r->height, 451);
+  EXPECT_EQ(r->decode.format, ImageFormat::kJpeg);
+  EXPECT_EQ(r->decode.bit_depth, 8);
+  EXPECT_EQ(r->decode.exif_orientation, 6);
+  EXPECT_TRUE(r->decode.orientation_applied);
+  EXPECT_FALSE(r->decode.scaled_from_16bit);
+  // The same as detecting on the upright pixels.
+  auto upright = decode_image_file(tagged);
+  ASSERT_TRUE(upright.ok());
+  auto from_view = det->detect(upright->view());
+  ASSERT_TRUE(from_view.ok());
+  EXPECT_TRUE(same_detections(r->detections, from_view->detections));
+  EXPECT_EQ(from_view->decode.format, ImageFormat::kUnknown) << "in-memory images carry no decode info";
+
+  // The PIL recipe ignores the tag: exactly the untagged file's detections.
+  auto p = pil->detect_file(tagged);
+  auto plain = pil->detect_file(testing::fixture_image_path("chelsea_jpg").string());
+  ASSERT_TRUE(p.ok() && plain.ok());
+  EXPECT_EQ(p->width, 451);
+  EXPECT_EQ(p->height, 300);
+  EXPECT_EQ(p->decode.exif_orientation, 6);
+  EXPECT_FALSE(p->decode.orientation_applied);
+  EXPECT_TRUE(same_detections(p->detections, plain->detections));
+
+  // detect_into overwrites the record, decode info included.
+  ImageDetections reused = *r;
+  ASSERT_TRUE(det->detect_into(upright->view(), reused).ok());
+  EXPECT_EQ(reused.decode.format, ImageFormat::kUnknown);
+  EXPECT_FALSE(reused.decode.orientation_applied);
+  fs::remove_all(dir);
 }
 
 }  // namespace
