@@ -27,6 +27,24 @@
 
 namespace damoyolo {
 
+// Where a detector's class names came from, in the order they are looked for.
+enum class LabelSource {
+  kLabelsFile,     // DetectorOptions::labels_file
+  kOptions,        // DetectorOptions::class_names
+  kModelMetadata,  // the model file's metadata_props "names" (written by the training export)
+  kSidecarFile,    // <model>.labels.txt or <model>.names next to the model file
+  kCoco80,         // an 80-class model that names nothing itself: COCO's names
+  kGeneric,        // "class0", "class1", ...
+};
+// "labels file", "options", "model metadata", "file beside the model", "COCO-80", "generic".
+const char* label_source_name(LabelSource source);
+
+struct ClassNames {
+  std::vector<std::string> names;
+  LabelSource source = LabelSource::kGeneric;
+  std::string origin;  // the file read, or "metadata 'names'"; empty otherwise
+};
+
 struct DetectorOptions {
   SessionOptions session;  // engine, precision, threads, batch, optimisation switches
   // Thresholds default to the model family's (T/S/M/L 0.05/0.7, nano 0.03/0.65).
@@ -37,8 +55,10 @@ struct DetectorOptions {
   std::optional<double> iou_threshold;
   int max_det = 500;
   std::vector<int> class_filter;  // empty: all classes
-  // Class names: from labels_file (one per line) if set, else class_names, else
-  // COCO's 80 when the model has 80 classes, else "class0", "class1", ...
+  // Class names, the first of: labels_file (one per line); class_names; the
+  // model's own metadata ("names"); <model>.labels.txt or <model>.names beside
+  // the model file; COCO's 80 when the model has 80 classes; "class0", ...
+  // (see resolve_class_names below).
   std::string labels_file;
   std::vector<std::string> class_names;
   ResizeMode resize = ResizeMode::kStretch;  // kLetterbox for legacy (pre-v0.3.0) models
@@ -88,14 +108,23 @@ class Detector {
   std::vector<Result<ImageDetections>> detect(std::span<const ImageView> images);
   std::vector<Result<ImageDetections>> detect_files(const std::vector<std::string>& paths);
 
+  // Keeps only these class ids from now on (empty: all). kInvalidArgument for
+  // an id outside [0, num_classes()).
+  Status set_class_filter(std::vector<int> class_ids);
+
   int input_width() const;
   int input_height() const;
   int num_classes() const;
   ModelFamily family() const;
   const PostprocessOptions& postprocess_options() const;
+  // How detect_file decodes (DetectorOptions::decode), for callers that decode themselves.
+  const DecodeOptions& decode_options() const;
   const std::vector<std::string>& class_names() const;
   // "person", or "class17" when out of range.
   std::string class_name(int class_id) const;
+  // Where class_names() came from, and the file or metadata key it was read from.
+  LabelSource label_source() const;
+  const std::string& label_origin() const;
   const Session& session() const;
 
   struct Impl;
@@ -108,5 +137,21 @@ class Detector {
 const std::vector<std::string>& coco80_class_names();
 // Reads a labels file: one name per line, blank lines and surrounding spaces ignored.
 Result<std::vector<std::string>> read_labels_file(const std::string& path);
+
+// Parses a model's "names" metadata value. Accepted, as detector exports write
+// it: a JSON array (["cat", "dog"]), a JSON object keyed by class index
+// ({"0": "cat", "1": "dog"}), or the Python literals of those
+// ({0: 'cat', 1: 'dog'}, as Ultralytics exports write). Object keys must be
+// exactly 0..n-1. kParseError says what is wrong and where.
+Result<std::vector<std::string>> parse_class_names_metadata(const std::string& value);
+
+// The class names a Detector uses for a model of `num_classes` classes,
+// looked for in the order of LabelSource (labels_file and class_names from
+// the options). A list whose length is not num_classes is an error
+// (kInvalidArgument naming its origin), never silently padded or cut.
+Result<ClassNames> resolve_class_names(const std::string& model_path,
+                                       const std::map<std::string, std::string>& metadata, int num_classes,
+                                       const std::string& labels_file = {},
+                                       const std::vector<std::string>& class_names = {});
 
 }  // namespace damoyolo

@@ -56,6 +56,8 @@ struct ModelSummary {
   std::string producer;          // e.g. "pytorch 1.13.1"
   int64_t ir_version = 0;
   std::map<std::string, int64_t> opsets;  // domain ("" = ai.onnx) -> version
+  // The file's metadata_props, e.g. "names" (class names, see detector.h).
+  std::map<std::string, std::string> metadata;
   std::vector<TensorInfo> inputs, outputs;
   std::map<std::string, int> op_histogram;  // after graph passes
   std::map<std::string, int> op_histogram_original;  // as stored in the file

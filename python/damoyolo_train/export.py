@@ -43,6 +43,27 @@ def export_onnx(model, path, benchmark=False, batch=1):
     return path
 
 
+def set_class_names(path, class_names):
+    """Write the class names into the model file's metadata ("names", a JSON list), where damoyolo and other
+    detector runtimes read them, so the labels travel with the model."""
+    import onnx
+    m = onnx.load(path)
+    for p in list(m.metadata_props):
+        if p.key == 'names':
+            m.metadata_props.remove(p)
+    m.metadata_props.add(key='names', value=json.dumps(list(class_names)))
+    onnx.save(m, path)
+    return path
+
+
+def class_names_of(model):
+    """The "names" metadata of a loaded ONNX model, or None."""
+    for p in model.metadata_props:
+        if p.key == 'names':
+            return json.loads(p.value)
+    return None
+
+
 BENCHMARK_NAMES = ['output', 'cls_s16', 'cls_s32', 'reg_s8', 'reg_s16', 'reg_s32']
 
 
@@ -89,6 +110,9 @@ def benchmark_from_default(src, dst):
     # The extractor ran shape inference and left every intermediate shape in value_info; the outputs keep
     # theirs. Drop the rest, as torch's own export has none.
     del sub.graph.value_info[:]
+    names = class_names_of(model)
+    if names is not None:
+        sub.metadata_props.add(key='names', value=json.dumps(names))
     onnx.checker.check_model(sub)
     onnx.save(sub, dst)
     return dst
@@ -120,6 +144,8 @@ def main(argv=None):
     base = args.name or f"damoyolo_{ck['arch']}_synth_{ck['img_size']}"
     p1 = export_onnx(model, os.path.join(args.out, base + '.onnx'))
     p2 = export_onnx(model, os.path.join(args.out, base + '_benchmark.onnx'), benchmark=True)
+    for p in (p1, p2):
+        set_class_names(p, ck['class_names'])
     labels = os.path.join(args.out, base + '.labels.txt')
     with open(labels, 'w') as f:
         f.write('\n'.join(ck['class_names']) + '\n')

@@ -15,7 +15,7 @@ struct Detector::Impl {
   Session session;
   ModelFamily family = ModelFamily::kGeneral;
   PostprocessOptions post_options;
-  std::vector<std::string> names;
+  ClassNames labels;  // the class names, and where they came from
   int in_w = 0, in_h = 0, classes = 0;
   int64_t batch = 1;  // images per network call
 
@@ -77,22 +77,10 @@ Result<Detector> Detector::create(const std::string& model_path, const DetectorO
   if (!st.ok()) return st;
   impl->post_options = po;
 
-  if (!options.labels_file.empty()) {
-    auto names = read_labels_file(options.labels_file);
-    if (!names.ok()) return names.status();
-    impl->names = std::move(*names);
-  } else if (!options.class_names.empty()) {
-    impl->names = options.class_names;
-  } else if (impl->classes == 80) {
-    impl->names = coco80_class_names();
-  } else {
-    for (int i = 0; i < impl->classes; ++i) impl->names.push_back("class" + std::to_string(i));
-  }
-  if (static_cast<int>(impl->names.size()) != impl->classes)
-    return Status(ErrorCode::kInvalidArgument,
-                  "the model predicts " + std::to_string(impl->classes) + " classes but " +
-                      (options.labels_file.empty() ? std::string("the class name list") : "'" + options.labels_file + "'") +
-                      " has " + std::to_string(impl->names.size()) + " names");
+  auto names = resolve_class_names(model_path, s.summary().metadata, impl->classes, options.labels_file,
+                                   options.class_names);
+  if (!names.ok()) return names.status();
+  impl->labels = std::move(*names);
 
   impl->batch = std::max<int64_t>(1, options.session.batch);
   impl->input = Tensor(DType::kFloat32, {impl->batch, 3, impl->in_h, impl->in_w});
@@ -253,9 +241,26 @@ int Detector::input_height() const { return impl_ ? impl_->in_h : 0; }
 int Detector::num_classes() const { return impl_ ? impl_->classes : 0; }
 ModelFamily Detector::family() const { return impl_ ? impl_->family : ModelFamily::kGeneral; }
 const PostprocessOptions& Detector::postprocess_options() const { return impl_->post_options; }
-const std::vector<std::string>& Detector::class_names() const { return impl_->names; }
+const std::vector<std::string>& Detector::class_names() const { return impl_->labels.names; }
+Status Detector::set_class_filter(std::vector<int> class_ids) {
+  for (int id : class_ids)
+    if (id < 0 || id >= impl_->classes)
+      return Status(ErrorCode::kInvalidArgument, "class filter: class id " + std::to_string(id) +
+                                                     " is out of range: the model has " +
+                                                     std::to_string(impl_->classes) + " classes");
+  PostprocessOptions po = impl_->post_options;
+  po.class_filter = std::move(class_ids);
+  Status st = impl_->postprocessor.set_options(po);
+  if (st.ok()) impl_->post_options = std::move(po);
+  return st;
+}
+
+const DecodeOptions& Detector::decode_options() const { return impl_->options.decode; }
+
+LabelSource Detector::label_source() const { return impl_->labels.source; }
+const std::string& Detector::label_origin() const { return impl_->labels.origin; }
 std::string Detector::class_name(int id) const {
-  if (impl_ && id >= 0 && id < static_cast<int>(impl_->names.size())) return impl_->names[static_cast<size_t>(id)];
+  if (impl_ && id >= 0 && id < static_cast<int>(impl_->labels.names.size())) return impl_->labels.names[static_cast<size_t>(id)];
   return "class" + std::to_string(id);
 }
 const Session& Detector::session() const { return impl_->session; }

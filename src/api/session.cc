@@ -211,6 +211,7 @@ Result<Session> SessionFactory::build(graph::Graph g, const SessionOptions& opti
     s.producer = g.producer;
     s.ir_version = g.ir_version;
     s.opsets = g.opsets;
+    s.metadata = g.metadata;
     for (const auto& n : g.nodes) s.op_histogram_original[n.op_type]++;
     for (const auto& [name, t] : g.constants) s.parameters += t.numel();
 

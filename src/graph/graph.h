@@ -61,6 +61,8 @@ struct Graph {
   std::string name;
   std::string producer;
   int64_t ir_version = 0;
+  // The file's metadata_props (key -> value), e.g. "names" with class names.
+  std::map<std::string, std::string> metadata;
   std::map<std::string, int64_t> opsets;  // domain -> version ("" = ai.onnx)
   int64_t opset() const;                  // ai.onnx version
 

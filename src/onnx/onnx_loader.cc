@@ -184,6 +184,7 @@ graph::Graph convert_model(onnx::ModelProto& model, const std::string& base_dir,
   graph::Graph g;
   g.ir_version = model.ir_version();
   g.producer = model.producer_name() + (model.producer_version().empty() ? "" : " " + model.producer_version());
+  for (const auto& kv : model.metadata_props()) g.metadata[kv.key()] = kv.value();
   for (const auto& op : model.opset_import()) {
     std::string domain = op.domain() == "ai.onnx" ? "" : op.domain();
     g.opsets[domain] = op.version();
