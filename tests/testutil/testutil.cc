@@ -1,5 +1,6 @@
 #include "testutil/testutil.h"
 
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <random>
@@ -9,7 +10,12 @@ namespace damoyolo::testing {
 
 std::filesystem::path source_dir() { return DAMOYOLO_SOURCE_DIR; }
 std::filesystem::path fixtures_dir() { return source_dir().parent_path() / "shared" / "fixtures"; }
-std::filesystem::path cli_path() { return std::filesystem::path(DAMOYOLO_BINARY_DIR) / "bin" / "damoyolo"; }
+std::filesystem::path cli_path() {
+  // DAMOYOLO_CLI runs the command-line tests against another binary (an
+  // installed one, or an older build to show a test failing before a fix).
+  if (const char* cli = std::getenv("DAMOYOLO_CLI"); cli && *cli) return cli;
+  return std::filesystem::path(DAMOYOLO_BINARY_DIR) / "bin" / "damoyolo";
+}
 
 std::vector<uint8_t> read_file(const std::filesystem::path& p) {
   std::ifstream f(p, std::ios::binary);

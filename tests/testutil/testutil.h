@@ -12,7 +12,7 @@ namespace damoyolo::testing {
 std::filesystem::path source_dir();
 // ../shared/fixtures relative to the repository root.
 std::filesystem::path fixtures_dir();
-// build/bin/damoyolo
+// bin/damoyolo of this build, or $DAMOYOLO_CLI when set.
 std::filesystem::path cli_path();
 // Whole file as bytes; throws std::runtime_error when unreadable.
 std::vector<uint8_t> read_file(const std::filesystem::path& p);

@@ -122,8 +122,8 @@ Runner add_bench_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("bench", "Benchmark the network (input tensor -> outputs)");
   cmd->add_option("-m,--model,model", args->model, "ONNX model file")->required();
   args->engine.add_to(cmd, /*with_batch=*/true, /*with_detector=*/false);
-  cmd->add_option("--iters", args->iters, "Timed iterations")->check(CLI::PositiveNumber);
-  cmd->add_option("--warmup", args->warmup, "Untimed warm-up iterations")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--iters", args->iters, "Timed iterations")->check(whole_number(1));
+  cmd->add_option("--warmup", args->warmup, "Untimed warm-up iterations")->check(whole_number(0));
   cmd->add_flag("--json", args->json, "Print as JSON");
   cmd->add_flag("--no-peak", args->no_peak, "Skip measuring the FMA peak (fraction of peak is then not reported)");
   return [args] { return run_bench(*args); };

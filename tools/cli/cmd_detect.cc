@@ -24,6 +24,7 @@
 #include "damoyolo/detector.h"
 #include "detect_options.h"
 #include "draw.h"
+#include "outputs.h"
 #include "progress.h"
 
 namespace damoyolo::cli {
@@ -44,6 +45,7 @@ struct DetectArgs {
   bool no_draw = false;
   bool timings = false;
   bool quiet = false;
+  bool overwrite = false;
   int top = 0;
 };
 
@@ -64,8 +66,13 @@ bool has_image_extension(const fs::path& p) {
 
 class InputCollector {
  public:
+  // `exclude`: a folder never read as input (the output directory, so a
+  // second run does not detect on its own annotated images); empty for none.
+  explicit InputCollector(fs::path exclude) : exclude_(std::move(exclude)) {}
+
   std::vector<std::string> files;
   std::vector<Failure> failures;
+  std::vector<std::string> warnings;
 
   void add(const std::string& arg) {
     std::error_code ec;
@@ -84,25 +91,52 @@ class InputCollector {
   }
 
  private:
+  fs::path exclude_;
   std::set<std::string> seen_;
 
+  bool excluded(const fs::path& p) const { return !exclude_.empty() && is_within(p, exclude_); }
+
   void add_file(const std::string& path) {
+    if (excluded(path)) {
+      failures.push_back({path, "is in the output directory '" + exclude_.string() +
+                                    "' (an annotated result?); choose another --output-dir"});
+      return;
+    }
     // The same image named twice (a file and its directory, overlapping
     // globs) is detected once.
     if (seen_.insert(fs::path(path).lexically_normal().string()).second) files.push_back(path);
   }
 
   void add_directory(const std::string& dir) {
+    if (excluded(dir)) {
+      failures.push_back({dir, "is the output directory '" + exclude_.string() +
+                                   "' or inside it; choose another --output-dir"});
+      return;
+    }
     std::vector<std::string> found;
+    std::vector<std::string> skipped;
     std::error_code ec;
     auto it = fs::recursive_directory_iterator(dir, fs::directory_options::skip_permission_denied, ec);
     for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
       std::error_code fec;
-      if (it->is_regular_file(fec) && has_image_extension(it->path())) found.push_back(it->path().string());
+      if (it->is_directory(fec) && excluded(it->path())) {
+        warnings.push_back(it->path().string() + ": not searched: it is the output directory");
+        it.disable_recursion_pending();
+        continue;
+      }
+      if (!it->is_regular_file(fec)) continue;
+      if (has_image_extension(it->path())) found.push_back(it->path().string());
+      else skipped.push_back(it->path().string());
     }
     if (ec) {
       failures.push_back({dir, "cannot read directory: " + ec.message()});
       return;
+    }
+    if (!skipped.empty()) {
+      std::sort(skipped.begin(), skipped.end());
+      warnings.push_back(dir + ": skipped " + std::to_string(skipped.size()) +
+                         " file(s) without an image extension (jpg, jpeg, png, bmp), e.g. " + skipped[0] +
+                         "; name a file explicitly to try it anyway");
     }
     if (found.empty()) {
       failures.push_back({dir, "no images (jpg, jpeg, png, bmp) in this directory"});
@@ -183,11 +217,6 @@ class OutputNamer {
   std::set<std::string> used_;
 };
 
-bool same_file(const fs::path& a, const fs::path& b) {
-  std::error_code ec;
-  return fs::exists(b, ec) && fs::equivalent(a, b, ec);
-}
-
 // Reasons from the library usually start with the path; the failure list
 // prints the path already.
 std::string reason_of(const Status& st, const std::string& path) {
@@ -231,24 +260,42 @@ int fail(const std::string& message) {
 }
 
 int run_detect(const DetectArgs& a) {
-  InputCollector inputs;
-  for (const auto& arg : a.inputs) inputs.add(arg);
-
-  // Everything that can be checked before the model loads is checked here, so
-  // a wrong output path costs nothing.
+  install_interrupt_handlers();
   const bool draw = !a.no_draw;
+  InputCollector inputs(draw ? fs::path(a.output_dir) : fs::path());
+  for (const auto& arg : a.inputs) inputs.add(arg);
+  for (const auto& w : inputs.warnings) std::cerr << "damoyolo detect: warning: " << w << "\n";
+  const std::vector<std::string>& files = inputs.files;
+
+  // Every output is checked before the model loads, so a wrong path costs
+  // nothing and no existing file is touched: none may be an input, none may
+  // exist already unless --overwrite.
+  OutputPolicy policy(a.overwrite);
+  for (const auto& f : files) policy.add_input(f);
+  for (const auto& arg : a.inputs) policy.add_input(arg);  // a non-image input named as output too
+  std::vector<fs::path> out_paths(files.size());
   if (draw) {
     Status st = prepare_output_dir(a.output_dir);
     if (!st.ok()) return fail(st.message());
+    OutputNamer namer(a.output_dir);
+    for (size_t k = 0; k < files.size(); ++k) {
+      out_paths[k] = namer.name_for(files[k]);
+      st = policy.check(out_paths[k], "the annotated image");
+      if (!st.ok()) return fail(st.message() + (a.overwrite ? "" : " (or choose another --output-dir)"));
+    }
   }
-  std::ofstream json_file, jsonl_file;
-  if (!a.json.empty()) {
-    json_file.open(a.json, std::ios::binary | std::ios::trunc);
-    if (!json_file) return fail("cannot write '" + a.json + "'");
-  }
-  if (!a.jsonl.empty()) {
-    jsonl_file.open(a.jsonl, std::ios::binary | std::ios::trunc);
-    if (!jsonl_file) return fail("cannot write '" + a.jsonl + "'");
+  AtomicOutput json_out, jsonl_out;
+  if (!a.json.empty() && !a.jsonl.empty() && canonical_or_self(a.json) == canonical_or_self(a.jsonl))
+    return fail("--json and --jsonl name the same file '" + a.json + "'");
+  for (auto [path, what, out] : {std::tuple{&a.json, "--json", &json_out}, std::tuple{&a.jsonl, "--jsonl", &jsonl_out}}) {
+    if (path->empty()) continue;
+    if (draw && is_within(*path, a.output_dir) && std::find(out_paths.begin(), out_paths.end(), fs::path(*path)) != out_paths.end())
+      return fail(std::string(what) + " '" + *path + "' is also an annotated image's name");
+    Status st = policy.check(*path, what);
+    if (!st.ok()) return fail(st.message());
+    *out = AtomicOutput(*path);
+    st = out->open_stream();
+    if (!st.ok()) return fail(st.message());
   }
 
   auto t_load = Clock::now();
@@ -256,20 +303,18 @@ int run_detect(const DetectArgs& a) {
   if (!detector.ok()) return fail(detector.status().to_string());
   const double load_ms = ms_since(t_load);
 
-  const std::vector<std::string>& files = inputs.files;
   std::vector<Failure> failures;
-  OutputNamer namer(a.output_dir);
   nlohmann::json all = nlohmann::json::array();
   Totals tot;
   Progress progress(static_cast<int64_t>(files.size()), "img",
                     !a.quiet && files.size() > 1 && stderr_is_terminal());
 
   auto emit_record = [&](const nlohmann::json& rec) {
-    if (json_file.is_open()) all.push_back(rec);
-    if (jsonl_file.is_open()) {
-      // Flushed per line so a consumer can follow a long run (tail -f).
-      jsonl_file << rec.dump() << "\n";
-      jsonl_file.flush();
+    if (json_out.active()) all.push_back(rec);
+    if (jsonl_out.active()) {
+      // Flushed per line so a consumer can follow the temporary file.
+      jsonl_out.stream() << rec.dump() << "\n";
+      jsonl_out.stream().flush();
     }
   };
   auto record_failure = [&](const std::string& path, const std::string& reason) {
@@ -282,27 +327,32 @@ int run_detect(const DetectArgs& a) {
   for (const Failure& f : inputs.failures) record_failure(f.path, f.reason);
 
   const size_t chunk = static_cast<size_t>(std::max(1, a.det.engine.batch));
+  const float draw_threshold = a.det.draw_threshold();
   cv::Mat bgr;  // reused: same-sized images then allocate nothing here
   const auto t_run = Clock::now();
   size_t done = 0;
-  for (size_t first = 0; first < files.size(); first += chunk) {
+  for (size_t first = 0; first < files.size() && !interrupted(); first += chunk) {
     const size_t count = std::min(chunk, files.size() - first);
     // Decoded here rather than inside Detector::detect_files because drawing
     // needs the pixels: detect_files would decode them and throw them away.
     // Same decoder, same options, so the detections are identical.
     std::vector<Image> images;
+    std::vector<DecodeInfo> decode_infos;
     std::vector<ImageView> views;
     std::vector<size_t> index;
     std::vector<double> decode_ms;
+    const DecodeOptions& decode_options = detector->decode_options();
     for (size_t k = first; k < first + count; ++k) {
       auto t = Clock::now();
-      auto img = decode_image_file(files[k]);
+      DecodeInfo info;
+      auto img = decode_image_file(files[k], decode_options, &info);
       if (!img.ok()) {
         record_failure(files[k], reason_of(img.status(), files[k]));
         continue;
       }
       decode_ms.push_back(ms_since(t));
       images.push_back(std::move(*img));
+      decode_infos.push_back(info);
       index.push_back(k);
     }
     for (const Image& im : images) views.push_back(im.view());
@@ -320,31 +370,29 @@ int run_detect(const DetectArgs& a) {
 
       double draw_ms = 0, write_ms = 0;
       int drawn = 0;
-      fs::path out_path;
+      const fs::path& out_path = out_paths[index[j]];
       if (draw) {
-        out_path = namer.name_for(path);
-        if (same_file(path, out_path)) {
-          record_failure(path, "the annotated image would overwrite the input; choose another --output-dir");
-          continue;
-        }
         auto t = Clock::now();
         const Image& im = images[j];
         const cv::Mat rgb(im.height(), im.width(), CV_8UC3, const_cast<uint8_t*>(im.data()),
                           static_cast<size_t>(im.stride()));
         cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
-        drawn = draw_detections(bgr, r.detections, *detector, a.det.draw_conf);
+        drawn = draw_detections(bgr, r.detections, *detector, draw_threshold);
         draw_ms = ms_since(t);
         t = Clock::now();
+        AtomicOutput out(out_path);
         bool written = false;
         std::string why;
         try {
-          written = cv::imwrite(out_path.string(), bgr);
+          written = cv::imwrite(out.temp_path().string(), bgr);
         } catch (const cv::Exception& e) {
           why = e.what();
         }
+        Status st = written ? out.commit() : Status(ErrorCode::kIOError, "cannot write '" + out_path.string() + "'" +
+                                                                             (why.empty() ? "" : ": " + why));
         write_ms = ms_since(t);
-        if (!written) {
-          record_failure(path, "cannot write '" + out_path.string() + "'" + (why.empty() ? "" : ": " + why));
+        if (!st.ok()) {
+          record_failure(path, st.message());
           continue;
         }
       }
@@ -361,14 +409,15 @@ int run_detect(const DetectArgs& a) {
       nlohmann::json rec = {{"file", path},
                             {"width", r.width},
                             {"height", r.height},
-                            {"detections", detections_json(*detector, r.detections)},
+                            {"decode", decode_info_json(decode_infos[j])},
+                            {"detections", detections_json(*detector, r.detections, a.det.full_precision)},
                             {"timings_ms",
-                             {{"decode", r.timings.decode_ms},
-                              {"preprocess", r.timings.preprocess_ms},
-                              {"inference", r.timings.inference_ms},
-                              {"postprocess", r.timings.postprocess_ms},
-                              {"draw", draw_ms},
-                              {"write", write_ms}}}};
+                             {{"decode", round2(r.timings.decode_ms)},
+                              {"preprocess", round2(r.timings.preprocess_ms)},
+                              {"inference", round2(r.timings.inference_ms)},
+                              {"postprocess", round2(r.timings.postprocess_ms)},
+                              {"draw", round2(draw_ms)},
+                              {"write", round2(write_ms)}}}};
       if (draw) rec["output"] = out_path.string();
       emit_record(rec);
 
@@ -376,13 +425,16 @@ int run_detect(const DetectArgs& a) {
         progress.clear();
         std::ostringstream line;
         line << path << ": " << r.width << "x" << r.height << ", " << r.detections.size() << " detections";
-        if (draw) line << ", " << drawn << " drawn (score >= " << fmt(a.det.draw_conf) << ")";
+        if (draw && draw_threshold > 0) line << ", " << drawn << " drawn (score >= " << fmt(draw_threshold) << ")";
         if (!r.detections.empty() && a.top <= 0)
           line << ", best " << detector->class_name(r.detections[0].class_id) << " "
                << fmt(r.detections[0].score);
         line << ", " << fmt(r.timings.total() + draw_ms + write_ms, 1) << " ms";
         if (draw) line << " -> " << out_path.string();
         std::cout << line.str() << "\n";
+        if (decode_infos[j].orientation_applied)
+          std::cout << "  (EXIF orientation " << decode_infos[j].exif_orientation
+                    << " applied: boxes are in the upright picture's pixels)\n";
         if (a.top > 0) print_top_table(std::cout, *detector, r.detections, a.top);
         if (a.timings) std::cout << "  timings ms: " << timings_line(r.timings, draw_ms, write_ms) << "\n";
         std::cout.flush();
@@ -393,18 +445,25 @@ int run_detect(const DetectArgs& a) {
   }
   progress.finish();
   const double wall_s = ms_since(t_run) / 1000.0;
-
-  if (json_file.is_open()) {
-    json_file << all.dump(2) << "\n";
-    json_file.close();
-    if (!json_file) failures.push_back({a.json, "cannot write the JSON file"});
-  }
-  if (jsonl_file.is_open()) {
-    jsonl_file.close();
-    if (!jsonl_file) failures.push_back({a.jsonl, "cannot write the JSONL file"});
+  const bool stopped = interrupted();
+  if (stopped) {
+    // The images not reached are accounted for in the JSON as well.
+    for (size_t k = done; k < files.size(); ++k) emit_record({{"file", files[k]}, {"error", "not processed: interrupted"}});
+    std::cerr << "damoyolo detect: interrupted after " << done << " of " << files.size()
+              << " image(s); the outputs hold the images done\n";
   }
 
-  if (a.timings && tot.images > 0) {
+  if (json_out.active()) {
+    json_out.stream() << all.dump(2) << "\n";
+    Status st = json_out.commit();
+    if (!st.ok()) failures.push_back({a.json, st.message()});
+  }
+  if (jsonl_out.active()) {
+    Status st = jsonl_out.commit();
+    if (!st.ok()) failures.push_back({a.jsonl, st.message()});
+  }
+
+  if (a.timings && !a.quiet && tot.images > 0) {
     const double n = tot.images;
     std::cout << "timings over " << tot.images << " image(s), ms total (mean):\n"
               << "  decode       " << std::setw(10) << fmt(tot.decode) << " (" << fmt(tot.decode / n) << ")\n"
@@ -422,6 +481,7 @@ int run_detect(const DetectArgs& a) {
     std::cout << tot.images << " image(s) processed, " << tot.detections << " detections, " << failures.size()
               << " failed\n";
   for (const auto& f : failures) std::cerr << "failed: " << f.path << ": " << f.reason << "\n";
+  if (stopped) return interrupted_exit_code();
   if (files.empty() && failures.empty()) return fail("no input images");
   return failures.empty() ? 0 : 1;
 }
@@ -433,14 +493,15 @@ Runner add_detect_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("detect", "Detect objects in images: annotated images, JSON, tables, timings");
   cmd->add_option("inputs", args->inputs, "Image files, directories (recursive) or glob patterns")->required();
   args->det.add_to(cmd, /*with_batch=*/true);
-  cmd->add_option("-o,--output-dir", args->output_dir, "Where annotated images go (same base name)");
+  cmd->add_option("--output-dir", args->output_dir, "Where annotated images go (same base name); never read as input");
   cmd->add_flag("--no-draw", args->no_draw, "Do not write annotated images");
   cmd->add_option("--json", args->json, "Write all results as one JSON array to FILE");
   cmd->add_option("--jsonl", args->jsonl, "Stream results to FILE, one JSON object per image per line");
   cmd->add_option("--top", args->top, "Print the top K detections of each image as a table")
-      ->check(CLI::NonNegativeNumber);
+      ->check(whole_number(0));
   cmd->add_flag("--timings", args->timings, "Print per-stage milliseconds per image, totals and images/s");
-  cmd->add_flag("-q,--quiet", args->quiet, "Print only errors and the failure list");
+  cmd->add_flag("-q,--quiet", args->quiet, "Print only warnings, errors and the failure list");
+  cmd->add_flag("--overwrite", args->overwrite, "Replace output files that exist already (never an input)");
   return [args] { return run_detect(*args); };
 }
 

@@ -14,6 +14,7 @@
 #include "damoyolo/coco_eval.h"
 #include "damoyolo/detector.h"
 #include "options.h"
+#include "outputs.h"
 #include "progress.h"
 
 namespace damoyolo::cli {
@@ -29,6 +30,7 @@ struct EvalArgs {
   std::string labels;
   bool coco80_ids = false;
   bool quiet = false;
+  bool overwrite = false;
   EngineArgs engine;
 };
 
@@ -39,16 +41,22 @@ int fail(const std::string& message) {
 
 int fail(const Status& status) { return fail(status.to_string()); }
 
-bool write_text(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-  out.close();
-  return static_cast<bool>(out);
+// Written whole under a temporary name, then renamed (see outputs.h).
+Status write_text(const std::string& path, const std::string& text) {
+  AtomicOutput out(path);
+  Status st = out.open_stream();
+  if (!st.ok()) return st;
+  out.stream() << text;
+  return out.commit();
 }
 
 // Runs the detector over the dataset's images and returns COCO results.
 Result<std::vector<CocoDetection>> detect_dataset(const EvalArgs& a, const CocoDataset& ds) {
+  // The library's defaults are the official pipeline's (thresholds, 500
+  // boxes); decoding is made PIL-exact too, since the official evaluation
+  // reads images with PIL and ignores EXIF orientation, as COCO's boxes do.
   DetectorOptions opts = a.engine.detector_options();
+  opts.decode = DecodeOptions::pil_compatible();
   opts.labels_file = a.labels;
   auto detector = Detector::create(a.model, opts);
   if (!detector.ok()) return detector.status();
@@ -92,6 +100,13 @@ int run_eval(const EvalArgs& a) {
   if (results_mode == !a.model.empty())
     return fail("give either --results FILE (score a results file) or --model M --images DIR (run the detector)");
   if (!results_mode && a.images.empty()) return fail("--model needs --images DIR");
+  if (!a.json.empty()) {
+    OutputPolicy policy(a.overwrite);
+    for (const std::string* in : {&a.annotations, &a.results, &a.model, &a.labels})
+      if (!in->empty()) policy.add_input(*in);
+    Status st = policy.check(a.json, "--json");
+    if (!st.ok()) return fail(st.message());
+  }
 
   auto ds = CocoDataset::load(a.annotations);
   if (!ds.ok()) return fail(ds.status());
@@ -106,7 +121,7 @@ int run_eval(const EvalArgs& a) {
     if (!detected.ok()) return fail(detected.status());
     dets = std::move(*detected);
     if (!a.json.empty()) {
-      Status st = write_coco_results(a.json, dets);
+      Status st = write_text(a.json, coco_results_json(dets));
       if (!st.ok()) return fail(st);
     }
   }
@@ -117,8 +132,10 @@ int run_eval(const EvalArgs& a) {
     std::cerr << "damoyolo eval: warning: " << ev->skipped_detections
               << " detections have a category_id the annotation file does not list; skipped, as pycocotools does\n";
   std::cout << format_coco_summary(ev->metrics);
-  if (results_mode && !a.json.empty() && !write_text(a.json, coco_metrics_json(ev->metrics)))
-    return fail("cannot write '" + a.json + "'");
+  if (results_mode && !a.json.empty()) {
+    Status st = write_text(a.json, coco_metrics_json(ev->metrics));
+    if (!st.ok()) return fail(st);
+  }
   return 0;
 }
 
@@ -144,6 +161,7 @@ Runner add_eval_command(CLI::App& app) {
   cmd->add_flag("--coco80-ids", args->coco80_ids,
                 "Map class i to the i-th standard COCO-80 category id instead of matching names (with --model)");
   cmd->add_flag("-q,--quiet", args->quiet, "No progress output");
+  cmd->add_flag("--overwrite", args->overwrite, "Replace the --json file if it exists already");
   args->engine.add_to(cmd, /*with_batch=*/true, /*with_detector=*/true);
   cmd->get_option("--results")->excludes(cmd->get_option("--model"));
   return [args] { return run_eval(*args); };

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "damoyolo/detector.h"
 #include "damoyolo/session.h"
 
 namespace damoyolo::cli {
@@ -29,6 +30,16 @@ int run_info(const InfoArgs& a) {
     return 1;
   }
   const ModelSummary& s = session->summary();
+  // A DAMO-YOLO detector: its classes and where their names come from. Other
+  // graphs (no detector outputs) simply show none.
+  DetectorOptions dopts;
+  dopts.session.engine = Engine::kReference;
+  auto detector = Detector::create(a.model, dopts);
+  // A detector whose class names are unusable (bad metadata, a names list of
+  // the wrong length) says so here rather than at the first detect.
+  std::string class_error;
+  if (!detector.ok() && detector.status().message().find("names") != std::string::npos)
+    class_error = detector.status().message();
   if (a.json) {
     nlohmann::json j;
     j["model"] = s.path;
@@ -43,6 +54,14 @@ int run_info(const InfoArgs& a) {
     j["layer_weights"] = s.layer_weights;
     j["macs"] = s.macs;
     j["gflops"] = s.gflops();
+    j["metadata"] = s.metadata;
+    if (detector.ok()) {
+      j["classes"] = detector->class_names();
+      j["class_names_source"] = label_source_name(detector->label_source());
+      if (!detector->label_origin().empty()) j["class_names_origin"] = detector->label_origin();
+    } else if (!class_error.empty()) {
+      j["classes_error"] = class_error;
+    }
     std::cout << j.dump(2) << "\n";
     return 0;
   }
@@ -59,6 +78,18 @@ int run_info(const InfoArgs& a) {
   std::cout << "parameters: " << s.parameters / 1e6 << " M (" << s.parameters << " initializer elements; "
             << s.layer_weights / 1e6 << " M in layer weights)\n";
   std::cout << "FLOPs:      " << s.gflops() << " GFLOPs (2 x " << s.macs << " MACs)\n";
+  if (detector.ok()) {
+    std::cout << "classes:    " << detector->num_classes() << ", names from "
+              << label_source_name(detector->label_source())
+              << (detector->label_origin().empty() ? "" : " (" + detector->label_origin() + ")") << ":";
+    const auto& names = detector->class_names();
+    for (size_t i = 0; i < names.size(); ++i) std::cout << (i % 8 == 0 ? "\n  " : " ") << i << ":" << names[i];
+    std::cout << "\n";
+  } else if (!class_error.empty()) {
+    std::cout << "classes:    " << class_error << "\n";
+  }
+  for (const auto& [key, value] : s.metadata)
+    if (key != "names") std::cout << "metadata:   " << key << " = " << value << "\n";
   std::cout << "ops (after folding; in file):\n";
   std::map<std::string, std::pair<int, int>> merged;
   for (const auto& [op, c] : s.op_histogram) merged[op].first = c;

@@ -9,6 +9,7 @@
 #include "commands.h"
 #include "damoyolo/session.h"
 #include "options.h"
+#include "outputs.h"
 
 namespace damoyolo::cli {
 
@@ -16,6 +17,7 @@ namespace {
 struct RunArgs {
   std::string model, input, out;
   EngineArgs engine;
+  bool overwrite = false;
 };
 
 int run_run(const RunArgs& a) {
@@ -62,28 +64,40 @@ int run_run(const RunArgs& a) {
     std::cerr << "damoyolo run: cannot create output directory '" << a.out << "': " << ec.message() << "\n";
     return 1;
   }
-  nlohmann::json desc = nlohmann::json::array();
-  for (size_t i = 0; i < outputs->size(); ++i) {
-    const Tensor& t = (*outputs)[i];
-    auto path = std::filesystem::path(a.out) / ("out" + std::to_string(i) + ".f32");
-    std::ofstream o(path, std::ios::binary);
-    if (t.dtype() == DType::kFloat32) {
-      o.write(static_cast<const char*>(t.raw()), static_cast<std::streamsize>(t.nbytes()));
-    } else {
-      std::cerr << "damoyolo run: output " << i << " is " << dtype_name(t.dtype()) << ", written as raw bytes\n";
-      o.write(static_cast<const char*>(t.raw()), static_cast<std::streamsize>(t.nbytes()));
-    }
-    if (!o) {
-      std::cerr << "damoyolo run: cannot write '" << path.string() << "'\n";
+  // Outputs are checked (never the input, never an existing file unless
+  // --overwrite) before any is written, then each written whole.
+  const std::filesystem::path dir(a.out);
+  OutputPolicy policy(a.overwrite);
+  policy.add_input(a.input);
+  policy.add_input(a.model);
+  std::vector<std::filesystem::path> paths;
+  for (size_t i = 0; i < outputs->size(); ++i) paths.push_back(dir / ("out" + std::to_string(i) + ".f32"));
+  paths.push_back(dir / "outputs.json");
+  for (const auto& p : paths) {
+    Status st = policy.check(p, "output");
+    if (!st.ok()) {
+      std::cerr << "damoyolo run: " << st.message() << "\n";
       return 1;
     }
-    desc.push_back({{"index", i}, {"name", session->outputs()[i].name}, {"dims", t.shape()}});
   }
-  std::ofstream j(std::filesystem::path(a.out) / "outputs.json");
-  j << desc.dump(1) << "\n";
-  if (!j) {
-    std::cerr << "damoyolo run: cannot write outputs.json in '" << a.out << "'\n";
-    return 1;
+  nlohmann::json desc = nlohmann::json::array();
+  for (size_t i = 0; i <= outputs->size(); ++i) {
+    AtomicOutput out(paths[i]);
+    Status st = out.open_stream();
+    if (st.ok() && i < outputs->size()) {
+      const Tensor& t = (*outputs)[i];
+      if (t.dtype() != DType::kFloat32)
+        std::cerr << "damoyolo run: output " << i << " is " << dtype_name(t.dtype()) << ", written as raw bytes\n";
+      out.stream().write(static_cast<const char*>(t.raw()), static_cast<std::streamsize>(t.nbytes()));
+      desc.push_back({{"index", i}, {"name", session->outputs()[i].name}, {"dims", t.shape()}});
+    } else if (st.ok()) {
+      out.stream() << desc.dump(1) << "\n";
+    }
+    if (st.ok()) st = out.commit();
+    if (!st.ok()) {
+      std::cerr << "damoyolo run: " << st.message() << "\n";
+      return 1;
+    }
   }
   std::cout << "wrote " << outputs->size() << " output(s) to " << a.out << " (engine "
             << engine_name(session->engine()) << ")\n";
@@ -96,7 +110,8 @@ Runner add_run_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("run", "Run a model on a raw NCHW tensor file and write its raw outputs");
   cmd->add_option("-m,--model,model", args->model, "ONNX model file")->required();
   cmd->add_option("--input", args->input, "Input tensor: raw .u8 or .f32 (NCHW, matching the model input)")->required();
-  cmd->add_option("--out", args->out, "Output directory (outN.f32 + outputs.json)")->required();
+  cmd->add_option("--output-dir", args->out, "Output directory (outN.f32 + outputs.json)")->required();
+  cmd->add_flag("--overwrite", args->overwrite, "Replace output files that exist already");
   args->engine.add_to(cmd, /*with_batch=*/false, /*with_detector=*/false);
   return [args] { return run_run(*args); };
 }

@@ -6,6 +6,12 @@
 // *image* pipeline rather than the official video demo's BGR-fed network
 // (damo-yolo-facts §4.4) — draws, and writes an mp4v video with the source's
 // frame rate and size. Per-frame results can be streamed as JSON lines.
+//
+// Outputs are checked before any work (never the input, never an existing
+// file unless --overwrite), written under temporary names and renamed when
+// finished; Ctrl-C stops after the current frame and finalises both, so the
+// video plays with the frames done. A stream that ends before the frames its
+// container declares is an error that says how much was read.
 #include <stdlib.h>
 
 #include <algorithm>
@@ -21,6 +27,7 @@
 #include "damoyolo/detector.h"
 #include "detect_options.h"
 #include "draw.h"
+#include "outputs.h"
 #include "progress.h"
 #include "video_io.h"
 
@@ -38,6 +45,7 @@ struct VideoArgs {
   std::string jsonl;
   int64_t max_frames = 0;
   bool quiet = false;
+  bool overwrite = false;
 };
 
 int fail(const std::string& message) {
@@ -71,9 +79,16 @@ int run_video(const VideoArgs& a) {
   // unless the user asked for a level (overwrite = 0 keeps theirs).
   ::setenv("OPENCV_FFMPEG_LOGLEVEL", "-8", 0);
 
-  std::error_code ec;
-  if (!a.output.empty() && std::filesystem::exists(a.output, ec) && std::filesystem::equivalent(a.input, a.output, ec))
-    return fail("the output would overwrite the input video");
+  install_interrupt_handlers();
+  OutputPolicy policy(a.overwrite);
+  policy.add_input(a.input);
+  if (!a.output.empty() && !a.jsonl.empty() && canonical_or_self(a.output) == canonical_or_self(a.jsonl))
+    return fail("-o and --jsonl name the same file '" + a.output + "'");
+  for (auto [path, what] : {std::pair{&a.output, "-o"}, std::pair{&a.jsonl, "--jsonl"}}) {
+    if (path->empty()) continue;
+    Status st = policy.check(*path, what);
+    if (!st.ok()) return fail(st.message());
+  }
 
   auto source = VideoFileSource::open(a.input);
   if (!source.ok()) return fail(source.status().message());
@@ -93,17 +108,21 @@ int run_video(const VideoArgs& a) {
     fps = 25;
   }
 
+  // Both written under temporary names in their folders, renamed when done.
+  AtomicOutput video_out, jsonl_out;
   std::unique_ptr<FrameSink> sink;
   if (!a.output.empty()) {
-    auto opened = VideoFileSink::open(a.output, fps, frame_size);
-    if (!opened.ok()) return fail(opened.status().message());
+    video_out = AtomicOutput(a.output);
+    auto opened = VideoFileSink::open(video_out.temp_path().string(), fps, frame_size);
+    if (!opened.ok()) return fail(a.output + ": " + opened.status().message());
     sink = std::move(*opened);
   }
-  std::ofstream jsonl;
   if (!a.jsonl.empty()) {
-    jsonl.open(a.jsonl, std::ios::binary | std::ios::trunc);
-    if (!jsonl) return fail("cannot write '" + a.jsonl + "'");
+    jsonl_out = AtomicOutput(a.jsonl);
+    Status st = jsonl_out.open_stream();
+    if (!st.ok()) return fail(st.message());
   }
+  std::ofstream& jsonl = jsonl_out.stream();
 
   auto detector = make_detector(a.det);
   if (!detector.ok()) return fail(detector.status().to_string());
@@ -118,6 +137,8 @@ int run_video(const VideoArgs& a) {
   int64_t detections = 0;
   const auto t_start = Clock::now();
   // `frame` already holds frame 0; each pass handles one frame, then reads the next.
+  const float draw_threshold = a.det.draw_threshold();
+  bool stopped = false;
   for (;;) {
     auto view = view_of(frame.image);
     if (!view.ok()) return fail("frame " + std::to_string(frame.index) + ": " + view.status().message());
@@ -127,7 +148,7 @@ int run_video(const VideoArgs& a) {
     double draw_ms = 0, write_ms = 0;
     if (sink) {
       auto t = Clock::now();
-      draw_detections(frame.image, result.detections, *detector, a.det.draw_conf);
+      draw_detections(frame.image, result.detections, *detector, draw_threshold);
       draw_ms = ms_since(t);
       t = Clock::now();
       st = sink->write(frame.image);
@@ -136,17 +157,17 @@ int run_video(const VideoArgs& a) {
     }
     if (jsonl.is_open()) {
       nlohmann::json rec = {{"frame", frame.index},
-                            {"time_s", frame.time_s},
+                            {"time_s", std::round(frame.time_s * 1e4) / 1e4},
                             {"width", result.width},
                             {"height", result.height},
-                            {"detections", detections_json(*detector, result.detections)},
+                            {"detections", detections_json(*detector, result.detections, a.det.full_precision)},
                             {"timings_ms",
-                             {{"read", read_ms},
-                              {"preprocess", result.timings.preprocess_ms},
-                              {"inference", result.timings.inference_ms},
-                              {"postprocess", result.timings.postprocess_ms},
-                              {"draw", draw_ms},
-                              {"write", write_ms}}}};
+                             {{"read", round2(read_ms)},
+                              {"preprocess", round2(result.timings.preprocess_ms)},
+                              {"inference", round2(result.timings.inference_ms)},
+                              {"postprocess", round2(result.timings.postprocess_ms)},
+                              {"draw", round2(draw_ms)},
+                              {"write", round2(write_ms)}}}};
       jsonl << rec.dump() << "\n";
       if (!jsonl) return fail("cannot write '" + a.jsonl + "'");
     }
@@ -160,6 +181,10 @@ int run_video(const VideoArgs& a) {
     ++frames;
     progress.update(frames);
     if (a.max_frames > 0 && frames >= a.max_frames) break;
+    if (interrupted()) {
+      stopped = true;
+      break;
+    }
     t_read = Clock::now();
     const bool more = src.read(frame);
     read_ms = ms_since(t_read);
@@ -168,14 +193,32 @@ int run_video(const VideoArgs& a) {
   progress.finish();
   const double wall_s = ms_since(t_start) / 1000.0;
 
+  // Finalise what was written, also when interrupted or truncated: the
+  // frames done are a playable video.
   if (sink) {
     Status st = sink->close();
+    if (st.ok()) st = video_out.commit();
     if (!st.ok()) return fail(st.message());
   }
-  if (jsonl.is_open()) {
-    jsonl.close();
-    if (!jsonl) return fail("cannot write '" + a.jsonl + "'");
+  if (jsonl_out.active()) {
+    Status st = jsonl_out.commit();
+    if (!st.ok()) return fail(st.message());
   }
+
+  // A container that declares more frames than could be decoded was cut short
+  // (a partial download or copy). Declared counts can be estimates from the
+  // duration, so one or two frames short is only a warning.
+  const int64_t declared = src.frame_count();
+  const bool cut_short = !stopped && !(a.max_frames > 0 && frames >= a.max_frames) && declared > 0 && frames < declared;
+  std::string truncation;
+  if (cut_short) {
+    truncation = a.input + ": the video ends early: decoded " + std::to_string(frames) + " of the " +
+                 std::to_string(declared) + " frames its container declares (" +
+                 fmt(100.0 * static_cast<double>(frames) / static_cast<double>(declared), 1) + " %, " +
+                 fmt(static_cast<double>(frames) / fps, 2) + " s of " + fmt(static_cast<double>(declared) / fps, 2) +
+                 " s); truncated or corrupt";
+  }
+  const bool truncated = cut_short && declared - frames > 2;
 
   if (!a.quiet) {
     const double n = static_cast<double>(frames);
@@ -189,6 +232,16 @@ int run_video(const VideoArgs& a) {
               << "throughput: " << frames << " frame(s) in " << fmt(wall_s, 3) << " s = "
               << fmt(wall_s > 0 ? n / wall_s : 0, 1) << " FPS\n";
   }
+  if (stopped) {
+    std::cerr << "damoyolo video: interrupted after " << frames << " frame(s); the outputs hold them\n";
+    return interrupted_exit_code();
+  }
+  if (truncated) {
+    std::cerr << "damoyolo video: error: " << truncation << (sink || jsonl_out.active() ? "; the outputs hold the frames read" : "")
+              << "\n";
+    return 1;
+  }
+  if (cut_short) std::cerr << "damoyolo video: warning: " << truncation << "\n";
   return 0;
 }
 
@@ -202,8 +255,9 @@ Runner add_video_command(CLI::App& app) {
   cmd->add_option("-o,--output", args->output, "Annotated video to write (mp4v, source fps and size)");
   cmd->add_option("--jsonl", args->jsonl, "Stream per-frame results to FILE: {frame, time_s, detections, ...}");
   cmd->add_option("--max-frames", args->max_frames, "Stop after this many frames (0 = all)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(whole_number(0));
   cmd->add_flag("-q,--quiet", args->quiet, "No progress or summary");
+  cmd->add_flag("--overwrite", args->overwrite, "Replace output files that exist already (never the input)");
   return [args] { return run_video(*args); };
 }
 

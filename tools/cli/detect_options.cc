@@ -1,6 +1,8 @@
 #include "detect_options.h"
 
+#include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <sstream>
 
@@ -8,18 +10,29 @@ namespace damoyolo::cli {
 
 void DetectionArgs::add_to(CLI::App* cmd, bool with_batch) {
   cmd->add_option("-m,--model", model, "ONNX model file")->required();
-  conf_opt = cmd->add_option("--conf", conf, "Score threshold for candidates (default: the model family's, 0.05 or 0.03 for nano)")
-                 ->check(CLI::Range(0.0, 1.0));
+  conf_opt = cmd->add_option("--conf", conf,
+                             "Keep detections scoring at least this (--official: the model family's, 0.05 or 0.03 "
+                             "for nano)")
+                 ->check(real_number(0.0, 1.0));
   iou_opt = cmd->add_option("--iou", iou, "NMS IoU threshold (default: the model family's, 0.7 or 0.65 for nano)")
-                ->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--max-det", max_det, "Keep at most this many detections per image (0 = no limit)")
-      ->check(CLI::NonNegativeNumber);
+                ->check(real_number(0.0, 1.0));
+  max_det_opt = cmd->add_option("--max-det", max_det,
+                                "Keep at most this many detections per image (0 = no limit; --official: 500)")
+                    ->check(whole_number(0));
+  cmd->add_flag("--official", official,
+                "The official pipeline's values: the model family's thresholds, 500 boxes, PIL decoding "
+                "(for evaluation and parity checks)");
+  cmd->add_flag("--pil-decode", pil_decode,
+                "Decode exactly as PIL's convert('RGB'): ignore EXIF orientation, clip 16-bit gray at 255");
   cmd->add_option("--classes", classes, "Keep only these classes: comma list of ids or names, e.g. 0,car,dog");
-  cmd->add_option("--labels", labels, "Class names file, one per line (default: COCO's 80 for 80-class models)");
+  cmd->add_option("--labels", labels,
+                  "Class names file, one per line (default: the model's metadata, <model>.labels.txt or "
+                  "<model>.names beside it, COCO's for 80 classes)");
   cmd->add_option("--resize", resize, "stretch (current models) or letterbox (legacy pre-v0.3.0 models)")
       ->check(CLI::IsMember({"stretch", "letterbox"}));
-  cmd->add_option("--draw-conf", draw_conf, "Draw only detections scoring at least this (JSON gets all)")
-      ->check(CLI::Range(0.0, 1.0));
+  draw_conf_opt = cmd->add_option("--draw-conf", draw_conf, "Draw only detections scoring at least this (default: all kept)")
+                      ->check(real_number(0.0, 1.0));
+  cmd->add_flag("--full-precision", full_precision, "Write JSON floats unrounded (default: boxes 0.01 px, scores 1e-4)");
   engine.add_to(cmd, with_batch, /*with_detector=*/true);
 }
 
@@ -32,15 +45,19 @@ std::string trim(const std::string& s) {
   return s.substr(b, e - b + 1);
 }
 
+bool iequals(const std::string& a, const std::string& b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](unsigned char x, unsigned char y) {
+           return std::tolower(x) == std::tolower(y);
+         });
+}
+
 struct ClassSpec {
   std::string token;  // as the user wrote it
   int id = -1;
-  bool by_name = false;
 };
 
-// Resolves --classes against the names the detector will use. The names are
-// known before loading only when they come from --labels or are COCO's; the
-// result is re-checked against the loaded model in make_detector.
+// Resolves --classes (ids, names in any case, or "classN") against the names
+// the loaded detector uses.
 Result<std::vector<ClassSpec>> parse_classes(const std::string& list, const std::vector<std::string>& names) {
   std::vector<ClassSpec> out;
   std::stringstream ss(list);
@@ -55,15 +72,23 @@ Result<std::vector<ClassSpec>> parse_classes(const std::string& list, const std:
       if (id < 0) return Status(ErrorCode::kInvalidArgument, "--classes: negative class id " + tok);
       spec.id = id;
     } else {
-      spec.by_name = true;
-      for (size_t i = 0; i < names.size(); ++i)
+      // Exact first; else the one name equal ignoring case ("Ring" for "ring").
+      for (size_t i = 0; i < names.size() && spec.id < 0; ++i)
         if (names[i] == tok) spec.id = static_cast<int>(i);
+      for (size_t i = 0; i < names.size() && spec.id < 0; ++i)
+        if (iequals(names[i], tok)) spec.id = static_cast<int>(i);
       // "class17" is what an unlabelled non-COCO model calls its classes.
       if (spec.id < 0 && tok.rfind("class", 0) == 0) {
         auto [q, ec2] = std::from_chars(tok.data() + 5, tok.data() + tok.size(), id);
         if (ec2 == std::errc() && q == tok.data() + tok.size() && id >= 0) spec.id = id;
       }
-      if (spec.id < 0) return Status(ErrorCode::kInvalidArgument, "--classes: unknown class name '" + tok + "'");
+      if (spec.id < 0) {
+        std::string known;
+        for (size_t i = 0; i < names.size() && i < 12; ++i) known += (i ? ", " : "") + names[i];
+        if (names.size() > 12) known += ", ...";
+        return Status(ErrorCode::kInvalidArgument,
+                      "--classes: the model has no class named '" + tok + "' (its classes: " + known + ")");
+      }
     }
     out.push_back(spec);
   }
@@ -75,51 +100,61 @@ Result<std::vector<ClassSpec>> parse_classes(const std::string& list, const std:
 
 Result<Detector> make_detector(const DetectionArgs& a) {
   DetectorOptions opts = a.engine.detector_options();
-  if (a.conf_opt && a.conf_opt->count() > 0) opts.conf_threshold = static_cast<float>(a.conf);
+  // Library defaults are the official pipeline's; the command line's are for people.
+  if (!a.official || (a.conf_opt && a.conf_opt->count() > 0)) opts.conf_threshold = static_cast<float>(a.conf);
   if (a.iou_opt && a.iou_opt->count() > 0) opts.iou_threshold = a.iou;
-  opts.max_det = a.max_det;
+  opts.max_det = a.official && !(a.max_det_opt && a.max_det_opt->count() > 0) ? 500 : a.max_det;
+  if (a.official || a.pil_decode) opts.decode = DecodeOptions::pil_compatible();
   opts.labels_file = a.labels;
   opts.resize = a.resize == "letterbox" ? ResizeMode::kLetterbox : ResizeMode::kStretch;
 
-  std::vector<ClassSpec> specs;
-  if (!a.classes.empty()) {
-    std::vector<std::string> names;
-    if (!a.labels.empty()) {
-      auto read = read_labels_file(a.labels);
-      if (!read.ok()) return read.status();
-      names = std::move(*read);
-    } else {
-      names = coco80_class_names();
-    }
-    auto parsed = parse_classes(a.classes, names);
-    if (!parsed.ok()) return parsed.status();
-    specs = std::move(*parsed);
-    for (const auto& s : specs) opts.class_filter.push_back(s.id);
-  }
-
   auto detector = Detector::create(a.model, opts);
-  if (!detector.ok()) return detector.status();
-  for (const auto& s : specs) {
-    if (s.id >= detector->num_classes())
-      return Status(ErrorCode::kInvalidArgument, "--classes: class " + s.token + " is out of range: the model has " +
+  if (!detector.ok() || a.classes.empty()) return detector;
+  // Names are resolved against the names the loaded model uses (its metadata,
+  // a labels file, COCO's), so the filter is set after loading.
+  auto parsed = parse_classes(a.classes, detector->class_names());
+  if (!parsed.ok()) return parsed.status();
+  std::vector<int> ids;
+  for (const auto& spec : *parsed) {
+    if (spec.id >= detector->num_classes())
+      return Status(ErrorCode::kInvalidArgument, "--classes: class " + spec.token + " is out of range: the model has " +
                                                      std::to_string(detector->num_classes()) + " classes");
-    // A COCO name looked up for a model that is not COCO-labelled.
-    if (s.by_name && detector->class_name(s.id) != s.token && s.token != "class" + std::to_string(s.id))
-      return Status(ErrorCode::kInvalidArgument,
-                    "--classes: the model has no class named '" + s.token + "' (give --labels or class ids)");
+    ids.push_back(spec.id);
   }
+  Status st = detector->set_class_filter(std::move(ids));
+  if (!st.ok()) return st;
   return detector;
 }
 
-nlohmann::json detections_json(const Detector& detector, const std::vector<Detection>& dets) {
+namespace {
+// round(v * 100) / 100, not round(v / 0.01) * 0.01: dividing by the exact
+// power of ten gives the double nearest 217.7, which prints as "217.7"; the
+// product gives 217.70000000000002.
+double round_to(double v, double per_unit) { return std::round(v * per_unit) / per_unit; }
+}  // namespace
+
+nlohmann::json detections_json(const Detector& detector, const std::vector<Detection>& dets, bool full_precision) {
   auto arr = nlohmann::json::array();
+  // Rounded in double: a float rounded to 0.01 still prints as 123.44999694824219.
+  auto box = [&](float v) { return full_precision ? static_cast<double>(v) : round_to(v, 100); };
+  auto score = [&](float v) { return full_precision ? static_cast<double>(v) : round_to(v, 1e4); };
   for (const Detection& d : dets)
-    arr.push_back({{"box", {d.x1, d.y1, d.x2, d.y2}},
-                   {"score", d.score},
+    arr.push_back({{"box", {box(d.x1), box(d.y1), box(d.x2), box(d.y2)}},
+                   {"score", score(d.score)},
                    {"class_id", d.class_id},
                    {"class_name", detector.class_name(d.class_id)}});
   return arr;
 }
+
+nlohmann::json decode_info_json(const DecodeInfo& info) {
+  return {{"format", image_format_name(info.format)},
+          {"bit_depth", info.bit_depth},
+          {"exif_orientation", info.exif_orientation},
+          {"orientation_applied", info.orientation_applied},
+          {"scaled_from_16bit", info.scaled_from_16bit}};
+}
+
+double round2(double ms) { return round_to(ms, 100); }
 
 std::string fmt(double v, int decimals) {
   char buf[64];

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <opencv2/core.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,10 +27,21 @@ struct DrawStyle {
   static DrawStyle for_size(int width, int height);
 };
 
+// Where each label goes so that no label covers another (overlapping boxes
+// otherwise hide each other's scores: "circle 0.58" over "hexagon 0.49").
+// `boxes` and `sizes` are in priority order (highest score first); each label
+// takes the first free spot of: above the box's top-left corner, inside it,
+// below the box, inside its bottom edge, then slides down the box's left
+// edge. A label with no free spot inside `frame` gets none (its box is still
+// drawn): a crowded picture loses its least confident labels, never a score
+// under another label.
+std::vector<std::optional<cv::Rect>> layout_labels(const std::vector<cv::Rect>& boxes,
+                                                   const std::vector<cv::Size>& sizes, cv::Size frame);
+
 // Draws every detection with score >= min_score onto `bgr` (CV_8UC3, drawn in
-// place): a box in the class colour and "name 0.87" on a filled label above it
-// (inside the box when there is no room above). Boxes are clipped to the image;
-// ones wholly outside are skipped. Returns how many were drawn.
+// place): boxes in the class colour, then "name 0.87" on filled labels laid
+// out by layout_labels, on top of every box line. Boxes are clipped to the
+// image; ones wholly outside are skipped. Returns how many boxes were drawn.
 int draw_detections(cv::Mat& bgr, const std::vector<Detection>& dets, const Detector& detector, float min_score);
 
 }  // namespace damoyolo::cli

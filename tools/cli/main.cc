@@ -1,6 +1,7 @@
 // damoyolo — DAMO-YOLO on the CPU. Thin main: subcommands live in cmd_*.cc.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -28,6 +29,31 @@ int forward_to_video_binary(int argc, char** argv) {
 }  // namespace
 #endif
 
+namespace {
+
+const char* const kExitCodes =
+    "Exit status: 0 success; 1 a failure (an input that could not be processed, an error while running); "
+    "2 a usage error (unknown command or option, bad value); 130 / 143 interrupted by SIGINT (Ctrl-C) / "
+    "SIGTERM, with the outputs finalised.";
+
+// Levenshtein distance, for "did you mean" on a mistyped command.
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
 #ifndef DAMOYOLO_CLI_WITH_VIDEO
   if (argc > 1 && std::string(argv[1]) == "video") return forward_to_video_binary(argc, argv);
@@ -35,6 +61,9 @@ int main(int argc, char** argv) {
   CLI::App app{"damoyolo — fast DAMO-YOLO inference on the CPU"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "damoyolo 0.1.0");
+  app.footer(kExitCodes);
+  // Every option's default shows in --help; subcommands inherit this.
+  app.option_defaults()->always_capture_default();
 
   std::vector<std::pair<CLI::App*, damoyolo::cli::Runner>> commands;
   auto add = [&](damoyolo::cli::Runner (*adder)(CLI::App&)) {
@@ -56,10 +85,34 @@ int main(int argc, char** argv) {
       ->prefix_command();
 #endif
 
+  // A word where the command goes that is no command: say which one was
+  // probably meant, rather than CLI11's "A subcommand is required".
+  if (argc > 1 && argv[1][0] != '-') {
+    const std::string word = argv[1];
+    std::string best, all;
+    size_t best_d = 3;  // suggest only close matches (two edits at most)
+    for (CLI::App* sub : app.get_subcommands({})) {
+      const std::string& name = sub->get_name();
+      all += (all.empty() ? "" : ", ") + name;
+      if (name == word) best_d = 0;
+      const size_t d = name.rfind(word, 0) == 0 ? 1 : edit_distance(word, name);
+      if (best_d > 0 && d < best_d) best_d = d, best = name;
+    }
+    if (best_d > 0) {
+      std::cerr << "damoyolo: unknown command '" << word << "'"
+                << (best.empty() ? std::string() : "; did you mean '" + best + "'?") << "\n"
+                << "commands: " << all << " (damoyolo --help)\n";
+      return 2;
+    }
+  }
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version exit 0; every usage error exits 2, as documented
+    // (CLI11's own codes, 105-114, mean nothing to a script).
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
   }
   for (auto& [sub, runner] : commands) {
     if (sub->parsed()) {
