@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """Reference COCO bbox numbers for tests/eval: prints the 12 COCOeval stats.
 
-    coco_reference.py GT.json RESULTS.json
+    coco_reference.py [--reference auto|pycocotools|numpy] [--summary FILE] GT.json RESULTS.json
 
-With pycocotools importable, it runs the real COCOeval (iouType='bbox') and
-prints "pycocotools" on the first line. Otherwise it runs an independent
-numpy re-implementation of COCOeval's definition written for this project and
-prints "numpy-reference". Both print the 12 stats, one repr() per line.
+--reference pycocotools runs the real COCOeval (iouType='bbox') and prints
+"pycocotools VERSION" on the first line; it exits non-zero when pycocotools
+is not importable. --reference numpy runs an independent numpy
+re-implementation of COCOeval's definition written for this project and
+prints "numpy-reference". auto (the default) takes pycocotools when it is
+importable. Both then print the 12 stats, one repr() per line. --summary
+writes what pycocotools' summarize() printed (pycocotools only).
 
 The numpy version is deliberately written in the style of the original
 (numpy arrays, argsort(kind='mergesort'), searchsorted, np.mean) and not like
@@ -19,7 +22,7 @@ import sys
 import numpy as np
 
 
-def run_pycocotools(gt_path, dt_path):
+def run_pycocotools(gt_path, dt_path, summary_path=None):
     import contextlib
     import io
 
@@ -34,7 +37,12 @@ def run_pycocotools(gt_path, dt_path):
         ev = COCOeval(gt, dt, "bbox")
         ev.evaluate()
         ev.accumulate()
+    summary = io.StringIO()
+    with contextlib.redirect_stdout(summary):
         ev.summarize()
+    if summary_path:
+        with open(summary_path, "w") as f:
+            f.write(summary.getvalue())
     return list(ev.stats)
 
 
@@ -205,17 +213,32 @@ def run_numpy(gt_path, dt_path):
 
 
 def main():
-    gt_path, dt_path = sys.argv[1], sys.argv[2]
-    try:
-        import pycocotools.cocoeval  # noqa: F401
-        have_pycocotools = True
-    except ImportError:
-        have_pycocotools = False
-    if have_pycocotools:
-        stats = run_pycocotools(gt_path, dt_path)
-        print("pycocotools")
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reference", choices=["auto", "pycocotools", "numpy"], default="auto")
+    ap.add_argument("--summary", help="write pycocotools' summarize() output here")
+    ap.add_argument("gt")
+    ap.add_argument("results")
+    args = ap.parse_args()
+    reference = args.reference
+    if reference != "numpy":
+        try:
+            import pycocotools.cocoeval  # noqa: F401
+        except ImportError as e:
+            if reference == "pycocotools":
+                sys.exit(f"coco_reference.py: pycocotools is not importable by {sys.executable} ({e}); "
+                         "scripts/python-env.sh installs it into build/pyvenv")
+            reference = "numpy"
+    if reference != "numpy":
+        import importlib.metadata
+
+        stats = run_pycocotools(args.gt, args.results, args.summary)
+        print("pycocotools", importlib.metadata.version("pycocotools"))
     else:
-        stats = run_numpy(gt_path, dt_path)
+        if args.summary:
+            sys.exit("coco_reference.py: --summary needs pycocotools")
+        stats = run_numpy(args.gt, args.results)
         print("numpy-reference")
     for v in stats:
         print(repr(float(v)))
