@@ -35,8 +35,8 @@ config=$(find "$prefix" -name damoyoloConfig.cmake -print -quit)
 [[ -n $config ]] || fail "damoyoloConfig.cmake was not installed"
 
 step "examples/find_package against the prefix"
-# CMAKE_FIND_USE_PACKAGE_REGISTRY / system paths stay on, but the prefix comes
-# first, so a damoyolo installed system-wide (the .deb) does not shadow it;
+# System paths are still searched, but CMAKE_PREFIX_PATH comes first, so a
+# damoyolo installed system-wide (the .deb) does not shadow the test prefix;
 # the check below makes sure.
 CXX=$cxx "$cmake" -S "$src/examples/find_package" -B "$tmp/example" -G "$generator" \
   -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" >"$tmp/configure.log" 2>&1 ||
