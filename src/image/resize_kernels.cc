@@ -87,13 +87,15 @@ void u8_to_f32_scalar(const uint8_t* in, int n, float* out) {
 
 #if DAMOYOLO_HAVE_AVX512_KERNELS
 
-#define DAMOYOLO_AVX512 __attribute__((target("avx512f,avx512bw,avx512vbmi")))
+// avx512vl: u8_to_f32_avx512's masked 128-bit load (_mm_maskz_loadu_epi8).
+// Without it a build without -march=native (scripts/package.sh) fails.
+#define DAMOYOLO_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi")))
 
 bool avx512_compiled() { return true; }
 
 bool avx512_supported() {
   static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                         __builtin_cpu_supports("avx512vbmi");
+                         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vbmi");
   return ok;
 }
 

@@ -11,19 +11,50 @@
 #include "commands.h"
 
 #ifndef DAMOYOLO_CLI_WITH_VIDEO
+#include <cstdlib>  // std::getenv, for forward_to_video_binary's message
+
 namespace {
-// `damoyolo video ...` runs bin/damoyolo-video with the same arguments: video
+// `damoyolo video ...` runs damoyolo-video with the same arguments: video
 // I/O lives in its own executable (see tools/cli/CMakeLists.txt for why).
+// It is looked for
+//   1. beside the real executable (/proc/self/exe, symlinks resolved): where
+//      the build, `cmake --install` and the .deb put it, so normally the one
+//      from the same build; a symlink to an installed damoyolo finds it too;
+//   2. then in PATH: a damoyolo copied somewhere on its own still works while
+//      an installed pair is in PATH.
+// Failing both, the message says where it looked and what to install: the
+// bare "cannot run <dir>/damoyolo-video" it used to print left a user with a
+// copied binary guessing.
 int forward_to_video_binary(int argc, char** argv) {
-  std::error_code ec;
-  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
-  auto target = (ec ? std::filesystem::path(argv[0]) : self).parent_path() / "damoyolo-video";
+  const char* kVideo = "damoyolo-video";
   std::vector<char*> args(argv, argv + argc);
   args.push_back(nullptr);
-  std::string path = target.string();
   // args[0] stays as the user typed it, so usage lines read "damoyolo video".
-  execv(path.c_str(), args.data());
-  std::cerr << "damoyolo video: cannot run " << path << ": " << std::strerror(errno) << "\n";
+
+  std::error_code ec;
+  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) self = argv[0];  // no /proc: the path the user typed, if it has a directory
+  std::string beside;
+  if (self.has_parent_path()) {
+    beside = (self.parent_path() / kVideo).string();
+    execv(beside.c_str(), args.data());
+    if (errno != ENOENT) {  // there, but not runnable: say so rather than search on
+      std::cerr << "damoyolo video: cannot run " << beside << ": " << std::strerror(errno) << "\n";
+      return 1;
+    }
+  }
+  execvp(kVideo, args.data());  // searches PATH
+  if (errno != ENOENT && errno != ENOTDIR) {  // found in PATH, but not runnable (e.g. EACCES)
+    std::cerr << "damoyolo video: cannot run " << kVideo << " found in PATH: " << std::strerror(errno) << "\n";
+    return 1;
+  }
+  const char* path = std::getenv("PATH");
+  std::cerr << "damoyolo video: cannot find " << kVideo << ", the executable that runs the video command.\n"
+            << "  looked beside this executable: "
+            << (beside.empty() ? "(its location is unknown)" : beside + " (no such file)") << "\n"
+            << "  looked in PATH: " << (path ? path : "(unset; the system default)") << "\n"
+            << kVideo << " must be installed beside damoyolo, as `cmake --install` and the damoyolo "
+            << "Debian package do (see docs/install.md).\n";
   return 1;
 }
 }  // namespace
