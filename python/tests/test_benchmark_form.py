@@ -68,17 +68,20 @@ class BenchmarkFormTest(unittest.TestCase):
         results = []
         for model in (DEFAULT, self.path):
             out = os.path.join(self.tmp.name, os.path.basename(model) + '.json')
-            r = subprocess.run([binary, 'detect', '-m', model, '--labels',
-                                os.path.join(MODELS, 'damoyolo_demo.labels.txt'), '--no-draw', '-q',
+            # --official: the official thresholds (conf 0.03 for nano) and unrounded JSON; no --labels: both
+            # forms carry the class names in their metadata.
+            r = subprocess.run([binary, 'detect', '-m', model, '--official', '--full-precision', '--no-draw', '-q',
                                 '--json', out, os.path.join(MODELS, 'demo.jpg')], capture_output=True, text=True)
             self.assertEqual(r.returncode, 0, r.stderr)
             with open(out) as f:
                 results.append(json.load(f)[0]['detections'])
         a, b = results
+        self.assertEqual(a[0]['class_name'], 'ring')  # names from the model's metadata, not class5
         self.assertGreater(len(a), 10)   # at the default conf 0.03 the trained model keeps many candidates
         self.assertEqual(len(a), len(b))
         for da, db in zip(a, b):
             self.assertEqual(da['class_id'], db['class_id'])
+            self.assertEqual(da['class_name'], db['class_name'])
             self.assertAlmostEqual(da['score'], db['score'], delta=1e-5)
             for ka, kb in zip(da['box'], db['box']):
                 self.assertAlmostEqual(ka, kb, delta=1e-2)
