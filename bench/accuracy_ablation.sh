@@ -14,9 +14,9 @@ tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
 run() {  # name, extra args...
   local name="$1"; shift
   "$bin" eval -m "$model" --labels "$labels" --images "$images" --annotations "$ann" --threads 2 \
-    --json "$tmp/results.json" "$@" > "$tmp/out.txt" 2>&1 || { cat "$tmp/out.txt" >&2; exit 1; }
+    --overwrite --json "$tmp/results.json" "$@" > "$tmp/out.txt" 2>&1 || { cat "$tmp/out.txt" >&2; exit 1; }
   # Re-score the written results file to get the metrics at full precision.
-  "$bin" eval --annotations "$ann" --results "$tmp/results.json" --json "$tmp/metrics.json" > /dev/null
+  "$bin" eval --annotations "$ann" --results "$tmp/results.json" --overwrite --json "$tmp/metrics.json" > /dev/null
   echo "$name|$(jq -r .AP "$tmp/metrics.json")|$(jq -r .AP50 "$tmp/metrics.json")"
 }
 
