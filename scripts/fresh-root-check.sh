@@ -10,10 +10,14 @@
 #   ./scripts/demo.sh    (installs what is missing, builds, detects, shows the result)
 #   ./scripts/test.sh    (installs what is missing, builds, runs the whole suite)
 #
-# printing each command's exit status and time. Exit status 0 only if both pass.
+# and then the Debian package path: scripts/package.sh builds the .deb files,
+# apt installs them, and the installed /usr/bin/damoyolo detects on the bundled
+# image and runs `video`. It prints each command's exit status and time. Exit
+# status 0 only if all pass.
 #
 #   sudo ./scripts/fresh-root-check.sh            # full check (~25 min on 2 cores)
 #   KEEP=1 ./scripts/fresh-root-check.sh          # keep the root for inspection
+#   PACKAGE=0 ./scripts/fresh-root-check.sh       # skip the package step (~5 min)
 #   ROOT_DIR=/var/tmp/x ./scripts/fresh-root-check.sh
 #
 # Needs root (debootstrap, chroot, bind mounts) and the network to Debian's
@@ -26,6 +30,7 @@ shared=$(cd "$repo/.." && pwd)/shared
 root=${ROOT_DIR:-/var/tmp/damoyolo-fresh-root}
 logs=$root.logs  # each command's whole output, kept after the root is removed
 keep=${KEEP:-0}
+package=${PACKAGE:-1}
 
 die() { echo "fresh-root-check: $*" >&2; exit 2; }
 [[ $(id -u) -eq 0 ]] || die "run as root (debootstrap and chroot need it)"
@@ -94,6 +99,13 @@ run_in_root() {
 results=()
 run_in_root demo "./scripts/demo.sh"
 run_in_root test "./scripts/test.sh"
+if [[ $package == 1 ]]; then
+  # The package installs into the root's /usr; the checkout is not used by it.
+  run_in_root package "./scripts/package.sh >/dev/null && apt-get install -y -q ./build-package/*.deb >/dev/null &&
+    cd /tmp && ffmpeg -loglevel error -f lavfi -i testsrc=size=160x120:rate=5 -t 1 -y clip.mp4 &&
+    /usr/bin/damoyolo detect -m /work/damoyolo/models/damoyolo_demo.onnx --no-draw /work/damoyolo/models/demo.jpg &&
+    /usr/bin/damoyolo video -m /work/damoyolo/models/damoyolo_demo.onnx clip.mp4 -o clip_det.mp4"
+fi
 
 echo
 echo "fresh-root-check: summary (Debian 12 minbase, $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1))"
