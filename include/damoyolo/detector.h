@@ -133,6 +133,10 @@ class Detector {
   std::unique_ptr<Impl> impl_;
 };
 
+// The class count of a loaded DAMO-YOLO export (default or --benchmark form);
+// kInvalidArgument, naming model_path, for a graph that is not one.
+Result<int> detector_class_count(const Session& session, const std::string& model_path);
+
 // The 80 COCO class names in the contiguous order DAMO-YOLO is trained with.
 const std::vector<std::string>& coco80_class_names();
 // Reads a labels file: one name per line, blank lines and surrounding spaces ignored.

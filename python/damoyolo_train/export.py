@@ -51,16 +51,22 @@ def set_class_names(path, class_names):
     for p in list(m.metadata_props):
         if p.key == 'names':
             m.metadata_props.remove(p)
-    m.metadata_props.add(key='names', value=json.dumps(list(class_names)))
+    # ensure_ascii=False: UTF-8 as it is (damoyolo also reads the \\u escapes, surrogate pairs included).
+    m.metadata_props.add(key='names', value=json.dumps(list(class_names), ensure_ascii=False))
     onnx.save(m, path)
     return path
 
 
 def class_names_of(model):
-    """The "names" metadata of a loaded ONNX model, or None."""
+    """The "names" metadata of a loaded ONNX model (JSON, or the Python literal other exporters write), or None."""
+    import ast
     for p in model.metadata_props:
         if p.key == 'names':
-            return json.loads(p.value)
+            try:
+                v = json.loads(p.value)
+            except ValueError:
+                v = ast.literal_eval(p.value)
+            return [v[k] for k in sorted(v, key=int)] if isinstance(v, dict) else list(v)
     return None
 
 

@@ -1,4 +1,5 @@
 #include <cctype>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -122,7 +123,41 @@ class NamesLiteral {
                   "model metadata 'names' (at character " + std::to_string(i_) + "): " + why_);
   }
 
-  // 'text' or "text", with the escapes JSON and Python repr write.
+  // `n` hex digits after the escape letter at i_ (consumed); false if bad.
+  bool hex(int n, uint32_t& cp) {
+    if (i_ + static_cast<size_t>(n) >= s_.size()) return fail("short escape");
+    cp = 0;
+    for (int k = 1; k <= n; ++k) {
+      const unsigned char h = static_cast<unsigned char>(s_[i_ + static_cast<size_t>(k)]);
+      if (!std::isxdigit(h)) return fail("bad hex digit in an escape");
+      cp = cp * 16 + static_cast<uint32_t>(std::isdigit(h) ? h - '0' : std::tolower(h) - 'a' + 10);
+    }
+    i_ += static_cast<size_t>(n);
+    return true;
+  }
+
+  static void append_utf8(std::string& out, uint32_t cp) {
+    if (cp < 0x80) {
+      out += static_cast<char>(cp);
+    } else if (cp < 0x800) {
+      out += static_cast<char>(0xC0 | (cp >> 6));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+      out += static_cast<char>(0xE0 | (cp >> 12));
+      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else {
+      out += static_cast<char>(0xF0 | (cp >> 18));
+      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    }
+  }
+
+  // 'text' or "text", with the escapes JSON and Python's repr write (JSON's
+  // \uXXXX with surrogate pairs for names beyond the basic plane, as Python's
+  // json.dumps writes them; Python's \xHH, \uXXXX, \UXXXXXXXX). Any other
+  // escape is an error rather than a guess.
   bool string(std::string& out) {
     const char q = peek();
     if (q != '\'' && q != '"') return fail("expected a quoted class name");
@@ -137,25 +172,39 @@ class NamesLiteral {
         continue;
       }
       if (++i_ >= s_.size()) break;
+      uint32_t cp = 0;
       switch (c = s_[i_]) {
         case 'n': out += '\n'; break;
         case 't': out += '\t'; break;
+        case 'r': out += '\r'; break;
+        case 'b': out += '\b'; break;
+        case 'f': out += '\f'; break;
+        case '\\': case '\'': case '"': case '/': out += c; break;
+        case 'x':
+          if (!hex(2, cp)) return false;
+          append_utf8(out, cp);
+          break;
+        case 'U':
+          if (!hex(8, cp)) return false;
+          if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return fail("escape outside Unicode");
+          append_utf8(out, cp);
+          break;
         case 'u': {
-          if (i_ + 4 >= s_.size()) return fail("short \\u escape");
-          unsigned cp = 0;
-          for (int k = 1; k <= 4; ++k) {
-            const char h = s_[i_ + k];
-            if (!std::isxdigit(static_cast<unsigned char>(h))) return fail("bad \\u escape");
-            cp = cp * 16 + static_cast<unsigned>(std::isdigit(static_cast<unsigned char>(h)) ? h - '0' : (std::tolower(h) - 'a' + 10));
+          if (!hex(4, cp)) return false;
+          if (cp >= 0xD800 && cp <= 0xDBFF) {  // a high surrogate: its low half must follow
+            uint32_t lo = 0;
+            if (i_ + 2 >= s_.size() || s_[i_ + 1] != '\\' || s_[i_ + 2] != 'u') return fail("lone surrogate");
+            i_ += 2;
+            if (!hex(4, lo)) return false;
+            if (lo < 0xDC00 || lo > 0xDFFF) return fail("lone surrogate");
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+          } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+            return fail("lone surrogate");
           }
-          i_ += 4;
-          // UTF-8 for the basic plane (surrogate pairs are not names anyone writes).
-          if (cp < 0x80) out += static_cast<char>(cp);
-          else if (cp < 0x800) out += {static_cast<char>(0xC0 | (cp >> 6)), static_cast<char>(0x80 | (cp & 0x3F))};
-          else out += {static_cast<char>(0xE0 | (cp >> 12)), static_cast<char>(0x80 | ((cp >> 6) & 0x3F)), static_cast<char>(0x80 | (cp & 0x3F))};
+          append_utf8(out, cp);
           break;
         }
-        default: out += c;  // \\ \' \" \/
+        default: return fail(std::string("unknown escape \\") + c);
       }
     }
     return fail("unterminated string");
@@ -232,6 +281,36 @@ Result<std::vector<std::string>> parse_class_names_metadata(const std::string& v
   return NamesLiteral(value).parse();
 }
 
+namespace {
+
+// Well-formed UTF-8 (no overlong forms, no surrogates, at most U+10FFFF):
+// names end up in JSON, which must be UTF-8.
+bool valid_utf8(const std::string& s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    size_t n = 0;
+    uint32_t cp = 0;
+    if (b < 0x80) { ++i; continue; }
+    if ((b & 0xE0) == 0xC0) n = 1, cp = b & 0x1F;
+    else if ((b & 0xF0) == 0xE0) n = 2, cp = b & 0x0F;
+    else if ((b & 0xF8) == 0xF0) n = 3, cp = b & 0x07;
+    else return false;
+    if (i + n >= s.size()) return false;  // the sequence runs past the end
+    for (size_t k = 1; k <= n; ++k) {
+      const auto c = static_cast<unsigned char>(s[i + k]);
+      if ((c & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (c & 0x3F);
+    }
+    static const uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += n + 1;
+  }
+  return true;
+}
+
+}  // namespace
+
 Result<ClassNames> resolve_class_names(const std::string& model_path,
                                        const std::map<std::string, std::string>& metadata, int num_classes,
                                        const std::string& labels_file, const std::vector<std::string>& class_names) {
@@ -258,6 +337,12 @@ Result<ClassNames> resolve_class_names(const std::string& model_path,
     for (int i = 0; i < num_classes; ++i) out.names.push_back("class" + std::to_string(i));
     out.source = LabelSource::kGeneric;
   }
+  for (size_t k = 0; k < out.names.size(); ++k)
+    if (!valid_utf8(out.names[k]))
+      return Status(ErrorCode::kParseError, model_path + ": class " + std::to_string(k) + "'s name (" +
+                                                label_source_name(out.source) +
+                                                (out.origin.empty() ? "" : " " + out.origin) +
+                                                ") is not valid UTF-8; save the names as UTF-8");
   if (static_cast<int>(out.names.size()) != num_classes) {
     std::string what;
     switch (out.source) {

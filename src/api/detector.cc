@@ -34,6 +34,20 @@ struct Detector::Impl {
                  std::vector<Result<ImageDetections>>& results);
 };
 
+Result<int> detector_class_count(const Session& s, const std::string& model_path) {
+  if (s.inputs().size() != 1 || s.inputs()[0].dims.size() != 4 || s.inputs()[0].dims[1] != 3)
+    return Status(ErrorCode::kInvalidArgument,
+                  model_path + ": not a DAMO-YOLO detector (expected one input [N,3,H,W], got " +
+                      std::to_string(s.inputs().size()) + " input(s)" +
+                      (s.inputs().empty() ? "" : " " + shape_to_string(s.inputs()[0].dims)) + ")");
+  const auto& outs = s.outputs();
+  if (outs.size() == 2 && outs[0].dims.size() == 3) return static_cast<int>(outs[0].dims[2]);
+  if (outs.size() == 6 && outs[0].dims.size() == 4) return static_cast<int>(outs[0].dims[1]);
+  return Status(ErrorCode::kInvalidArgument,
+                model_path + ": outputs are neither the default export (scores, boxes) nor the --benchmark "
+                             "export (six head maps); got " + std::to_string(outs.size()) + " output(s)");
+}
+
 Detector::Detector() = default;
 Detector::~Detector() = default;
 Detector::Detector(Detector&&) noexcept = default;
@@ -47,23 +61,11 @@ Result<Detector> Detector::create(const std::string& model_path, const DetectorO
   impl->session = std::move(*session);
   const Session& s = impl->session;
 
-  if (s.inputs().size() != 1 || s.inputs()[0].dims.size() != 4 || s.inputs()[0].dims[1] != 3)
-    return Status(ErrorCode::kInvalidArgument,
-                  model_path + ": not a DAMO-YOLO detector (expected one input [N,3,H,W], got " +
-                      std::to_string(s.inputs().size()) + " input(s)" +
-                      (s.inputs().empty() ? "" : " " + shape_to_string(s.inputs()[0].dims)) + ")");
+  auto classes = detector_class_count(s, model_path);
+  if (!classes.ok()) return classes.status();
+  impl->classes = *classes;
   impl->in_h = static_cast<int>(s.inputs()[0].dims[2]);
   impl->in_w = static_cast<int>(s.inputs()[0].dims[3]);
-  const auto& outs = s.outputs();
-  if (outs.size() == 2 && outs[0].dims.size() == 3) {
-    impl->classes = static_cast<int>(outs[0].dims[2]);
-  } else if (outs.size() == 6 && outs[0].dims.size() == 4) {
-    impl->classes = static_cast<int>(outs[0].dims[1]);
-  } else {
-    return Status(ErrorCode::kInvalidArgument,
-                  model_path + ": outputs are neither the default export (scores, boxes) nor the --benchmark "
-                               "export (six head maps); got " + std::to_string(outs.size()) + " output(s)");
-  }
 
   impl->family = options.family ? *options.family
                                 : (s.summary().depthwise_convs > 0 ? ModelFamily::kNano : ModelFamily::kGeneral);

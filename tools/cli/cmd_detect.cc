@@ -1,8 +1,9 @@
 // damoyolo detect --model M [options] INPUT...
 //
 // INPUTs are image files, directories (searched recursively for
-// jpg/jpeg/png/bmp) or glob patterns. Each image is decoded once (PIL
-// semantics, as the official pipeline), detected in chunks of --batch, drawn
+// jpg/jpeg/png/bmp) or glob patterns. Each image is decoded once (upright by
+// its EXIF orientation; PIL's pixels with --pil-decode / --official),
+// detected in chunks of --batch, drawn
 // and written to --output-dir, and reported as a summary line, a --top table,
 // --json/--jsonl records and --timings. One bad input never stops the run: it
 // is listed at the end and makes the exit status non-zero.
@@ -66,9 +67,11 @@ bool has_image_extension(const fs::path& p) {
 
 class InputCollector {
  public:
-  // `exclude`: a folder never read as input (the output directory, so a
-  // second run does not detect on its own annotated images); empty for none.
-  explicit InputCollector(fs::path exclude) : exclude_(std::move(exclude)) {}
+  // `exclude`: the output directory, whose own files (what detect writes
+  // there) are never read as input, so a second run does not detect on the
+  // first one's drawings; its subfolders are ordinary folders. Empty: none.
+  explicit InputCollector(const fs::path& exclude)
+      : exclude_(exclude), exclude_canon_(exclude.empty() ? fs::path() : canonical_or_self(exclude)) {}
 
   std::vector<std::string> files;
   std::vector<Failure> failures;
@@ -91,10 +94,13 @@ class InputCollector {
   }
 
  private:
-  fs::path exclude_;
+  fs::path exclude_, exclude_canon_;
   std::set<std::string> seen_;
 
-  bool excluded(const fs::path& p) const { return !exclude_.empty() && is_within(p, exclude_); }
+  // A file directly in the output directory.
+  bool excluded(const fs::path& p) const {
+    return !exclude_canon_.empty() && canonical_or_self(p).parent_path() == exclude_canon_;
+  }
 
   void add_file(const std::string& path) {
     if (excluded(path)) {
@@ -108,26 +114,21 @@ class InputCollector {
   }
 
   void add_directory(const std::string& dir) {
-    if (excluded(dir)) {
-      failures.push_back({dir, "is the output directory '" + exclude_.string() +
-                                   "' or inside it; choose another --output-dir"});
-      return;
-    }
     std::vector<std::string> found;
     std::vector<std::string> skipped;
+    size_t skipped_outputs = 0;
     std::error_code ec;
     auto it = fs::recursive_directory_iterator(dir, fs::directory_options::skip_permission_denied, ec);
     for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
       std::error_code fec;
-      if (it->is_directory(fec) && excluded(it->path())) {
-        warnings.push_back(it->path().string() + ": not searched: it is the output directory");
-        it.disable_recursion_pending();
-        continue;
-      }
       if (!it->is_regular_file(fec)) continue;
-      if (has_image_extension(it->path())) found.push_back(it->path().string());
-      else skipped.push_back(it->path().string());
+      if (!has_image_extension(it->path())) skipped.push_back(it->path().string());
+      else if (excluded(it->path())) ++skipped_outputs;
+      else found.push_back(it->path().string());
     }
+    if (skipped_outputs > 0)
+      warnings.push_back(dir + ": skipped " + std::to_string(skipped_outputs) + " image(s) in the output directory '" +
+                         exclude_.string() + "' (earlier results)");
     if (ec) {
       failures.push_back({dir, "cannot read directory: " + ec.message()});
       return;
@@ -262,39 +263,44 @@ int fail(const std::string& message) {
 int run_detect(const DetectArgs& a) {
   install_interrupt_handlers();
   const bool draw = !a.no_draw;
-  InputCollector inputs(draw ? fs::path(a.output_dir) : fs::path());
+  // The output folder's own files are never inputs (a second `detect .` must
+  // not detect on the first one's drawings), with --no-draw too.
+  std::error_code ec;
+  const bool out_dir_exists = fs::is_directory(a.output_dir, ec);
+  InputCollector inputs(draw || out_dir_exists ? fs::path(a.output_dir) : fs::path());
   for (const auto& arg : a.inputs) inputs.add(arg);
   for (const auto& w : inputs.warnings) std::cerr << "damoyolo detect: warning: " << w << "\n";
   const std::vector<std::string>& files = inputs.files;
 
-  // Every output is checked before the model loads, so a wrong path costs
-  // nothing and no existing file is touched: none may be an input, none may
-  // exist already unless --overwrite.
+  // Every output is checked before anything is created or loaded, so a wrong
+  // path costs nothing and touches nothing (see outputs.h for the rules).
   OutputPolicy policy(a.overwrite);
   for (const auto& f : files) policy.add_input(f);
   for (const auto& arg : a.inputs) policy.add_input(arg);  // a non-image input named as output too
+  add_model_inputs(policy, a.det);
   std::vector<fs::path> out_paths(files.size());
   if (draw) {
-    Status st = prepare_output_dir(a.output_dir);
-    if (!st.ok()) return fail(st.message());
     OutputNamer namer(a.output_dir);
     for (size_t k = 0; k < files.size(); ++k) {
       out_paths[k] = namer.name_for(files[k]);
-      st = policy.check(out_paths[k], "the annotated image");
+      Status st = policy.claim(out_paths[k], "the annotated image", OutputPolicy::Kind::kMedia);
       if (!st.ok()) return fail(st.message() + (a.overwrite ? "" : " (or choose another --output-dir)"));
     }
   }
-  AtomicOutput json_out, jsonl_out;
-  if (!a.json.empty() && !a.jsonl.empty() && canonical_or_self(a.json) == canonical_or_self(a.jsonl))
-    return fail("--json and --jsonl name the same file '" + a.json + "'");
-  for (auto [path, what, out] : {std::tuple{&a.json, "--json", &json_out}, std::tuple{&a.jsonl, "--jsonl", &jsonl_out}}) {
+  for (const auto& [path, what] : {std::pair{&a.json, "--json"}, std::pair{&a.jsonl, "--jsonl"}}) {
     if (path->empty()) continue;
-    if (draw && is_within(*path, a.output_dir) && std::find(out_paths.begin(), out_paths.end(), fs::path(*path)) != out_paths.end())
-      return fail(std::string(what) + " '" + *path + "' is also an annotated image's name");
-    Status st = policy.check(*path, what);
+    Status st = policy.claim(*path, what);
     if (!st.ok()) return fail(st.message());
-    *out = AtomicOutput(*path);
-    st = out->open_stream();
+  }
+  if (draw) {
+    Status st = prepare_output_dir(a.output_dir);
+    if (!st.ok()) return fail(st.message());
+  }
+  AtomicOutput json_out, jsonl_out;
+  for (auto [path, out] : {std::pair{&a.json, &json_out}, std::pair{&a.jsonl, &jsonl_out}}) {
+    if (path->empty()) continue;
+    *out = AtomicOutput(*path, a.overwrite);
+    Status st = out->open_stream();
     if (!st.ok()) return fail(st.message());
   }
 
@@ -313,7 +319,7 @@ int run_detect(const DetectArgs& a) {
     if (json_out.active()) all.push_back(rec);
     if (jsonl_out.active()) {
       // Flushed per line so a consumer can follow the temporary file.
-      jsonl_out.stream() << rec.dump() << "\n";
+      jsonl_out.stream() << dump_json(rec) << "\n";
       jsonl_out.stream().flush();
     }
   };
@@ -380,7 +386,7 @@ int run_detect(const DetectArgs& a) {
         drawn = draw_detections(bgr, r.detections, *detector, draw_threshold);
         draw_ms = ms_since(t);
         t = Clock::now();
-        AtomicOutput out(out_path);
+        AtomicOutput out(out_path, a.overwrite);
         bool written = false;
         std::string why;
         try {
@@ -454,7 +460,7 @@ int run_detect(const DetectArgs& a) {
   }
 
   if (json_out.active()) {
-    json_out.stream() << all.dump(2) << "\n";
+    json_out.stream() << dump_json(all, 2) << "\n";
     Status st = json_out.commit();
     if (!st.ok()) failures.push_back({a.json, st.message()});
   }

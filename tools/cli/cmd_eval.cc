@@ -42,8 +42,8 @@ int fail(const std::string& message) {
 int fail(const Status& status) { return fail(status.to_string()); }
 
 // Written whole under a temporary name, then renamed (see outputs.h).
-Status write_text(const std::string& path, const std::string& text) {
-  AtomicOutput out(path);
+Status write_text(const std::string& path, const std::string& text, bool overwrite) {
+  AtomicOutput out(path, overwrite);
   Status st = out.open_stream();
   if (!st.ok()) return st;
   out.stream() << text;
@@ -104,7 +104,7 @@ int run_eval(const EvalArgs& a) {
     OutputPolicy policy(a.overwrite);
     for (const std::string* in : {&a.annotations, &a.results, &a.model, &a.labels})
       if (!in->empty()) policy.add_input(*in);
-    Status st = policy.check(a.json, "--json");
+    Status st = policy.claim(a.json, "--json");
     if (!st.ok()) return fail(st.message());
   }
 
@@ -121,7 +121,7 @@ int run_eval(const EvalArgs& a) {
     if (!detected.ok()) return fail(detected.status());
     dets = std::move(*detected);
     if (!a.json.empty()) {
-      Status st = write_text(a.json, coco_results_json(dets));
+      Status st = write_text(a.json, coco_results_json(dets), a.overwrite);
       if (!st.ok()) return fail(st);
     }
   }
@@ -133,7 +133,7 @@ int run_eval(const EvalArgs& a) {
               << " detections have a category_id the annotation file does not list; skipped, as pycocotools does\n";
   std::cout << format_coco_summary(ev->metrics);
   if (results_mode && !a.json.empty()) {
-    Status st = write_text(a.json, coco_metrics_json(ev->metrics));
+    Status st = write_text(a.json, coco_metrics_json(ev->metrics), a.overwrite);
     if (!st.ok()) return fail(st);
   }
   return 0;

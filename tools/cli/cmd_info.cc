@@ -31,15 +31,11 @@ int run_info(const InfoArgs& a) {
   }
   const ModelSummary& s = session->summary();
   // A DAMO-YOLO detector: its classes and where their names come from. Other
-  // graphs (no detector outputs) simply show none.
-  DetectorOptions dopts;
-  dopts.session.engine = Engine::kReference;
-  auto detector = Detector::create(a.model, dopts);
-  // A detector whose class names are unusable (bad metadata, a names list of
-  // the wrong length) says so here rather than at the first detect.
-  std::string class_error;
-  if (!detector.ok() && detector.status().message().find("names") != std::string::npos)
-    class_error = detector.status().message();
+  // graphs simply show none; a detector whose names are unusable (bad
+  // metadata, a list of the wrong length) says so.
+  auto class_count = detector_class_count(*session, a.model);
+  Result<ClassNames> labels = class_count.ok() ? resolve_class_names(a.model, s.metadata, *class_count)
+                                               : Result<ClassNames>(class_count.status());
   if (a.json) {
     nlohmann::json j;
     j["model"] = s.path;
@@ -55,14 +51,14 @@ int run_info(const InfoArgs& a) {
     j["macs"] = s.macs;
     j["gflops"] = s.gflops();
     j["metadata"] = s.metadata;
-    if (detector.ok()) {
-      j["classes"] = detector->class_names();
-      j["class_names_source"] = label_source_name(detector->label_source());
-      if (!detector->label_origin().empty()) j["class_names_origin"] = detector->label_origin();
-    } else if (!class_error.empty()) {
-      j["classes_error"] = class_error;
+    if (labels.ok()) {
+      j["classes"] = labels->names;
+      j["class_names_source"] = label_source_name(labels->source);
+      if (!labels->origin.empty()) j["class_names_origin"] = labels->origin;
+    } else if (class_count.ok()) {
+      j["classes_error"] = labels.status().message();
     }
-    std::cout << j.dump(2) << "\n";
+    std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     return 0;
   }
   std::cout << "model:      " << s.path << "\n";
@@ -78,15 +74,14 @@ int run_info(const InfoArgs& a) {
   std::cout << "parameters: " << s.parameters / 1e6 << " M (" << s.parameters << " initializer elements; "
             << s.layer_weights / 1e6 << " M in layer weights)\n";
   std::cout << "FLOPs:      " << s.gflops() << " GFLOPs (2 x " << s.macs << " MACs)\n";
-  if (detector.ok()) {
-    std::cout << "classes:    " << detector->num_classes() << ", names from "
-              << label_source_name(detector->label_source())
-              << (detector->label_origin().empty() ? "" : " (" + detector->label_origin() + ")") << ":";
-    const auto& names = detector->class_names();
-    for (size_t i = 0; i < names.size(); ++i) std::cout << (i % 8 == 0 ? "\n  " : " ") << i << ":" << names[i];
+  if (labels.ok()) {
+    std::cout << "classes:    " << *class_count << ", names from " << label_source_name(labels->source)
+              << (labels->origin.empty() ? "" : " (" + labels->origin + ")") << ":";
+    for (size_t i = 0; i < labels->names.size(); ++i)
+      std::cout << (i % 8 == 0 ? "\n  " : " ") << i << ":" << labels->names[i];
     std::cout << "\n";
-  } else if (!class_error.empty()) {
-    std::cout << "classes:    " << class_error << "\n";
+  } else if (class_count.ok()) {
+    std::cout << "classes:    " << labels.status().message() << "\n";
   }
   for (const auto& [key, value] : s.metadata)
     if (key != "names") std::cout << "metadata:   " << key << " = " << value << "\n";

@@ -1,4 +1,4 @@
-// damoyolo run MODEL --input FILE --out DIR: raw tensor in, raw tensors out,
+// damoyolo run MODEL --input FILE --output-dir DIR: raw tensor in, raw tensors out,
 // in the format of ../shared/fixtures/golden/*/*/ (outN.f32 + outputs.json).
 #include <cstring>
 #include <filesystem>
@@ -74,7 +74,7 @@ int run_run(const RunArgs& a) {
   for (size_t i = 0; i < outputs->size(); ++i) paths.push_back(dir / ("out" + std::to_string(i) + ".f32"));
   paths.push_back(dir / "outputs.json");
   for (const auto& p : paths) {
-    Status st = policy.check(p, "output");
+    Status st = policy.claim(p, "output");
     if (!st.ok()) {
       std::cerr << "damoyolo run: " << st.message() << "\n";
       return 1;
@@ -82,7 +82,7 @@ int run_run(const RunArgs& a) {
   }
   nlohmann::json desc = nlohmann::json::array();
   for (size_t i = 0; i <= outputs->size(); ++i) {
-    AtomicOutput out(paths[i]);
+    AtomicOutput out(paths[i], a.overwrite);
     Status st = out.open_stream();
     if (st.ok() && i < outputs->size()) {
       const Tensor& t = (*outputs)[i];

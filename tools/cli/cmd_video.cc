@@ -82,11 +82,11 @@ int run_video(const VideoArgs& a) {
   install_interrupt_handlers();
   OutputPolicy policy(a.overwrite);
   policy.add_input(a.input);
-  if (!a.output.empty() && !a.jsonl.empty() && canonical_or_self(a.output) == canonical_or_self(a.jsonl))
-    return fail("-o and --jsonl name the same file '" + a.output + "'");
-  for (auto [path, what] : {std::pair{&a.output, "-o"}, std::pair{&a.jsonl, "--jsonl"}}) {
+  add_model_inputs(policy, a.det);
+  for (auto [path, what, kind] : {std::tuple{&a.output, "-o", OutputPolicy::Kind::kMedia},
+                                  std::tuple{&a.jsonl, "--jsonl", OutputPolicy::Kind::kResults}}) {
     if (path->empty()) continue;
-    Status st = policy.check(*path, what);
+    Status st = policy.claim(*path, what, kind);
     if (!st.ok()) return fail(st.message());
   }
 
@@ -112,13 +112,13 @@ int run_video(const VideoArgs& a) {
   AtomicOutput video_out, jsonl_out;
   std::unique_ptr<FrameSink> sink;
   if (!a.output.empty()) {
-    video_out = AtomicOutput(a.output);
+    video_out = AtomicOutput(a.output, a.overwrite);
     auto opened = VideoFileSink::open(video_out.temp_path().string(), fps, frame_size);
     if (!opened.ok()) return fail(a.output + ": " + opened.status().message());
     sink = std::move(*opened);
   }
   if (!a.jsonl.empty()) {
-    jsonl_out = AtomicOutput(a.jsonl);
+    jsonl_out = AtomicOutput(a.jsonl, a.overwrite);
     Status st = jsonl_out.open_stream();
     if (!st.ok()) return fail(st.message());
   }
@@ -168,7 +168,9 @@ int run_video(const VideoArgs& a) {
                               {"postprocess", round2(result.timings.postprocess_ms)},
                               {"draw", round2(draw_ms)},
                               {"write", round2(write_ms)}}}};
-      jsonl << rec.dump() << "\n";
+      // Flushed per line, so a consumer can follow the (temporary) file.
+      jsonl << dump_json(rec) << "\n";
+      jsonl.flush();
       if (!jsonl) return fail("cannot write '" + a.jsonl + "'");
     }
     sums.read += read_ms;
@@ -205,20 +207,27 @@ int run_video(const VideoArgs& a) {
     if (!st.ok()) return fail(st.message());
   }
 
-  // A container that declares more frames than could be decoded was cut short
-  // (a partial download or copy). Declared counts can be estimates from the
-  // duration, so one or two frames short is only a warning.
+  // A stream that ends before the frames and the duration its container
+  // declares was cut short (a partial download or copy). Both must fall
+  // short: variable-frame-rate files (WebM/MKV screen recordings) declare only
+  // an estimate of the count (duration x nominal fps), and the last frames
+  // flushed from an H.264 decoder carry no timestamp. Without timestamps the
+  // count alone decides. Within two frames is only a warning.
   const int64_t declared = src.frame_count();
-  const bool cut_short = !stopped && !(a.max_frames > 0 && frames >= a.max_frames) && declared > 0 && frames < declared;
+  const bool reached_end = !stopped && !(a.max_frames > 0 && frames >= a.max_frames);
+  const double declared_s = declared > 0 ? static_cast<double>(declared) / fps : 0;
+  const bool by_time = src.last_pts_s() >= 0;
+  const double read_s = by_time ? src.last_pts_s() + 1.0 / fps : static_cast<double>(frames) / fps;
+  const bool cut_short = reached_end && declared > 0 && frames < declared &&
+                         (!by_time || read_s < declared_s - 0.5 / fps);
   std::string truncation;
   if (cut_short) {
-    truncation = a.input + ": the video ends early: decoded " + std::to_string(frames) + " of the " +
-                 std::to_string(declared) + " frames its container declares (" +
-                 fmt(100.0 * static_cast<double>(frames) / static_cast<double>(declared), 1) + " %, " +
-                 fmt(static_cast<double>(frames) / fps, 2) + " s of " + fmt(static_cast<double>(declared) / fps, 2) +
-                 " s); truncated or corrupt";
+    truncation = a.input + ": the video ends early: decoded " + std::to_string(frames) + " frame(s), " +
+                 fmt(read_s, 2) + " s of the " + fmt(declared_s, 2) + " s (" + std::to_string(declared) +
+                 " frames) its container declares (" + fmt(100.0 * read_s / declared_s, 1) +
+                 " %); truncated or corrupt";
   }
-  const bool truncated = cut_short && declared - frames > 2;
+  const bool truncated = cut_short && declared - frames > 2 && (!by_time || read_s < declared_s - 2.0 / fps);
 
   if (!a.quiet) {
     const double n = static_cast<double>(frames);

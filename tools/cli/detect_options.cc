@@ -14,8 +14,10 @@ void DetectionArgs::add_to(CLI::App* cmd, bool with_batch) {
                              "Keep detections scoring at least this (--official: the model family's, 0.05 or 0.03 "
                              "for nano)")
                  ->check(real_number(0.0, 1.0));
+  // No captured default shown: "0" is not the default, the family's is.
   iou_opt = cmd->add_option("--iou", iou, "NMS IoU threshold (default: the model family's, 0.7 or 0.65 for nano)")
-                ->check(real_number(0.0, 1.0));
+                ->check(real_number(0.0, 1.0))
+                ->default_str("");
   max_det_opt = cmd->add_option("--max-det", max_det,
                                 "Keep at most this many detections per image (0 = no limit; --official: 500)")
                     ->check(whole_number(0));
@@ -31,7 +33,8 @@ void DetectionArgs::add_to(CLI::App* cmd, bool with_batch) {
   cmd->add_option("--resize", resize, "stretch (current models) or letterbox (legacy pre-v0.3.0 models)")
       ->check(CLI::IsMember({"stretch", "letterbox"}));
   draw_conf_opt = cmd->add_option("--draw-conf", draw_conf, "Draw only detections scoring at least this (default: all kept)")
-                      ->check(real_number(0.0, 1.0));
+                      ->check(real_number(0.0, 1.0))
+                      ->default_str("");
   cmd->add_flag("--full-precision", full_precision, "Write JSON floats unrounded (default: boxes 0.01 px, scores 1e-4)");
   engine.add_to(cmd, with_batch, /*with_detector=*/true);
 }
@@ -72,11 +75,20 @@ Result<std::vector<ClassSpec>> parse_classes(const std::string& list, const std:
       if (id < 0) return Status(ErrorCode::kInvalidArgument, "--classes: negative class id " + tok);
       spec.id = id;
     } else {
-      // Exact first; else the one name equal ignoring case ("Ring" for "ring").
+      // Exact first; else the one name equal ignoring case ("Ring" for
+      // "ring"). Two names that differ only in case need the exact spelling.
       for (size_t i = 0; i < names.size() && spec.id < 0; ++i)
         if (names[i] == tok) spec.id = static_cast<int>(i);
-      for (size_t i = 0; i < names.size() && spec.id < 0; ++i)
-        if (iequals(names[i], tok)) spec.id = static_cast<int>(i);
+      if (spec.id < 0) {
+        std::vector<size_t> matches;
+        for (size_t i = 0; i < names.size(); ++i)
+          if (iequals(names[i], tok)) matches.push_back(i);
+        if (matches.size() > 1)
+          return Status(ErrorCode::kInvalidArgument, "--classes: '" + tok + "' matches several class names ('" +
+                                                         names[matches[0]] + "', '" + names[matches[1]] +
+                                                         "'); write it exactly");
+        if (matches.size() == 1) spec.id = static_cast<int>(matches[0]);
+      }
       // "class17" is what an unlabelled non-COCO model calls its classes.
       if (spec.id < 0 && tok.rfind("class", 0) == 0) {
         auto [q, ec2] = std::from_chars(tok.data() + 5, tok.data() + tok.size(), id);
@@ -144,6 +156,17 @@ nlohmann::json detections_json(const Detector& detector, const std::vector<Detec
                    {"class_id", d.class_id},
                    {"class_name", detector.class_name(d.class_id)}});
   return arr;
+}
+
+void add_model_inputs(OutputPolicy& policy, const DetectionArgs& args) {
+  policy.add_input(args.model);
+  if (!args.labels.empty()) policy.add_input(args.labels);
+  const fs::path m(args.model);
+  for (const char* ext : {".labels.txt", ".names"}) policy.add_input(m.parent_path() / (m.stem().string() + ext));
+}
+
+std::string dump_json(const nlohmann::json& j, int indent) {
+  return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 nlohmann::json decode_info_json(const DecodeInfo& info) {

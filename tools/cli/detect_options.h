@@ -9,6 +9,7 @@
 
 #include "damoyolo/detector.h"
 #include "options.h"
+#include "outputs.h"
 
 namespace damoyolo::cli {
 
@@ -56,6 +57,14 @@ Result<Detector> make_detector(const DetectionArgs& args);
 // numbers mean, without float noise in 17 digits.
 nlohmann::json detections_json(const Detector& detector, const std::vector<Detection>& dets,
                                bool full_precision = false);
+
+// The model, --labels and the labels files looked for beside the model are
+// inputs of the run: no output may replace them, even with --overwrite.
+void add_model_inputs(OutputPolicy& policy, const DetectionArgs& args);
+
+// JSON text that never throws: bytes that are not UTF-8 (a Latin-1 file
+// name) become U+FFFD instead of aborting a run after its work is done.
+std::string dump_json(const nlohmann::json& j, int indent = -1);
 
 // What decoding did to one image: format, bit depth, EXIF orientation and
 // whether it was applied, 16-bit scaling.

@@ -63,8 +63,11 @@ std::vector<std::optional<cv::Rect>> layout_labels(const std::vector<cv::Rect>& 
         break;
       }
     // Slide down from the top, jumping past the labels in the way (each jump
-    // clears at least one label, so this ends after at most |taken| steps).
-    for (int y = std::max(0, b.y - h); !placed[i] && y + h <= frame.height;) {
+    // clears at least one label, so this ends after at most |taken| steps),
+    // but not beyond the box's bottom edge: a label far from its box would
+    // name the wrong one.
+    const int lowest = std::min(frame.height - h, b.y + b.height);
+    for (int y = std::max(0, b.y - h); !placed[i] && y <= lowest;) {
       const cv::Rect c(x, y, w, h);
       int next = y;
       for (const cv::Rect& t : taken)

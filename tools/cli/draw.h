@@ -32,7 +32,7 @@ struct DrawStyle {
 // `boxes` and `sizes` are in priority order (highest score first); each label
 // takes the first free spot of: above the box's top-left corner, inside it,
 // below the box, inside its bottom edge, then slides down the box's left
-// edge. A label with no free spot inside `frame` gets none (its box is still
+// edge, no further than the box's bottom. A label with no free spot inside `frame` gets none (its box is still
 // drawn): a crowded picture loses its least confident labels, never a score
 // under another label.
 std::vector<std::optional<cv::Rect>> layout_labels(const std::vector<cv::Rect>& boxes,

@@ -64,8 +64,8 @@ namespace {
 
 const char* const kExitCodes =
     "Exit status: 0 success; 1 a failure (an input that could not be processed, an error while running); "
-    "2 a usage error (unknown command or option, bad value); 130 / 143 interrupted by SIGINT (Ctrl-C) / "
-    "SIGTERM, with the outputs finalised.";
+    "2 a usage error (unknown command or option, bad value); 128 + the signal when interrupted by SIGINT "
+    "(Ctrl-C: 130), SIGTERM (143), SIGHUP or SIGPIPE, with the outputs finalised.";
 
 // Levenshtein distance, for "did you mean" on a mistyped command.
 size_t edit_distance(const std::string& a, const std::string& b) {
@@ -120,6 +120,10 @@ int main(int argc, char** argv) {
   // probably meant, rather than CLI11's "A subcommand is required".
   if (argc > 1 && argv[1][0] != '-') {
     const std::string word = argv[1];
+    if (word == "help") {
+      std::cerr << "damoyolo: for help, run 'damoyolo --help' or 'damoyolo COMMAND --help'\n";
+      return 2;
+    }
     std::string best, all;
     size_t best_d = 3;  // suggest only close matches (two edits at most)
     for (CLI::App* sub : app.get_subcommands({})) {

@@ -2,6 +2,8 @@
 // the same way: --threads, --precision, --engine, --batch.
 #pragma once
 
+#include <sched.h>
+
 #include <CLI/CLI.hpp>
 #include <charconv>
 #include <cmath>
@@ -52,8 +54,13 @@ inline CLI::Validator real_number(double lo, double hi) {
       "NUMBER " + range);
 }
 
-// The cores this process may use.
-inline int available_cores() { return std::max(1u, std::thread::hardware_concurrency()); }
+// The cores this process may run on: its CPU affinity (taskset, cgroup
+// cpusets), not the machine's count.
+inline int available_cores() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
 
 struct EngineArgs {
   int threads = 0;

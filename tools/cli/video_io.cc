@@ -1,5 +1,6 @@
 #include "video_io.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -43,6 +44,12 @@ bool VideoFileSource::read(Frame& frame) {
     return false;  // a decoder failure mid-stream ends the stream
   }
   frame.index = next_index_++;
+  // FFmpeg's timestamp of the frame just decoded: how far into the stream the
+  // decoder got, which frame counts of variable-rate files cannot say. The
+  // largest seen: frames flushed from the decoder at the end (H.264 with
+  // B-frames) can report none.
+  const double pos_ms = cap_->cap.get(cv::CAP_PROP_POS_MSEC);
+  if (std::isfinite(pos_ms) && pos_ms > 0) last_pts_s_ = std::max(last_pts_s_, pos_ms / 1000.0);
   // From the index rather than CAP_PROP_POS_MSEC: deterministic, and what the
   // writer's constant frame rate will show.
   frame.time_s = fps_ > 0 ? static_cast<double>(frame.index) / fps_ : 0.0;

@@ -30,6 +30,8 @@ class FrameSource {
   virtual bool read(Frame& frame) = 0;
   virtual double fps() const = 0;             // as the container declares; may be 0
   virtual int64_t frame_count() const = 0;    // an estimate from the container; -1 when unknown
+  // Latest presentation time among the frames read, seconds; < 0 when unknown.
+  virtual double last_pts_s() const = 0;
   virtual const std::string& name() const = 0;
 };
 
@@ -51,6 +53,7 @@ class VideoFileSource : public FrameSource {
   bool read(Frame& frame) override;
   double fps() const override { return fps_; }
   int64_t frame_count() const override { return frame_count_; }
+  double last_pts_s() const override { return last_pts_s_; }
   const std::string& name() const override { return path_; }
 
  private:
@@ -61,6 +64,7 @@ class VideoFileSource : public FrameSource {
   double fps_ = 0;
   int64_t frame_count_ = -1;
   int64_t next_index_ = 0;
+  double last_pts_s_ = -1;
 };
 
 // An MPEG-4 Part 2 ("mp4v") file written through cv::VideoWriter, the
