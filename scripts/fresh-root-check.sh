@@ -76,6 +76,16 @@ mkdir -p "$root/work"
 git clone -q --no-local "$repo" "$root/work/damoyolo"
 cp -a "$shared" "$root/work/shared"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+# The network's own trust, as every machine of this workplace has it: its
+# egress proxy signs TLS with a local CA (without it pip cannot reach PyPI),
+# and pip's configuration points at that bundle. Part of the machine, not of
+# what the project installs.
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+  mkdir -p "$root/usr/local/share/ca-certificates" "$root/etc/ssl/certs"
+  cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
+  [[ -f /etc/ssl/certs/ca-certificates.crt ]] && cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/"
+fi
+[[ -f /etc/pip.conf ]] && cp /etc/pip.conf "$root/etc/pip.conf"
 for m in proc sys dev dev/pts; do
   mount --bind "/$m" "$root/$m"
   mounted+=("$root/$m")
