@@ -13,6 +13,9 @@
 #include <limits>
 
 #include "damoyolo/session.h"
+#include "graph/passes/passes.h"
+#include "onnx/onnx_loader.h"
+#include "runtime/executor.h"
 #include "testutil/model_builder.h"
 #include "testutil/testutil.h"
 
@@ -378,6 +381,128 @@ TEST_F(HostileModel, ConvWithAFullBiasStillRunsOnBothEngines) {
     ASSERT_EQ(y.shape(), (Shape{1, 256, 6, 6}));
     for (int64_t i = 0; i < y.numel(); ++i) ASSERT_EQ(y.data<float>()[i], 0.5f) << engine_name(e) << " at " << i;
   }
+}
+
+TEST_F(HostileModel, OptimizedConvChecksBiasAndWeightsItself) {
+  // The engine's own check, below shape inference: a graph whose bias or
+  // weight no longer matches (as if a pass had been bypassed) is refused
+  // instead of being copied by the weight's channel count.
+  auto bytes = conv_with_bias(256).bytes();
+  graph::Graph g = onnx_io::load_onnx_memory(bytes.data(), bytes.size(), ".");
+  graph::run_standard_passes(g, {});
+  SessionOptions opts = with_engine(Engine::kOptimized);
+  ASSERT_NO_THROW(runtime::compile_optimized(g, opts));
+
+  graph::Graph short_bias = g;
+  short_bias.constants["b"] = Tensor(DType::kFloat32, {1});
+  try {
+    runtime::compile_optimized(short_bias, opts);
+    ADD_FAILURE() << "a 1-element bias for 256 channels was compiled";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_TRUE(contains(e.what(), "short_bias_conv")) << e.what();
+    EXPECT_TRUE(contains(e.what(), "bias")) << e.what();
+  }
+
+  graph::Graph wrong_weight = g;
+  wrong_weight.constants["w"] = Tensor(DType::kFloat32, {256, 2, 3, 3});
+  try {
+    runtime::compile_optimized(wrong_weight, opts);
+    ADD_FAILURE() << "a weight for 2 input channels was compiled for a 3-channel input";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_TRUE(contains(e.what(), "weight")) << e.what();
+  }
+}
+
+// ---- the limits are options --------------------------------------------------
+
+TEST_F(HostileModel, TensorAndWeightLimitsAreConfigurable) {
+  write_weights(models_ / "w.bin", 4);
+  ModelBuilder b = external_model("w.bin");
+  SessionOptions o = with_engine(Engine::kReference);
+  o.limits.max_tensor_bytes = 8;  // w is 16 bytes
+  auto s = Session::load(b.save(models_ / "m.onnx").string(), o);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), ErrorCode::kOutOfRange) << s.status().to_string();
+  EXPECT_TRUE(contains(s.status().message(), "'w'")) << s.status().message();
+  EXPECT_TRUE(contains(s.status().message(), "max_tensor_bytes")) << s.status().message();
+
+  ModelBuilder two(11);
+  two.input("x", {1, 4}).output("y");
+  two.init_f32("a", {1, 4}, {1, 2, 3, 4}).init_f32("c", {1, 4}, {1, 2, 3, 4});
+  two.node("Add", {"x", "a"}, {"t"});
+  two.node("Add", {"t", "c"}, {"y"});
+  SessionOptions w = with_engine(Engine::kReference);
+  w.limits.max_total_weight_bytes = 24;  // 2 x 16 bytes
+  auto t = Session::load(two.save(models_ / "two.onnx").string(), w);
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.status().code(), ErrorCode::kOutOfRange) << t.status().to_string();
+  EXPECT_TRUE(contains(t.status().message(), "max_total_weight_bytes")) << t.status().message();
+  w.limits.max_total_weight_bytes = 32;
+  EXPECT_TRUE(Session::load((models_ / "two.onnx").string(), w).ok());
+}
+
+TEST_F(HostileModel, DimensionLimitIsConfigurable) {
+  ModelBuilder b(11);
+  b.input("x", {1, 4}).output("y");
+  b.node("Relu", {"x"}, {"y"});
+  SessionOptions o = with_engine(Engine::kReference);
+  o.limits.max_dim = 3;
+  auto s = load(b);  // default limits: fine
+  ASSERT_TRUE(s.ok()) << s.status().to_string();
+  auto small = Session::load((models_ / "m.onnx").string(), o);
+  ASSERT_FALSE(small.ok());
+  EXPECT_EQ(small.status().code(), ErrorCode::kOutOfRange) << small.status().to_string();
+  EXPECT_TRUE(contains(small.status().message(), "graph input 'x'")) << small.status().message();
+  EXPECT_TRUE(contains(small.status().message(), "max_dim")) << small.status().message();
+}
+
+TEST_F(HostileModel, OptimizedWorkspaceLimitIsConfigurable) {
+  SessionOptions o = with_engine(Engine::kOptimized);
+  ASSERT_TRUE(load(conv_with_bias(256), Engine::kOptimized).ok());
+  o.limits.max_workspace_bytes = 1024;
+  auto s = Session::load((models_ / "m.onnx").string(), o);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), ErrorCode::kOutOfRange) << s.status().to_string();
+  EXPECT_TRUE(contains(s.status().message(), "max_workspace_bytes")) << s.status().message();
+}
+
+TEST_F(HostileModel, BatchOptionIsCheckedAgainstTheLimits) {
+  // The caller's batch scales every activation: a batch that pushes one past
+  // max_tensor_bytes is refused at load, not allocated at the first run.
+  SessionOptions o = with_engine(Engine::kOptimized);
+  o.batch = 1 << 20;  // x: 1 MiB images of 768 bytes = 768 MiB; y: 9216 bytes each = 9 GiB
+  auto s = Session::load(conv_with_bias(256).save(models_ / "m.onnx").string(), o);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), ErrorCode::kOutOfRange) << s.status().to_string();
+}
+
+TEST_F(HostileModel, ShapesKnownOnlyAtRunTimeAreCheckedBeforeAllocating) {
+  // Resize scales from a graph input: the reference engine sizes the output
+  // at run time. Scales of 32768 ask for 2^32 floats (16 GiB).
+  ModelBuilder b(11);
+  b.input("x", {1, 1, 2, 2}).input("scales", {4}).output("y");
+  b.init_f32("roi", {0}, {});
+  b.node("Resize", {"x", "roi", "scales"}, {"y"}, "dynamic_resize");
+  auto s = load(b, Engine::kAuto);
+  ASSERT_TRUE(s.ok()) << s.status().to_string();
+  EXPECT_EQ(s->engine(), Engine::kReference);
+  Tensor scales(DType::kFloat32, {4});
+  std::vector<float> sv = {1.f, 1.f, 32768.f, 32768.f};
+  std::copy(sv.begin(), sv.end(), scales.data<float>());
+  auto r = timed([&] { return s->run({Tensor(DType::kFloat32, {1, 1, 2, 2}), scales}).status(); });
+  ASSERT_FALSE(r.status.ok());
+  EXPECT_EQ(r.status.code(), ErrorCode::kOutOfRange) << r.status.to_string();
+  EXPECT_TRUE(contains(r.status.message(), "dynamic_resize")) << r.status.message();
+  EXPECT_LT(r.seconds, 1.0);
+  EXPECT_LT(r.rss_growth_mib, 64.0);
+  // Modest scales still run.
+  sv = {1.f, 1.f, 2.f, 2.f};
+  std::copy(sv.begin(), sv.end(), scales.data<float>());
+  auto ok = s->run({Tensor(DType::kFloat32, {1, 1, 2, 2}), scales});
+  ASSERT_TRUE(ok.ok()) << ok.status().to_string();
+  EXPECT_EQ((*ok)[0].shape(), (Shape{1, 1, 4, 4}));
 }
 
 }  // namespace
