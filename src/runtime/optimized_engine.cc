@@ -576,7 +576,7 @@ void Compiler::compile_conv(size_t ni) {
       throw Error(ErrorCode::kInvalidArgument, n.describe() + ": weight " + shape_to_string(w->shape()) +
                                                    " does not match input " + shape_to_string(xs) + " with group " +
                                                    std::to_string(group));
-    if (b && (b->dtype() != DType::kFloat32 || b->rank() != 1 || b->numel() != O))
+    if (b && (b->dtype() != DType::kFloat32 || b->numel() != O))
       throw Error(ErrorCode::kInvalidArgument, n.describe() + ": bias must have " + std::to_string(O) +
                                                    " float32 elements (one per output channel), got " +
                                                    dtype_name(b->dtype()) + shape_to_string(b->shape()));

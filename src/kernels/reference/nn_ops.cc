@@ -139,9 +139,9 @@ ConvShape conv_shape(const OpContext& ctx, const Shape& x, const Shape& w) {
   return c;
 }
 
-// Bias: 1-D with M elements of the input's dtype. `shape` null: not known yet.
+// Bias: M elements (1-D in the spec) of the input's dtype. `shape` null: not known yet.
 void check_bias(const OpContext& ctx, const ConvShape& c, DType dtype, const Shape* shape, DType want) {
-  const bool known_bad = shape && all_dims_known(*shape) && (shape->size() != 1 || (*shape)[0] != c.M);
+  const bool known_bad = shape && all_dims_known(*shape) && shape_numel(*shape) != c.M;
   if ((dtype != want && dtype != DType::kUndefined) || known_bad)
     fail(ctx, ErrorCode::kInvalidArgument, "bias must have " + std::to_string(c.M) + " elements of the input's dtype, got " +
                                                dtype_name(dtype) + (shape ? shape_to_string(*shape) : std::string("[?]")));
