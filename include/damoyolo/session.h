@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "damoyolo/limits.h"
 #include "damoyolo/status.h"
 #include "damoyolo/tensor.h"
 
@@ -48,6 +49,9 @@ struct SessionOptions {
   // by the optimised engine when the head is fused (the conv body is batch-agnostic).
   int batch = 0;
   OptimizationOptions opt;
+  // What the model file may ask for (sizes of tensors, weights, workspace):
+  // models are untrusted input, see damoyolo/limits.h and docs/security.md.
+  ModelLimits limits;
 };
 
 // What `damoyolo info` prints.

@@ -37,6 +37,7 @@ size_t dtype_size(DType dtype);
 const char* dtype_name(DType dtype);
 
 using Shape = std::vector<int64_t>;
+// Element count; saturates at INT64_MAX rather than wrapping around.
 int64_t shape_numel(const Shape& shape);
 std::string shape_to_string(const Shape& shape);  // "[1,3,640,640]"
 
@@ -46,7 +47,9 @@ inline constexpr size_t kTensorAlignment = 64;
 class Tensor {
  public:
   Tensor() = default;
-  // Allocates a zero-filled, 64-byte aligned buffer.
+  // Allocates a zero-filled, 64-byte aligned buffer. Throws Error
+  // (kInvalidArgument) for a negative dim, (kOutOfRange) when the byte count
+  // does not fit int64.
   Tensor(DType dtype, Shape shape);
 
   // Wraps memory owned elsewhere. `owner` (may be null) keeps it alive; with a

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "common/checked_size.h"
 #include "graph/passes/passes.h"
 #include "onnx/onnx_loader.h"
 #include "runtime/executor.h"
@@ -24,13 +25,19 @@ const char* precision_name(Precision p) { return p == Precision::kBF16 ? "bf16" 
 
 namespace {
 
+// Counts saturate at INT64_MAX: a hostile graph's shapes may multiply past it.
+int64_t sat_mul(int64_t a, int64_t b) { return checked::mul(a, b).value_or(INT64_MAX); }
+int64_t sat_add(int64_t a, int64_t b) { return checked::add(a, b).value_or(INT64_MAX); }
+
 int64_t conv_macs(const graph::Graph& g, const graph::Node& n) {
   const auto* w = g.info(n.input(1));
   const auto* y = g.info(n.outputs[0]);
-  if (!w || !y || !w->fully_known() || !y->fully_known() || y->shape.size() < 3) return 0;
+  if (!w || !y || !w->fully_known() || !y->fully_known() || y->shape.size() < 3 || w->shape.empty() ||
+      w->shape[0] <= 0)
+    return 0;
   // Each output element costs (Cin/group)·k_h·k_w MACs = the weight's per-filter size.
   int64_t per_output = shape_numel(w->shape) / w->shape[0];
-  return shape_numel(y->shape) * per_output;
+  return sat_mul(shape_numel(y->shape), per_output);
 }
 
 int64_t matmul_macs(const graph::Graph& g, const graph::Node& n) {
@@ -38,7 +45,7 @@ int64_t matmul_macs(const graph::Graph& g, const graph::Node& n) {
   const auto* y = g.info(n.outputs[0]);
   if (!a || !y || !a->fully_known() || !y->fully_known() || a->shape.empty()) return 0;
   int64_t k = n.op_type == "Gemm" && n.attr_i("transA", 0) ? a->shape[0] : a->shape.back();
-  return shape_numel(y->shape) * k;
+  return sat_mul(shape_numel(y->shape), k);
 }
 
 void summarize(const graph::Graph& g, ModelSummary& s) {
@@ -48,12 +55,12 @@ void summarize(const graph::Graph& g, ModelSummary& s) {
   s.depthwise_convs = 0;
   for (const auto& n : g.nodes) {
     s.op_histogram[n.op_type]++;
-    if (n.op_type == "Conv" || n.op_type == "ConvTranspose") s.macs += conv_macs(g, n);
+    if (n.op_type == "Conv" || n.op_type == "ConvTranspose") s.macs = sat_add(s.macs, conv_macs(g, n));
     if (n.op_type == "Conv" && n.attr_i("group", 1) > 1) {
       const auto* x = g.info(n.input(0));
       if (x && x->shape.size() > 1 && x->shape[1] == n.attr_i("group", 1)) s.depthwise_convs++;
     }
-    if (n.op_type == "MatMul" || n.op_type == "Gemm") s.macs += matmul_macs(g, n);
+    if (n.op_type == "MatMul" || n.op_type == "Gemm") s.macs = sat_add(s.macs, matmul_macs(g, n));
     // Learned parameters: the weights and biases of the layers that carry them.
     if (n.op_type == "Conv" || n.op_type == "Gemm" || n.op_type == "ConvTranspose" ||
         n.op_type == "BatchNormalization" || n.op_type == "MatMul") {
@@ -236,6 +243,7 @@ Result<Session> SessionFactory::build(graph::Graph g, const SessionOptions& opti
     graph::PassOptions popts;
     popts.constant_folding = options.opt.constant_folding || optimized_possible;
     popts.require_static_shapes = optimized_possible;
+    popts.limits = options.limits;
     graph::Graph unprocessed;
     if (options.engine == Engine::kAuto) unprocessed = g;  // shares weight storage; cheap
     try {
@@ -247,6 +255,7 @@ Result<Session> SessionFactory::build(graph::Graph g, const SessionOptions& opti
       graph::PassOptions ref_opts;
       ref_opts.constant_folding = options.opt.constant_folding;
       ref_opts.require_static_shapes = false;
+      ref_opts.limits = options.limits;
       graph::run_standard_passes(g, ref_opts);
       optimized_possible = false;
     }
@@ -283,7 +292,7 @@ Result<Session> SessionFactory::build(graph::Graph g, const SessionOptions& opti
 
 Result<Session> Session::load(const std::string& path, const SessionOptions& options) {
   try {
-    return SessionFactory::build(onnx_io::load_onnx_file(path), options, path);
+    return SessionFactory::build(onnx_io::load_onnx_file(path, options.limits), options, path);
   } catch (const Error& e) {
     return e.status();
   } catch (const std::exception& e) {
@@ -294,7 +303,8 @@ Result<Session> Session::load(const std::string& path, const SessionOptions& opt
 Result<Session> Session::load_from_memory(const void* data, size_t size, const SessionOptions& options,
                                           const std::string& base_dir) {
   try {
-    return SessionFactory::build(onnx_io::load_onnx_memory(data, size, base_dir), options, "<memory>");
+    return SessionFactory::build(onnx_io::load_onnx_memory(data, size, base_dir, "<memory>", options.limits), options,
+                                 "<memory>");
   } catch (const Error& e) {
     return e.status();
   } catch (const std::exception& e) {

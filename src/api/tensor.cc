@@ -1,9 +1,11 @@
 #include "damoyolo/tensor.h"
 
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <new>
 
+#include "common/checked_size.h"
 #include "damoyolo/status.h"
 
 namespace damoyolo {
@@ -41,8 +43,13 @@ const char* dtype_name(DType dtype) {
 }
 
 int64_t shape_numel(const Shape& shape) {
+  // Saturates instead of wrapping (a Tensor that large cannot exist: the
+  // constructor refuses it), so a count can never overflow into a small number.
   int64_t n = 1;
-  for (int64_t d : shape) n *= d;
+  for (int64_t d : shape)
+    if (d == 0) return 0;
+  for (int64_t d : shape)
+    if (__builtin_mul_overflow(n, d, &n)) return INT64_MAX;
   return n;
 }
 
@@ -64,7 +71,7 @@ struct AlignedFree {
 Tensor::Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape)) {
   for (int64_t d : shape_)
     if (d < 0) throw Error(ErrorCode::kInvalidArgument, "tensor with negative dimension " + shape_to_string(shape_));
-  size_t bytes = nbytes();
+  const size_t bytes = static_cast<size_t>(checked::nbytes_or_throw(shape_, dtype_, "tensor"));
   // Round up so the size is a multiple of the alignment (aligned_alloc's rule)
   // and kernels may over-read up to one cache line at the end.
   size_t alloc = (bytes + kTensorAlignment - 1) / kTensorAlignment * kTensorAlignment + kTensorAlignment;
@@ -85,7 +92,8 @@ Tensor Tensor::wrap(DType dtype, Shape shape, void* data, std::shared_ptr<void> 
 }
 
 Tensor Tensor::reshaped(Shape shape) const {
-  if (shape_numel(shape) != numel())
+  auto n = checked::numel(shape);
+  if (!n || *n != numel())
     throw Error(ErrorCode::kInvalidArgument,
                 "cannot reshape " + shape_to_string(shape_) + " to " + shape_to_string(shape));
   Tensor t = *this;

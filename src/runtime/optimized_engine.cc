@@ -31,6 +31,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "common/checked_size.h"
 #include "detection/head_decode.h"
 #include "kernels/dnnl/dnnl_common.h"
 #include "kernels/dnnl/head_pattern.h"
@@ -199,7 +200,7 @@ class FallbackStep final : public Step {
         if (r.slot < 0) continue;
         if (out[i].nbytes() != shape_numel(r.shape) * dtype_size(r.dtype))
           throw Error(ErrorCode::kInternal, step->node.describe() + ": output size differs from the planned shape");
-        std::memcpy(rs.slot_ptr[r.slot] + r.offset, out[i].raw(), out[i].nbytes());
+        if (out[i].nbytes()) std::memcpy(rs.slot_ptr[r.slot] + r.offset, out[i].raw(), out[i].nbytes());
       }
     }
   };
@@ -443,6 +444,8 @@ class Compiler {
   Ref ensure_plain(const std::string& v);
   Ref dense_ref(const std::string& v);
 
+  void check_shapes() const;
+
   // --- per-op compilers (return false to fall back)
   void compile_conv(size_t ni);
   bool compile_maxpool(size_t ni);
@@ -471,6 +474,29 @@ class Compiler {
   std::unordered_set<std::string> head_inputs_;
   std::optional<kernels::dnnl_ops::HeadPattern> head_;
 };
+
+// Every shape this engine hands to oneDNN, at the session's batch: within the
+// limits (kOutOfRange), and within what oneDNN indexes (kUnsupported, so that
+// Engine::kAuto still runs such a graph on the reference engine).
+void Compiler::check_shapes() const {
+  auto check = [&](const std::string& v) {
+    const graph::ValueInfo* vi = g_.info(v);
+    if (!vi || !vi->fully_known()) return;  // info() reports it where it is needed
+    const Shape s = shape_of(v);
+    checked::check_tensor(s, vi->dtype, o_.limits, "value '" + v + "'");
+    if (s.size() > DNNL_MAX_NDIMS)
+      throw unsupported("value '" + v + "' has rank " + std::to_string(s.size()) + "; oneDNN takes at most " +
+                        std::to_string(DNNL_MAX_NDIMS));
+    const int64_t elems = checked::numel_or_throw(s, "value '" + v + "'");
+    if (elems > INT32_MAX)
+      throw unsupported("value '" + v + "' " + shape_to_string(s) + " has " + std::to_string(elems) +
+                        " elements; the optimised engine (oneDNN) takes at most 2^31 - 1 per tensor");
+  };
+  for (const auto& in : g_.inputs) check(in);
+  for (const auto& n : g_.nodes)
+    for (const auto& o : n.outputs)
+      if (!o.empty()) check(o);
+}
 
 Ref Compiler::reorder_into(const Ref& src, const Ref& dst, const std::string& label) {
   dnnl::reorder::primitive_desc pd(cpu_engine(), src.md, cpu_engine(), dst.md, make_attr());
@@ -538,6 +564,23 @@ void Compiler::compile_conv(size_t ni) {
   auto dil = n.attr_ints("dilations", {1, 1});
   if (strides.size() != 2 || pads.size() != 4 || dil.size() != 2)
     throw unsupported(n.describe() + ": only 2-D convolutions are supported");
+  // The weights and bias are copied below by the counts the weight's shape
+  // gives, so they must agree with the input and each other (as the
+  // reference kernel requires): never read past a short bias.
+  {
+    const Shape xs = shape_of(x);
+    if (xs.size() != 4) throw unsupported(n.describe() + ": only 2-D convolutions are supported");
+    const int64_t O = w->dim(0);
+    auto cin = checked::mul(w->dim(1), group);
+    if (group < 1 || O % group != 0 || !cin || *cin != xs[1])
+      throw Error(ErrorCode::kInvalidArgument, n.describe() + ": weight " + shape_to_string(w->shape()) +
+                                                   " does not match input " + shape_to_string(xs) + " with group " +
+                                                   std::to_string(group));
+    if (b && (b->dtype() != DType::kFloat32 || b->numel() != O))
+      throw Error(ErrorCode::kInvalidArgument, n.describe() + ": bias must have " + std::to_string(O) +
+                                                   " float32 elements (one per output channel), got " +
+                                                   dtype_name(b->dtype()) + shape_to_string(b->shape()));
+  }
 
   // --- walk the post-op chain
   std::string cur = n.outputs[0];
@@ -694,7 +737,7 @@ void Compiler::compile_conv(size_t ni) {
   // --- weights and bias, reordered (and scaled) once
   std::vector<float> wv(w->data<float>(), w->data<float>() + w->numel());
   std::vector<float> bv(O, 0.f);
-  if (b) std::copy(b->data<float>(), b->data<float>() + O, bv.begin());
+  if (b) std::copy(b->data<float>(), b->data<float>() + b->numel(), bv.begin());  // numel == O, checked above
   if (scale != 1.f) {
     for (float& v : wv) v *= scale;
     for (float& v : bv) v *= scale;
@@ -704,7 +747,7 @@ void Compiler::compile_conv(size_t ni) {
   dnnl::memory wmem(pd.weights_desc(), cpu_engine());
   dnnl::reorder(wuser, wmem).execute(s, wuser, wmem);
   dnnl::memory bmem(b_md, cpu_engine());
-  std::memcpy(bmem.get_data_handle(), bv.data(), bv.size() * sizeof(float));
+  if (!bv.empty()) std::memcpy(bmem.get_data_handle(), bv.data(), bv.size() * sizeof(float));
   s.wait();
 
   // --- source in the chosen layout, destination buffer
@@ -780,7 +823,7 @@ bool Compiler::compile_resize(size_t ni) {
   if (ctm != "asymmetric" || nm != "floor") return false;
   const Shape xs = info(n.input(0)).shape, ys = info(n.outputs[0]).shape;
   if (xs.size() != 4 || xs[0] != ys[0] || xs[1] != ys[1]) return false;
-  if (ys[2] % xs[2] != 0 || ys[3] % xs[3] != 0) return false;
+  if (xs[2] <= 0 || xs[3] <= 0 || ys[2] % xs[2] != 0 || ys[3] % xs[3] != 0) return false;
   // The factor must also be what the scales say (sizes would be exact already).
   if (const Tensor* sc = n.input(2).empty() ? nullptr : g_.constant(n.input(2)); sc && sc->numel() == 4) {
     auto f = kernels::ref::to_float_vector(*sc);
@@ -896,16 +939,18 @@ bool Compiler::compile_slice(size_t ni) {
   memory::dims strides(bst, bst + rank);
   size_t offset = src.offset;
   const size_t esize = memory::data_type_size(src.md.data_type());
+  const Shape ys = shape_of(n.outputs[0]);
+  if (static_cast<int64_t>(ys.size()) != rank) return false;
   for (size_t i = 0; i < axes.size(); ++i) {
     int64_t ax = axes[i] < 0 ? axes[i] + rank : axes[i];
     if (ax < 0 || ax >= rank || steps[i] <= 0) return false;
     int64_t start = starts[i] < 0 ? starts[i] + in_shape[ax] : starts[i];
     start = std::clamp<int64_t>(start, 0, in_shape[ax]);
     offset += static_cast<size_t>(start * strides[ax]) * esize;
-    strides[ax] *= steps[i];
+    // Two or more elements taken means step < dim: the product stays small.
+    // One element never uses the stride (and a huge step would overflow it).
+    if (ys[ax] > 1) strides[ax] *= steps[i];
   }
-  const Shape ys = shape_of(n.outputs[0]);
-  if (static_cast<int64_t>(ys.size()) != rank) return false;
   Ref view = src;
   view.md = memory::desc(kernels::dnnl_ops::to_dims(ys), src.md.data_type(), strides);
   view.offset = offset;
@@ -1107,6 +1152,7 @@ std::unique_ptr<OptimizedModel> Compiler::compile() {
 
   model_batch_ = info(g_.inputs[0]).shape.empty() ? 1 : info(g_.inputs[0]).shape[0];
   batch_ = o_.batch > 0 ? o_.batch : model_batch_;
+  check_shapes();
 
   auto model = std::make_unique<OptimizedModel>();
   model->huge_pages = o_.opt.huge_pages;
@@ -1205,6 +1251,14 @@ std::unique_ptr<OptimizedModel> Compiler::compile() {
   for (size_t k = 0; k < arena_slots.size(); ++k) model->slot_offset[arena_slots[k]] = plan.offsets[k];
   model->planned_bytes = plan.total_bytes;
   model->scratchpad_bytes = (scratch_bytes_ + 63) / 64 * 64;
+  // Each execution context allocates this much: refuse it before one does.
+  const uint64_t workspace = static_cast<uint64_t>(model->planned_bytes) + model->scratchpad_bytes;
+  if (workspace > static_cast<uint64_t>(o_.limits.max_workspace_bytes))
+    throw Error(ErrorCode::kOutOfRange,
+                "the optimised engine's workspace (" + std::to_string(model->planned_bytes) +
+                    " bytes of intermediates + " + std::to_string(model->scratchpad_bytes) +
+                    " bytes of oneDNN scratchpad) is over the limit of " +
+                    std::to_string(o_.limits.max_workspace_bytes) + " bytes (ModelLimits::max_workspace_bytes)");
   if (std::getenv("DAMOYOLO_DUMP_STEPS")) {
     std::fprintf(stderr, "optimized engine: %zu steps, arena %zu B planned + %zu B scratchpad\n", steps_.size(),
                  model->planned_bytes, model->scratchpad_bytes);

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <unordered_map>
 
+#include "common/checked_size.h"
 #include "kernels/reference/registry.h"
 #include "runtime/executor.h"
 
@@ -23,8 +24,19 @@ class ReferenceContext final : public ExecutionContext {
 
 class ReferenceModel final : public CompiledModel {
  public:
-  explicit ReferenceModel(graph::Graph g) : graph_(std::move(g)) {
-    for (const auto& n : graph_.nodes) kernels_.push_back(&kernels::ref::kernel_for(n, graph_.opset()));
+  ReferenceModel(graph::Graph g, const ModelLimits& limits) : graph_(std::move(g)), limits_(limits) {
+    for (const auto& n : graph_.nodes) {
+      kernels_.push_back(&kernels::ref::kernel_for(n, graph_.opset()));
+      // Outputs whose shape was not known at load time (it depends on data)
+      // are sized and checked against the limits at run time, before the
+      // kernel allocates them.
+      bool dynamic = false;
+      for (const auto& o : n.outputs) {
+        const graph::ValueInfo* vi = o.empty() ? nullptr : graph_.info(o);
+        if (!o.empty() && (!vi || !vi->fully_known())) dynamic = true;
+      }
+      check_at_run_.push_back(dynamic);
+    }
   }
   std::unique_ptr<ExecutionContext> create_context() const override {
     return std::make_unique<ReferenceContext>(*this);
@@ -35,6 +47,8 @@ class ReferenceModel final : public CompiledModel {
 
   const graph::Graph& graph() const { return graph_; }
   const kernels::ref::OpKernel& kernel(size_t i) const { return *kernels_[i]; }
+  bool check_at_run(size_t i) const { return check_at_run_[i]; }
+  const ModelLimits& limits() const { return limits_; }
 
  private:
   std::vector<TensorInfo> infos(const std::vector<std::string>& names) const {
@@ -46,8 +60,28 @@ class ReferenceModel final : public CompiledModel {
     return out;
   }
   graph::Graph graph_;
+  ModelLimits limits_;
   std::vector<const kernels::ref::OpKernel*> kernels_;
+  std::vector<bool> check_at_run_;
 };
+
+// Infers a node's output shapes from its concrete inputs and checks them
+// against the limits (the kernel would allocate them next).
+void check_outputs(const kernels::ref::OpKernel& kernel, const kernels::ref::OpContext& ctx,
+                   const std::vector<Tensor>& args, const ModelLimits& limits) {
+  std::vector<kernels::ref::InferInput> ins(args.size());
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (!args[i].defined()) continue;
+    ins[i].present = true;
+    ins[i].value = &args[i];
+    ins[i].info = graph::ValueInfo{args[i].dtype(), args[i].shape(), true};
+  }
+  std::vector<graph::ValueInfo> out = kernel.infer(ctx, ins);
+  for (size_t i = 0; i < ctx.node.outputs.size() && i < out.size(); ++i)
+    if (!ctx.node.outputs[i].empty() && out[i].has_shape)
+      checked::check_tensor(out[i].shape, out[i].dtype, limits,
+                            ctx.node.describe() + ": output '" + ctx.node.outputs[i] + "'");
+}
 
 void ReferenceContext::run(const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs) {
   const graph::Graph& g = model_.graph();
@@ -65,6 +99,7 @@ void ReferenceContext::run(const std::vector<Tensor>& inputs, std::vector<Tensor
       args[i] = it->second;
     }
     kernels::ref::OpContext ctx{node, g.opset()};
+    if (model_.check_at_run(k)) check_outputs(model_.kernel(k), ctx, args, model_.limits());
     std::vector<Tensor> outs = model_.kernel(k).compute(ctx, args);
     for (size_t i = 0; i < node.outputs.size() && i < outs.size(); ++i)
       if (!node.outputs[i].empty()) env[node.outputs[i]] = std::move(outs[i]);
@@ -83,14 +118,14 @@ void ReferenceContext::run(const std::vector<Tensor>& inputs, std::vector<Tensor
       throw Error(ErrorCode::kInternal, "graph output '" + g.outputs[i] + "' came out as " + dtype_name(v.dtype()) +
                                             shape_to_string(v.shape()) + ", expected " +
                                             dtype_name(outputs[i].dtype()) + shape_to_string(outputs[i].shape()));
-    std::memcpy(outputs[i].raw(), v.raw(), v.nbytes());
+    if (v.nbytes()) std::memcpy(outputs[i].raw(), v.raw(), v.nbytes());
   }
 }
 
 }  // namespace
 
-std::unique_ptr<CompiledModel> compile_reference(const graph::Graph& g, const SessionOptions&) {
-  return std::make_unique<ReferenceModel>(g);
+std::unique_ptr<CompiledModel> compile_reference(const graph::Graph& g, const SessionOptions& opts) {
+  return std::make_unique<ReferenceModel>(g, opts.limits);
 }
 
 }  // namespace damoyolo::runtime

@@ -10,6 +10,7 @@
 //   eliminate_dead_nodes    drops nodes (and constants) no graph output needs.
 #pragma once
 
+#include "damoyolo/limits.h"
 #include "graph/graph.h"
 
 namespace damoyolo::graph {
@@ -19,10 +20,15 @@ struct PassOptions {
   // Require every value to have a fully known static shape afterwards (the
   // optimised engine needs this; the reference engine can size at run time).
   bool require_static_shapes = true;
+  // Every graph input and every value shape inference sizes is checked
+  // against these before a kernel runs on it (folding) or an engine sees it.
+  ModelLimits limits;
 };
 
-// Fails with kUnsupported naming the node/op/opset when any node cannot be run.
-void infer_shapes_and_fold(Graph& g, bool fold, bool require_static_shapes);
+// Fails with kUnsupported naming the node/op/opset when any node cannot be run,
+// and with kOutOfRange naming the input or node when a shape is over `limits`
+// (checked before a node is folded, so nothing over the limits is allocated).
+void infer_shapes_and_fold(Graph& g, bool fold, bool require_static_shapes, const ModelLimits& limits = {});
 void eliminate_identity(Graph& g);
 void eliminate_dead_nodes(Graph& g);
 // Cast to the dtype the value already has becomes Identity (needs inferred dtypes).

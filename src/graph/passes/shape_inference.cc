@@ -1,5 +1,6 @@
 #include <unordered_set>
 
+#include "common/checked_size.h"
 #include "graph/passes/passes.h"
 #include "kernels/reference/registry.h"
 
@@ -15,10 +16,11 @@ void set_input_batch(Graph& g, int64_t batch) {
   }
 }
 
-void infer_shapes_and_fold(Graph& g, bool fold, bool require_static_shapes) {
+void infer_shapes_and_fold(Graph& g, bool fold, bool require_static_shapes, const ModelLimits& limits) {
   const int64_t opset = g.opset();
   for (const auto& in : g.inputs) {
     const ValueInfo* info = g.info(in);
+    if (info && info->has_shape) checked::check_tensor(info->shape, info->dtype, limits, "graph input '" + in + "'");
     if (require_static_shapes && (!info || !info->fully_known()))
       throw Error(ErrorCode::kUnsupported,
                   "graph input '" + in + "' has a dynamic or unknown shape " +
@@ -47,6 +49,15 @@ void infer_shapes_and_fold(Graph& g, bool fold, bool require_static_shapes) {
       }
     }
 
+    // Every output's shape is checked against the limits before the node is
+    // folded (evaluated) or any engine sees it: a hostile shape fails here
+    // with the node's name instead of allocating or reaching oneDNN.
+    std::vector<ValueInfo> out_infos = kernel.infer(ctx, ins);
+    for (size_t i = 0; i < node.outputs.size() && i < out_infos.size(); ++i)
+      if (!node.outputs[i].empty() && out_infos[i].has_shape)
+        checked::check_tensor(out_infos[i].shape, out_infos[i].dtype, limits,
+                              node.describe() + ": output '" + node.outputs[i] + "'");
+
     // Shape of a statically shaped value is a constant even though the value isn't.
     bool shape_of_known = node.op_type == "Shape" && ins.size() == 1 && ins[0].info.fully_known();
     if (fold && (all_constant || shape_of_known)) {
@@ -54,7 +65,8 @@ void infer_shapes_and_fold(Graph& g, bool fold, bool require_static_shapes) {
       for (size_t i = 0; i < node.inputs.size(); ++i) {
         if (!ins[i].present) continue;
         if (ins[i].value) args[i] = *ins[i].value;
-        else args[i] = Tensor(ins[i].info.dtype, ins[i].info.shape);  // only its shape is read
+        // Shape reads only the dims: no buffer (the value may be gigabytes).
+        else args[i] = Tensor::wrap(ins[i].info.dtype, ins[i].info.shape, nullptr);
       }
       std::vector<Tensor> outs = kernel.compute(ctx, args);
       if (outs.size() < node.outputs.size())
@@ -67,7 +79,6 @@ void infer_shapes_and_fold(Graph& g, bool fold, bool require_static_shapes) {
       continue;  // the node is gone; its outputs are constants now
     }
 
-    std::vector<ValueInfo> out_infos = kernel.infer(ctx, ins);
     for (size_t i = 0; i < node.outputs.size() && i < out_infos.size(); ++i) {
       if (node.outputs[i].empty()) continue;
       if (require_static_shapes && !out_infos[i].fully_known())
@@ -149,7 +160,7 @@ void mark_noop_casts_as_identity(Graph& g) {
 
 void run_standard_passes(Graph& g, const PassOptions& options) {
   eliminate_identity(g);
-  infer_shapes_and_fold(g, options.constant_folding, options.require_static_shapes);
+  infer_shapes_and_fold(g, options.constant_folding, options.require_static_shapes, options.limits);
   mark_noop_casts_as_identity(g);
   eliminate_identity(g);
   eliminate_dead_nodes(g);

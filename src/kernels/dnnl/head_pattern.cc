@@ -1,6 +1,7 @@
 #include "kernels/dnnl/head_pattern.h"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <map>
 #include <random>
@@ -56,8 +57,13 @@ bool confirm_numerically(const graph::Graph& g, const HeadPattern& p) {
   }
   const Tensor& rs = vals[g.outputs[p.scores_output]];
   const Tensor& rb = vals[g.outputs[p.boxes_output]];
-  const int64_t A = rs.numel() / p.num_classes;
-  if (rs.dtype() != DType::kFloat32 || rb.numel() != A * 4) return false;
+  // decode_head_dense writes one row per anchor of the levels: the reference
+  // outputs must have exactly that many, or the comparison below over-reads.
+  int64_t A = 0;
+  for (const auto& l : p.levels) A += int64_t{l.h} * l.w;
+  if (rs.dtype() != DType::kFloat32 || rb.dtype() != DType::kFloat32 || rs.numel() != A * p.num_classes ||
+      rb.numel() != A * 4)
+    return false;
   std::vector<float> scores(static_cast<size_t>(A * p.num_classes)), boxes(static_cast<size_t>(A * 4));
   detection::HeadSpec spec{p.num_classes, p.reg_max, p.cls_is_logit};
   detection::decode_head_dense(spec, maps.data(), static_cast<int>(maps.size()), scores.data(), boxes.data());
@@ -80,6 +86,8 @@ std::optional<HeadPattern> match_damoyolo_head(const graph::Graph& g) {
   HeadPattern p;
   // Bind by position (the default export's order); boxes must have last dim 4.
   if (o1->shape[2] != 4 || o0->shape[1] != o1->shape[1]) return std::nullopt;
+  // Sizes below become ints and divisors: keep them positive and in range.
+  if (o0->shape[2] < 1 || o0->shape[2] > INT32_MAX || o0->shape[1] < 1) return std::nullopt;
   p.num_classes = static_cast<int>(o0->shape[2]);
   const int64_t A = o0->shape[1];
 
@@ -137,6 +145,7 @@ std::optional<HeadPattern> match_damoyolo_head(const graph::Graph& g) {
     const graph::ValueInfo* vi = g.info(v);
     if (!vi || !vi->fully_known() || vi->shape.size() != 4) return std::nullopt;
     const int64_t ch = vi->shape[1], h = vi->shape[2], w = vi->shape[3];
+    if (h < 1 || w < 1 || h > INT32_MAX || w > INT32_MAX || ch > INT32_MAX) return std::nullopt;
     auto& lv = by_size[{h, w}];
     lv.h = static_cast<int>(h);
     lv.w = static_cast<int>(w);

@@ -12,6 +12,7 @@
 #include <optional>
 #include <type_traits>
 
+#include "common/checked_size.h"
 #include "kernels/reference/kernel_util.h"
 #include "kernels/reference/registry.h"
 
@@ -138,6 +139,14 @@ ConvShape conv_shape(const OpContext& ctx, const Shape& x, const Shape& w) {
   return c;
 }
 
+// Bias: M elements (1-D in the spec) of the input's dtype. `shape` null: not known yet.
+void check_bias(const OpContext& ctx, const ConvShape& c, DType dtype, const Shape* shape, DType want) {
+  const bool known_bad = shape && all_dims_known(*shape) && shape_numel(*shape) != c.M;
+  if ((dtype != want && dtype != DType::kUndefined) || known_bad)
+    fail(ctx, ErrorCode::kInvalidArgument, "bias must have " + std::to_string(c.M) + " elements of the input's dtype, got " +
+                                               dtype_name(dtype) + (shape ? shape_to_string(*shape) : std::string("[?]")));
+}
+
 Shape conv_out_shape(const ConvShape& c, size_t rank) {
   return rank == 3 ? Shape{c.N, c.M, c.OW} : Shape{c.N, c.M, c.OH, c.OW};
 }
@@ -195,6 +204,9 @@ OpKernel conv_kernel() {
     if (!known(in[0]) || !known(in[1])) return std::vector<ValueInfo>{info_unknown_shape(dt)};
     if (!all_dims_known(in[1].info.shape)) return std::vector<ValueInfo>{info_unknown_shape(dt)};
     ConvShape c = conv_shape(ctx, in[0].info.shape, in[1].info.shape);
+    // Checked here too, not only in compute: engines other than this one
+    // (oneDNN) copy the bias by the weight's channel count.
+    if (const InferInput* b = opt_input(in, 2)) check_bias(ctx, c, b->info.dtype, b->info.has_shape ? &b->info.shape : nullptr, dt);
     return std::vector<ValueInfo>{info_of(dt, conv_out_shape(c, in[0].info.shape.size()))};
   };
   k.compute = [](const OpContext& ctx, const std::vector<Tensor>& in) {
@@ -205,8 +217,7 @@ OpKernel conv_kernel() {
     if (w.dtype() != x.dtype()) fail(ctx, ErrorCode::kInvalidArgument, "weight dtype differs from the input's");
     ConvShape c = conv_shape(ctx, x.shape(), w.shape());
     const Tensor* b = opt_tensor(in, 2);
-    if (b && (b->dtype() != x.dtype() || b->numel() != c.M))
-      fail(ctx, ErrorCode::kInvalidArgument, "bias must have " + std::to_string(c.M) + " elements of the input's dtype");
+    if (b) check_bias(ctx, c, b->dtype(), &b->shape(), x.dtype());
     Tensor y(x.dtype(), conv_out_shape(c, x.rank()));
     visit_float(x.dtype(), [&](auto tag) {
       using T = typename decltype(tag)::type;
@@ -412,6 +423,9 @@ ResizeParams resize_attrs(const OpContext& ctx) {
   return p;
 }
 
+// Output dims at or past this (2^63, as a double) cannot be represented.
+constexpr double kMaxResizeDim = 9223372036854775808.0;
+
 // Fills scales/out/roi from the scales or sizes values. `get(i)` returns the
 // float values of input i as doubles (nullopt: not known; empty: absent).
 template <class GetFloats>
@@ -437,19 +451,28 @@ bool resize_sizes(const OpContext& ctx, const Shape& in, ResizeParams& p, GetFlo
     for (size_t i = 0; i < r; ++i) {
       if (!((*scales)[i] > 0)) fail(ctx, ErrorCode::kInvalidArgument, "scales must be positive");
       p.scales[i] = (*scales)[i];
+      if (in[i] < 0) continue;
       // floor(in * scale), computed in float like the reference (scales are float32).
-      if (in[i] >= 0) p.out[i] = static_cast<int64_t>(std::floor(static_cast<double>(in[i]) * (*scales)[i]));
+      const double o = std::floor(static_cast<double>(in[i]) * (*scales)[i]);
+      if (!(o < kMaxResizeDim))
+        fail(ctx, ErrorCode::kOutOfRange, "scale " + std::to_string((*scales)[i]) + " makes axis " + std::to_string(i) +
+                                              " of size " + std::to_string(in[i]) + " too long");
+      p.out[i] = static_cast<int64_t>(o);
     }
   } else {
     if (!sizes) return false;
     if (sizes->size() != r)
       fail(ctx, ErrorCode::kInvalidArgument, "neither scales nor sizes of rank " + std::to_string(r) + " are given");
     for (size_t i = 0; i < r; ++i) {
+      if ((*sizes)[i] < 0) fail(ctx, ErrorCode::kInvalidArgument, "negative output size");
+      if (!((*sizes)[i] < kMaxResizeDim)) fail(ctx, ErrorCode::kOutOfRange, "output size is too large");
       p.out[i] = static_cast<int64_t>((*sizes)[i]);
-      if (p.out[i] < 0) fail(ctx, ErrorCode::kInvalidArgument, "negative output size");
       p.scales[i] = in[i] > 0 ? static_cast<double>(p.out[i]) / static_cast<double>(in[i]) : 1.0;
     }
   }
+  // 2^32 x 2^32 outputs must fail here, not wrap to a small element count.
+  if (all_dims_known(p.out) && !checked::numel(p.out))
+    fail(ctx, ErrorCode::kOutOfRange, "output shape " + shape_to_string(p.out) + " has more than 2^63 - 1 elements");
   if (p.coord == "tf_crop_and_resize") {
     if (!roi || roi->size() != 2 * r)
       fail(ctx, ErrorCode::kInvalidArgument, "tf_crop_and_resize needs an roi of " + std::to_string(2 * r) + " values");
@@ -617,7 +640,13 @@ OpKernel resize_kernel() {
       const Tensor* t = opt_tensor(in, i);
       return t ? floats_of(*t) : std::vector<double>{};
     });
+    if (!is_numeric(x.dtype()))
+      fail(ctx, ErrorCode::kUnsupported, std::string("dtype ") + dtype_name(x.dtype()) + " is not supported");
+    if (!checked::nbytes(p.out, x.dtype()))
+      fail(ctx, ErrorCode::kOutOfRange, "output shape " + shape_to_string(p.out) + " has more than 2^63 - 1 bytes");
     Tensor y(x.dtype(), p.out);
+    // An empty output needs no taps, however long its other axes are.
+    if (y.numel() == 0) return std::vector<Tensor>{y};
     bool ok = visit_numeric(x.dtype(), [&](auto tag) {
       using T = typename decltype(tag)::type;
       resize_compute<T>(x, y, p);

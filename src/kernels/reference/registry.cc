@@ -80,7 +80,7 @@ Shape broadcast_shapes(const OpContext& ctx, const Shape& a, const Shape& b) {
 std::vector<int64_t> to_int64_vector(const Tensor& t) {
   std::vector<int64_t> v(static_cast<size_t>(t.numel()));
   switch (t.dtype()) {
-    case DType::kInt64: std::memcpy(v.data(), t.raw(), v.size() * 8); break;
+    case DType::kInt64: if (!v.empty()) std::memcpy(v.data(), t.raw(), v.size() * 8); break;
     case DType::kInt32: for (size_t i = 0; i < v.size(); ++i) v[i] = t.data<int32_t>()[i]; break;
     case DType::kUInt8: for (size_t i = 0; i < v.size(); ++i) v[i] = t.data<uint8_t>()[i]; break;
     case DType::kInt8: for (size_t i = 0; i < v.size(); ++i) v[i] = t.data<int8_t>()[i]; break;
@@ -95,7 +95,7 @@ std::vector<int64_t> to_int64_vector(const Tensor& t) {
 std::vector<float> to_float_vector(const Tensor& t) {
   std::vector<float> v(static_cast<size_t>(t.numel()));
   switch (t.dtype()) {
-    case DType::kFloat32: std::memcpy(v.data(), t.raw(), v.size() * 4); break;
+    case DType::kFloat32: if (!v.empty()) std::memcpy(v.data(), t.raw(), v.size() * 4); break;
     case DType::kFloat64: for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(t.data<double>()[i]); break;
     case DType::kInt64: for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(t.data<int64_t>()[i]); break;
     case DType::kInt32: for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(t.data<int32_t>()[i]); break;

@@ -13,6 +13,7 @@
 #include <optional>
 #include <set>
 
+#include "common/checked_size.h"
 #include "kernels/reference/kernel_util.h"
 #include "kernels/reference/registry.h"
 
@@ -85,12 +86,16 @@ void strided_copy(const Tensor& src, Tensor& dst, const std::vector<int64_t>& in
 // A fresh tensor with x's bytes and a new shape (same element count).
 Tensor copy_with_shape(const Tensor& x, Shape shape) { return x.clone().reshaped(std::move(shape)); }
 
+// Product of dims [from, to); -1 when one is unknown. Saturates at INT64_MAX
+// (real tensors never get there: their constructor counts exactly).
 int64_t product(const Shape& s, size_t from, size_t to) {
   int64_t p = 1;
-  for (size_t i = from; i < to; ++i) {
+  for (size_t i = from; i < to; ++i)
     if (s[i] < 0) return -1;
-    p *= s[i];
-  }
+  for (size_t i = from; i < to; ++i)
+    if (s[i] == 0) return 0;
+  for (size_t i = from; i < to; ++i)
+    if (__builtin_mul_overflow(p, s[i], &p)) return INT64_MAX;
   return p;
 }
 
@@ -202,7 +207,11 @@ Shape resolve_reshape(const OpContext& ctx, const Shape& in, const std::vector<i
     bool rest_known = true;
     for (size_t i = 0; i < out.size(); ++i) {
       if (static_cast<int64_t>(i) == infer_at) continue;
-      if (out[i] < 0) rest_known = false; else rest *= out[i];
+      if (out[i] < 0) {
+        rest_known = false;
+      } else if (__builtin_mul_overflow(rest, out[i], &rest)) {
+        fail(ctx, ErrorCode::kOutOfRange, "shape " + shape_to_string(out) + " has more than 2^63 - 1 elements");
+      }
     }
     if (total >= 0 && rest_known) {
       if (rest == 0 || total % rest != 0)
@@ -212,8 +221,13 @@ Shape resolve_reshape(const OpContext& ctx, const Shape& in, const std::vector<i
       out[infer_at] = total / rest;
     }
   }
-  if (total >= 0 && all_dims_known(out) && shape_numel(out) != total)
-    fail(ctx, ErrorCode::kInvalidArgument, "cannot reshape " + shape_to_string(in) + " to " + shape_to_string(out));
+  if (all_dims_known(out)) {
+    // Counted exactly: (2^62 + 1) x 4 must not wrap around to a 4-element input.
+    auto n = checked::numel(out);
+    if (!n) fail(ctx, ErrorCode::kOutOfRange, "shape " + shape_to_string(out) + " has more than 2^63 - 1 elements");
+    if (total >= 0 && *n != total)
+      fail(ctx, ErrorCode::kInvalidArgument, "cannot reshape " + shape_to_string(in) + " to " + shape_to_string(out));
+  }
   return out;
 }
 
@@ -408,20 +422,22 @@ std::optional<SliceParams> slice_params(const OpContext& ctx, size_t rank, GetIn
 }
 
 // Clamps start/end of one axis of length dim as the ONNX spec says, and returns
-// {start, count}. Works for INT64_MAX / INT64_MIN sentinels: the arithmetic below
-// never adds to a value that could overflow.
+// {start, count}. Works for INT64_MAX / INT64_MIN sentinels and for any step,
+// INT64_MIN included: after clamping |start - end| <= dim + 1, and the step's
+// magnitude is taken as unsigned, so nothing below can overflow.
 std::pair<int64_t, int64_t> slice_axis(int64_t start, int64_t end, int64_t step, int64_t dim) {
   if (start < 0) start += dim;
   if (end < 0) end += dim;
   if (step > 0) {
     start = std::clamp<int64_t>(start, 0, dim);
     end = std::clamp<int64_t>(end, 0, dim);
-    int64_t count = end > start ? (end - start + step - 1) / step : 0;
+    int64_t count = end > start ? (end - start - 1) / step + 1 : 0;
     return {start, count};
   }
   start = std::clamp<int64_t>(start, 0, dim - 1);
   end = std::clamp<int64_t>(end, -1, dim - 1);
-  int64_t count = start > end ? (start - end + (-step) - 1) / (-step) : 0;
+  const uint64_t magnitude = uint64_t{0} - static_cast<uint64_t>(step);  // |step|, exact for INT64_MIN
+  int64_t count = start > end ? static_cast<int64_t>(static_cast<uint64_t>(start - end - 1) / magnitude) + 1 : 0;
   return {start, count};
 }
 
@@ -460,7 +476,9 @@ OpKernel slice_kernel() {
       auto [start, count] = slice_axis(p->starts[i], p->ends[i], p->steps[i], x.dim(a));
       out_shape[a] = count;
       if (count > 0) base += start * st[a];
-      in_strides[a] = st[a] * p->steps[i];
+      // With two or more elements |step| < dim, so the product stays in range;
+      // with one the stride is never applied (a step of INT64_MIN would overflow it).
+      in_strides[a] = count > 1 ? st[a] * p->steps[i] : st[a];
     }
     Tensor out(x.dtype(), out_shape);
     strided_copy(x, out, in_strides, base);
