@@ -112,6 +112,9 @@ struct DecodeOptions {
   // Refuse images with more pixels than this before allocating anything
   // (ErrorCode::kOutOfRange). The check uses the size in the file header.
   int64_t max_pixels = 100'000'000;
+  // decode_image_file only: refuse files larger than this (kOutOfRange)
+  // before reading them. The default holds every BMP up to max_pixels.
+  int64_t max_file_bytes = int64_t{512} << 20;
   // JPEG only: DCT-domain downscaling by 1, 2, 4 or 8 (libjpeg scale_denom).
   // Much faster for big photos, but the pixels then differ from the official
   // pipeline; 1 (the default) is exact. Ignored for other formats.
@@ -183,7 +186,13 @@ struct DecodeInfo {
 //  kInvalidArgument bad options
 Result<Image> decode_image(const uint8_t* data, size_t size, const DecodeOptions& options = {},
                            const std::string& name = "<memory>", DecodeInfo* info = nullptr);
-// Reads the file, then decode_image. kNotFound / kIOError when it cannot be read.
+// Reads the file, then decode_image. Only a regular file is read (symbolic
+// links to one are followed): a device (/dev/zero), FIFO or directory is
+// refused without reading, as is a file over options.max_file_bytes.
+//  kNotFound    the file does not exist
+//  kIOError     not a regular file, or it cannot be read
+//  kOutOfRange  larger than max_file_bytes (checked before reading)
+// and decode_image's errors.
 Result<Image> decode_image_file(const std::string& path, const DecodeOptions& options = {},
                                 DecodeInfo* info = nullptr);
 

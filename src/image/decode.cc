@@ -1,13 +1,12 @@
 // decode_image(): format sniffing, file reading, EXIF orientation, BMP, and the
 // conversion of internal errors into Status at the public boundary.
-#include <cerrno>
-#include <cstdio>
+#include <algorithm>
 #include <cstring>
-#include <memory>
 #include <new>
 #include <vector>
 
 #include "image/decoders.h"
+#include "io/read_file.h"
 
 namespace damoyolo {
 
@@ -231,26 +230,12 @@ Result<Image> decode_image(const uint8_t* data, size_t size, const DecodeOptions
 
 Result<Image> decode_image_file(const std::string& path, const DecodeOptions& options, DecodeInfo* info) {
   if (info) *info = DecodeInfo{};
-  struct FileCloser {
-    void operator()(std::FILE* f) const { std::fclose(f); }
-  };
-  std::unique_ptr<std::FILE, FileCloser> file(std::fopen(path.c_str(), "rb"));
-  if (!file) {
-    const int err = errno;
-    return Status(err == ENOENT ? ErrorCode::kNotFound : ErrorCode::kIOError,
-                  path + ": cannot open (" + std::strerror(err) + ")");
-  }
-  std::vector<uint8_t> bytes;
-  try {
-    uint8_t chunk[1 << 16];
-    size_t got;
-    while ((got = std::fread(chunk, 1, sizeof(chunk), file.get())) > 0) bytes.insert(bytes.end(), chunk, chunk + got);
-  } catch (const std::bad_alloc&) {
-    return Status(ErrorCode::kOutOfRange, path + ": file too large to read");
-  }
-  if (std::ferror(file.get()))
-    return Status(ErrorCode::kIOError, path + ": read failed (" + std::strerror(errno) + ")");
-  return decode_image(bytes.data(), bytes.size(), options, path, info);
+  if (options.max_file_bytes <= 0)
+    return Status(ErrorCode::kInvalidArgument, path + ": DecodeOptions::max_file_bytes must be positive");
+  auto bytes = io::read_file_bounded(path, static_cast<uint64_t>(options.max_file_bytes), {},
+                                     "DecodeOptions::max_file_bytes");
+  if (!bytes.ok()) return bytes.status();
+  return decode_image(bytes->data(), bytes->size(), options, path, info);
 }
 
 }  // namespace damoyolo
