@@ -112,6 +112,17 @@ struct DecodeOptions {
   // Refuse images with more pixels than this before allocating anything
   // (ErrorCode::kOutOfRange). The check uses the size in the file header.
   int64_t max_pixels = 100'000'000;
+  // Refuse a decode whose memory, estimated from the header alone, exceeds
+  // this many bytes (ErrorCode::kOutOfRange), before allocating anything. The
+  // estimate covers the output Image, the EXIF-rotated copy, the decoder's
+  // whole-image buffers (progressive or multi-scan JPEG: 2 bytes per
+  // coefficient, about 2 bytes per pixel per component; interlaced PNG that
+  // needs converting: a full image of decoded rows) and its row buffers; not
+  // the file's own bytes. libjpeg's own allocations are also capped by it.
+  // docs/preprocessing.md gives the numbers. The default admits every 8-bit
+  // image up to max_pixels except a few progressive 4:4:4 / CMYK JPEGs near
+  // it; a service that decodes uploads should set it lower (e.g. 256 MiB).
+  int64_t max_decode_bytes = int64_t{1} << 30;
   // decode_image_file only: refuse files larger than this (kOutOfRange)
   // before reading them. The default holds every BMP up to max_pixels.
   int64_t max_file_bytes = int64_t{512} << 20;
@@ -182,7 +193,8 @@ struct DecodeInfo {
 // Errors (every message names the file `name` and the reason):
 //  kParseError  empty, corrupt or truncated data
 //  kUnsupported a format (or a variant of one) not decoded here
-//  kOutOfRange  more than max_pixels
+//  kOutOfRange  more than max_pixels, or more than max_decode_bytes of memory
+//               (estimated from the header, before any large allocation)
 //  kInvalidArgument bad options
 Result<Image> decode_image(const uint8_t* data, size_t size, const DecodeOptions& options = {},
                            const std::string& name = "<memory>", DecodeInfo* info = nullptr);

@@ -58,6 +58,23 @@ void check_pixel_budget(int64_t width, int64_t height, const DecodeOptions& opti
                            " pixels (DecodeOptions::max_pixels)");
 }
 
+int64_t image_bytes(int64_t width, int64_t height) { return (width * 3 + 63) / 64 * 64 * height; }
+
+int64_t exif_copy_bytes(int64_t width, int64_t height, int orientation, const DecodeOptions& options) {
+  if (!options.exif_rotate || orientation < 2 || orientation > 8) return 0;
+  return orientation >= 5 ? image_bytes(height, width) : image_bytes(width, height);
+}
+
+void check_decode_budget(int64_t bytes, const DecodeOptions& options, const std::string& name,
+                         const std::string& what) {
+  if (bytes <= options.max_decode_bytes) return;
+  auto mib = [](int64_t b) { return std::to_string((b + (1 << 19)) >> 20) + " MiB"; };
+  throw_decode_error(ErrorCode::kOutOfRange, name,
+                     "decoding this " + what + " needs about " + mib(bytes) + " of memory (estimated from its header), "
+                     "more than the limit of " + std::to_string(options.max_decode_bytes) + " bytes (" +
+                         mib(options.max_decode_bytes) + ", DecodeOptions::max_decode_bytes)");
+}
+
 int exif_orientation_from_tiff(const uint8_t* t, size_t n) {
   if (n < 8) return 1;
   bool little;
@@ -163,6 +180,9 @@ Image decode_bmp(const uint8_t* d, size_t n, const DecodeOptions& options, const
   if (pixel_offset > n || (n - pixel_offset) / row_bytes < static_cast<size_t>(height))
     throw_decode_error(ErrorCode::kParseError, name, "image file is truncated (BMP pixel data)");
 
+  // The pixels are read straight from the caller's bytes: the Image is all.
+  check_decode_budget(image_bytes(width, height), options, name,
+                      std::to_string(width) + "x" + std::to_string(height) + " BMP");
   info.bit_depth = 8;  // 8 bits per channel (24/32-bit) or 8-bit palette indices
   Image image(static_cast<int>(width), static_cast<int>(height));
   const size_t step = bpp / 8;
@@ -192,6 +212,8 @@ Result<Image> decode_image(const uint8_t* data, size_t size, const DecodeOptions
   try {
     if (options.max_pixels <= 0)
       throw_decode_error(ErrorCode::kInvalidArgument, name, "DecodeOptions::max_pixels must be positive");
+    if (options.max_decode_bytes <= 0)
+      throw_decode_error(ErrorCode::kInvalidArgument, name, "DecodeOptions::max_decode_bytes must be positive");
     if (options.high_bit_depth != HighBitDepth::kScale && options.high_bit_depth != HighBitDepth::kPilCompatible)
       throw_decode_error(ErrorCode::kInvalidArgument, name, "DecodeOptions::high_bit_depth is not a HighBitDepth");
     if (size == 0) throw_decode_error(ErrorCode::kParseError, name, "file is empty");
