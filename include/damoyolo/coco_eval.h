@@ -88,6 +88,18 @@ struct CocoDataset {
   static Result<CocoDataset> parse(std::string_view json_text, const std::string& source = "<memory>");
 };
 
+// The file of a dataset image, `file_name` (CocoImage::file_name, as written
+// in an annotation file that may come from anyone) under `images_dir`, kept
+// inside that folder. Refused:
+//  kInvalidArgument an empty name, one with a NUL byte, an absolute path, or
+//                   one that leads outside images_dir ("../../etc/passwd",
+//                   or a symbolic link whose target is outside it);
+//  kNotFound        images_dir or the file does not exist;
+//  kIOError         the file is not a regular file (a device, FIFO, folder).
+// Returns the resolved path (symbolic links followed), inside the resolved
+// images_dir. Symbolic links that stay inside the folder are allowed.
+Result<std::string> coco_image_path(const std::string& images_dir, const std::string& file_name);
+
 // ---------------------------------------------------------------------------
 // Detections (the COCO results format)
 // ---------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 // COCO files from strangers: annotation and results files that are not
-// regular files or too large, JSON that makes nlohmann throw (1e999), ids and
-// sizes out of range. Every case is a Status (never an exception or a hang).
+// regular files, JSON that makes nlohmann throw (1e999), ids and sizes out of
+// range, and image file names that escape the images folder. Every case is a
+// Status (never an exception, a hang or a path outside the root).
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
@@ -175,6 +176,68 @@ TEST_F(HostileCoco, UnusedFieldsAreSkippedUsedOnesChecked) {
   ASSERT_TRUE(ds.ok()) << ds.status().to_string();
   EXPECT_EQ(ds->images[0].file_name, "a.jpg");
   EXPECT_EQ(ds->annotations[0].area, 6);
+}
+
+// ---------------------------------------------------------------------------
+// Image file names from an annotation file stay inside the images folder.
+// ---------------------------------------------------------------------------
+
+class CocoImagePath : public HostileCoco {
+ protected:
+  void SetUp() override {
+    HostileCoco::SetUp();
+    root_ = dir_ / "images";
+    fs::create_directories(root_ / "sub");
+    std::ofstream(root_ / "a.jpg") << "jpeg";
+    std::ofstream(root_ / "sub" / "b.jpg") << "jpeg";
+    std::ofstream(dir_ / "secret.jpg") << "not yours";
+    fs::create_symlink(dir_ / "secret.jpg", root_ / "escape.jpg");
+    fs::create_symlink("/dev/zero", root_ / "zero.jpg");
+    fs::create_symlink(dir_, root_ / "up");
+    fs::create_symlink("sub/b.jpg", root_ / "inside.jpg");
+    ASSERT_EQ(::mkfifo((root_ / "fifo.jpg").c_str(), 0600), 0);
+  }
+  fs::path root_;
+};
+
+TEST_F(CocoImagePath, NamesInsideTheFolderResolve) {
+  for (const char* name : {"a.jpg", "sub/b.jpg", "./sub/../a.jpg", "inside.jpg"}) {
+    auto p = coco_image_path(root_.string(), name);
+    ASSERT_TRUE(p.ok()) << name << ": " << p.status().to_string();
+    EXPECT_TRUE(fs::equivalent(*p, root_ / (std::string(name) == "inside.jpg" ? "sub/b.jpg" : fs::path(name).lexically_normal()))) << name;
+  }
+}
+
+TEST_F(CocoImagePath, NamesThatEscapeAreRefused) {
+  struct Case {
+    std::string name;
+    ErrorCode code;
+    const char* expect;
+  };
+  const Case cases[] = {
+      {"../../../../dev/zero", ErrorCode::kInvalidArgument, "outside the images folder"},
+      {"../secret.jpg", ErrorCode::kInvalidArgument, "outside the images folder"},
+      {"sub/../../secret.jpg", ErrorCode::kInvalidArgument, "outside the images folder"},
+      {"/dev/zero", ErrorCode::kInvalidArgument, "absolute"},
+      {(dir_ / "secret.jpg").string(), ErrorCode::kInvalidArgument, "absolute"},
+      {"escape.jpg", ErrorCode::kInvalidArgument, "outside the images folder"},  // symlink out
+      {"zero.jpg", ErrorCode::kInvalidArgument, "outside the images folder"},    // symlink to /dev/zero
+      {"up/secret.jpg", ErrorCode::kInvalidArgument, "outside the images folder"},  // via a linked folder
+      {"", ErrorCode::kInvalidArgument, "empty"},
+      {".", ErrorCode::kInvalidArgument, "folder itself"},
+      {std::string("a.jpg\0../../x", 13), ErrorCode::kInvalidArgument, "NUL"},
+      {"fifo.jpg", ErrorCode::kIOError, "not a regular file"},
+      {"sub", ErrorCode::kIOError, "not a regular file"},
+      {"missing.jpg", ErrorCode::kNotFound, "missing.jpg"},
+  };
+  for (const Case& c : cases) {
+    auto p = coco_image_path(root_.string(), c.name);
+    ASSERT_FALSE(p.ok()) << c.name << " -> " << *p;
+    EXPECT_EQ(p.status().code(), c.code) << c.name << ": " << p.status().to_string();
+    EXPECT_NE(p.status().message().find(c.expect), std::string::npos) << c.name << ": " << p.status().message();
+  }
+  auto no_root = coco_image_path((dir_ / "nope").string(), "a.jpg");
+  EXPECT_EQ(no_root.status().code(), ErrorCode::kNotFound) << no_root.status().to_string();
 }
 
 }  // namespace
