@@ -58,6 +58,14 @@ struct CocoAnnotation {
   bool iscrowd = false;
 };
 
+// Limits for reading COCO files, which may come from anyone.
+struct CocoLoadOptions {
+  // Files larger than this are refused before reading (kOutOfRange). COCO
+  // train2017's instances file is 448 MB and a results file of a full
+  // val2017 run (500 boxes per image) about 250 MB.
+  uint64_t max_file_bytes = uint64_t{2} << 30;
+};
+
 // The parts of a COCO instances file that bbox evaluation uses. Entries keep
 // the file's order (it decides tie order, as in pycocotools).
 struct CocoDataset {
@@ -66,14 +74,31 @@ struct CocoDataset {
   std::vector<CocoAnnotation> annotations;
 
   // Reads a COCO annotation file. Errors name the file and what is wrong:
-  // kIOError (unreadable), kParseError (not JSON, or not COCO: a missing
-  // `images`/`annotations`/`categories` list or a malformed entry).
+  // kIOError (missing, unreadable, or not a regular file: /dev/zero, a FIFO,
+  // a directory are refused without reading), kOutOfRange (larger than
+  // options.max_file_bytes, checked before reading), kParseError (not JSON, a
+  // number no double holds such as 1e999, or not COCO: a missing
+  // `images`/`annotations`/`categories` list or a malformed entry — ids must
+  // be whole numbers from 0 to 2^63 - 1, width/height from 0 to 2^31 - 1).
   // An annotation without `area` gets w·h (pycocotools would fail on it);
-  // without `iscrowd` it counts as not crowd.
-  static Result<CocoDataset> load(const std::string& path);
+  // without `iscrowd` it counts as not crowd. Fields bbox evaluation does not
+  // use (segmentation, ...) are skipped while parsing.
+  static Result<CocoDataset> load(const std::string& path, const CocoLoadOptions& options = {});
   // The same from JSON text; `source` names it in error messages.
   static Result<CocoDataset> parse(std::string_view json_text, const std::string& source = "<memory>");
 };
+
+// The file of a dataset image, `file_name` (CocoImage::file_name, as written
+// in an annotation file that may come from anyone) under `images_dir`, kept
+// inside that folder. Refused:
+//  kInvalidArgument an empty name, one with a NUL byte, an absolute path, or
+//                   one that leads outside images_dir ("../../etc/passwd",
+//                   or a symbolic link whose target is outside it);
+//  kNotFound        images_dir or the file does not exist;
+//  kIOError         the file is not a regular file (a device, FIFO, folder).
+// Returns the resolved path (symbolic links followed), inside the resolved
+// images_dir. Symbolic links that stay inside the folder are allowed.
+Result<std::string> coco_image_path(const std::string& images_dir, const std::string& file_name);
 
 // ---------------------------------------------------------------------------
 // Detections (the COCO results format)
@@ -87,8 +112,9 @@ struct CocoDetection {
 };
 
 // A COCO results file: a JSON list of {image_id, category_id, bbox, score}.
-// Order is kept (it decides tie order). kIOError / kParseError as above.
-Result<std::vector<CocoDetection>> load_coco_results(const std::string& path);
+// Order is kept (it decides tie order). kIOError / kOutOfRange / kParseError
+// as for CocoDataset::load.
+Result<std::vector<CocoDetection>> load_coco_results(const std::string& path, const CocoLoadOptions& options = {});
 Result<std::vector<CocoDetection>> parse_coco_results(std::string_view json_text,
                                                       const std::string& source = "<memory>");
 

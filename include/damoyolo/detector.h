@@ -139,8 +139,16 @@ Result<int> detector_class_count(const Session& session, const std::string& mode
 
 // The 80 COCO class names in the contiguous order DAMO-YOLO is trained with.
 const std::vector<std::string>& coco80_class_names();
-// Reads a labels file: one name per line, blank lines and surrounding spaces ignored.
-Result<std::vector<std::string>> read_labels_file(const std::string& path);
+// The largest labels file read_labels_file accepts by default: 1 MiB holds
+// some 50,000 class names; anything larger is not a labels file.
+inline constexpr uint64_t kMaxLabelsFileBytes = uint64_t{1} << 20;
+// Reads a labels file: one name per line, blank lines and surrounding spaces
+// ignored. Only a regular file (or a symbolic link to one) of at most
+// max_bytes is read. kNotFound: missing; kIOError: not a regular file (a
+// device, FIFO, directory) or unreadable; kOutOfRange: larger than max_bytes
+// (checked before reading); kParseError: no names.
+Result<std::vector<std::string>> read_labels_file(const std::string& path,
+                                                  uint64_t max_bytes = kMaxLabelsFileBytes);
 
 // Parses a model's "names" metadata value. Accepted, as detector exports write
 // it: a JSON array (["cat", "dog"]), a JSON object keyed by class index

@@ -112,6 +112,20 @@ struct DecodeOptions {
   // Refuse images with more pixels than this before allocating anything
   // (ErrorCode::kOutOfRange). The check uses the size in the file header.
   int64_t max_pixels = 100'000'000;
+  // Refuse a decode whose memory, estimated from the header alone, exceeds
+  // this many bytes (ErrorCode::kOutOfRange), before allocating anything. The
+  // estimate covers the output Image, the EXIF-rotated copy, the decoder's
+  // whole-image buffers (progressive or multi-scan JPEG: 2 bytes per
+  // coefficient, about 2 bytes per pixel per component; interlaced PNG that
+  // needs converting: a full image of decoded rows) and its row buffers; not
+  // the file's own bytes. libjpeg's own allocations are also capped by it.
+  // docs/preprocessing.md gives the numbers. The default admits every 8-bit
+  // image up to max_pixels except a few progressive 4:4:4 / CMYK JPEGs near
+  // it; a service that decodes uploads should set it lower (e.g. 256 MiB).
+  int64_t max_decode_bytes = int64_t{1} << 30;
+  // decode_image_file only: refuse files larger than this (kOutOfRange)
+  // before reading them. The default holds every BMP up to max_pixels.
+  int64_t max_file_bytes = int64_t{512} << 20;
   // JPEG only: DCT-domain downscaling by 1, 2, 4 or 8 (libjpeg scale_denom).
   // Much faster for big photos, but the pixels then differ from the official
   // pipeline; 1 (the default) is exact. Ignored for other formats.
@@ -179,11 +193,18 @@ struct DecodeInfo {
 // Errors (every message names the file `name` and the reason):
 //  kParseError  empty, corrupt or truncated data
 //  kUnsupported a format (or a variant of one) not decoded here
-//  kOutOfRange  more than max_pixels
+//  kOutOfRange  more than max_pixels, or more than max_decode_bytes of memory
+//               (estimated from the header, before any large allocation)
 //  kInvalidArgument bad options
 Result<Image> decode_image(const uint8_t* data, size_t size, const DecodeOptions& options = {},
                            const std::string& name = "<memory>", DecodeInfo* info = nullptr);
-// Reads the file, then decode_image. kNotFound / kIOError when it cannot be read.
+// Reads the file, then decode_image. Only a regular file is read (symbolic
+// links to one are followed): a device (/dev/zero), FIFO or directory is
+// refused without reading, as is a file over options.max_file_bytes.
+//  kNotFound    the file does not exist
+//  kIOError     not a regular file, or it cannot be read
+//  kOutOfRange  larger than max_file_bytes (checked before reading)
+// and decode_image's errors.
 Result<Image> decode_image_file(const std::string& path, const DecodeOptions& options = {},
                                 DecodeInfo* info = nullptr);
 

@@ -41,12 +41,23 @@ struct OptimizationOptions {
   bool huge_pages = true;            // 2 MiB-aligned arena with MADV_HUGEPAGE (fewer TLB misses)
 };
 
+// The largest SessionOptions::batch accepted. Throughput stops improving long
+// before (each image costs the same compute), while memory grows with it: a
+// batch of 1024 640x640 images is a 5 GB input tensor alone.
+inline constexpr int kMaxSessionBatch = 1024;
+
 struct SessionOptions {
   Engine engine = Engine::kAuto;
   Precision precision = Precision::kFP32;
-  int threads = 0;  // 0: all hardware threads
+  // Worker threads: 0 for all the cores this process may use. More than that
+  // is clamped to it (Session::threads() says what is used): extra threads
+  // only contend — oneDNN's OpenMP threads spin-wait for each other (1000
+  // threads on 2 cores ran 270x slower, 5000 never finished, 100000 crashed
+  // in the OpenMP runtime). Negative is kInvalidArgument.
+  int threads = 0;
   // Batch to run; 0 keeps the model's. A batch-1 export can be run at batch N
   // by the optimised engine when the head is fused (the conv body is batch-agnostic).
+  // Negative is kInvalidArgument, more than kMaxSessionBatch kOutOfRange.
   int batch = 0;
   OptimizationOptions opt;
   // What the model file may ask for (sizes of tensors, weights, workspace):
@@ -100,6 +111,9 @@ class Session {
   Engine engine() const;
   // Bytes of the planned intermediate arena per execution context (0 for reference).
   size_t arena_bytes() const;
+  // Worker threads runs use: SessionOptions::threads clamped to the cores
+  // available, or 0 when left to the OpenMP default (all cores).
+  int threads() const;
 
   // Runs the model. Inputs are matched by position; a uint8 tensor is accepted
   // for a float32 input and converted. Shapes must match inputs() (the batch

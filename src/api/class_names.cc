@@ -1,10 +1,10 @@
 #include <cctype>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <map>
 
 #include "damoyolo/detector.h"
+#include "io/read_file.h"
 
 namespace damoyolo {
 
@@ -27,12 +27,16 @@ const std::vector<std::string>& coco80_class_names() {
   return kNames;
 }
 
-Result<std::vector<std::string>> read_labels_file(const std::string& path) {
-  std::ifstream f(path);
-  if (!f) return Status(ErrorCode::kNotFound, "labels file '" + path + "' cannot be opened");
+Result<std::vector<std::string>> read_labels_file(const std::string& path, uint64_t max_bytes) {
+  auto bytes = io::read_file_bounded(path, max_bytes, "labels file");
+  if (!bytes.ok()) return bytes.status();
   std::vector<std::string> names;
-  std::string line;
-  while (std::getline(f, line)) {
+  const std::string text(bytes->begin(), bytes->end());
+  for (size_t begin = 0; begin < text.size();) {
+    size_t end = text.find('\n', begin);
+    if (end == std::string::npos) end = text.size();
+    const std::string line = text.substr(begin, end - begin);
+    begin = end + 1;
     size_t b = line.find_first_not_of(" \t\r");
     size_t e = line.find_last_not_of(" \t\r");
     if (b == std::string::npos) continue;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <new>
 
 namespace damoyolo {
 
@@ -32,6 +33,9 @@ struct Detector::Impl {
   // network once and post-processes each item.
   void run_chunk(std::span<const ImageView> images, size_t first, size_t count,
                  std::vector<Result<ImageDetections>>& results);
+
+  // Detector::create without the exception boundary.
+  static Result<Detector> create_checked(const std::string& model_path, const DetectorOptions& options);
 };
 
 Result<int> detector_class_count(const Session& s, const std::string& model_path) {
@@ -54,6 +58,20 @@ Detector::Detector(Detector&&) noexcept = default;
 Detector& Detector::operator=(Detector&&) noexcept = default;
 
 Result<Detector> Detector::create(const std::string& model_path, const DetectorOptions& options) {
+  try {
+    return Impl::create_checked(model_path, options);
+  } catch (const Error& e) {
+    return e.status();
+  } catch (const std::bad_alloc&) {
+    // The batch's input and output buffers are allocated here.
+    return Status(ErrorCode::kOutOfRange, model_path + ": out of memory creating the detector (batch " +
+                                              std::to_string(options.session.batch) + ")");
+  } catch (const std::exception& e) {
+    return Status(ErrorCode::kInternal, model_path + ": " + e.what());
+  }
+}
+
+Result<Detector> Detector::Impl::create_checked(const std::string& model_path, const DetectorOptions& options) {
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   auto session = Session::load(model_path, options.session);

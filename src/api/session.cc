@@ -2,6 +2,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <cstring>
 #include <mutex>
 
@@ -68,6 +69,26 @@ void summarize(const graph::Graph& g, ModelSummary& s) {
         if (const Tensor* c = g.constant(n.inputs[i]); c && c->dtype() == DType::kFloat32) s.layer_weights += c->numel();
     }
   }
+}
+
+// SessionOptions as given by a caller, checked before any work: absurd thread
+// counts and batch sizes become a Status here instead of a crash in the
+// OpenMP runtime or std::bad_alloc later. Threads beyond the cores available
+// are clamped (see SessionOptions::threads).
+SessionOptions checked_options(const SessionOptions& given) {
+  SessionOptions o = given;
+  if (o.threads < 0)
+    throw Error(ErrorCode::kInvalidArgument, "SessionOptions::threads must be 0 (all cores) or positive, got " +
+                                                 std::to_string(o.threads));
+  const int cores = std::max(1, omp_get_num_procs());
+  if (o.threads > cores) o.threads = cores;
+  if (o.batch < 0)
+    throw Error(ErrorCode::kInvalidArgument,
+                "SessionOptions::batch must be 0 (the model's) or positive, got " + std::to_string(o.batch));
+  if (o.batch > kMaxSessionBatch)
+    throw Error(ErrorCode::kOutOfRange, "SessionOptions::batch " + std::to_string(o.batch) + " is more than the " +
+                                            std::to_string(kMaxSessionBatch) + " images a batch may hold");
+  return o;
 }
 
 // Converts a uint8 input to the float32 the model wants (the pixel values 0-255
@@ -290,8 +311,9 @@ Result<Session> SessionFactory::build(graph::Graph g, const SessionOptions& opti
   }
 }
 
-Result<Session> Session::load(const std::string& path, const SessionOptions& options) {
+Result<Session> Session::load(const std::string& path, const SessionOptions& given) {
   try {
+    const SessionOptions options = checked_options(given);
     return SessionFactory::build(onnx_io::load_onnx_file(path, options.limits), options, path);
   } catch (const Error& e) {
     return e.status();
@@ -300,9 +322,10 @@ Result<Session> Session::load(const std::string& path, const SessionOptions& opt
   }
 }
 
-Result<Session> Session::load_from_memory(const void* data, size_t size, const SessionOptions& options,
+Result<Session> Session::load_from_memory(const void* data, size_t size, const SessionOptions& given,
                                           const std::string& base_dir) {
   try {
+    const SessionOptions options = checked_options(given);
     return SessionFactory::build(onnx_io::load_onnx_memory(data, size, base_dir, "<memory>", options.limits), options,
                                  "<memory>");
   } catch (const Error& e) {
@@ -320,6 +343,7 @@ const std::vector<TensorInfo>& Session::outputs() const { return impl_ ? impl_->
 const ModelSummary& Session::summary() const { return impl_ ? impl_->summary : kNoSummary; }
 Engine Session::engine() const { return impl_ ? impl_->model->engine() : Engine::kAuto; }
 size_t Session::arena_bytes() const { return impl_ ? impl_->model->arena_bytes() : 0; }
+int Session::threads() const { return impl_ ? impl_->options.threads : 0; }
 
 std::vector<Tensor> Session::make_outputs(int64_t batch) const {
   std::vector<Tensor> out;

@@ -5,11 +5,13 @@
 // functions convert that to a Status.
 #include <cmath>
 #include <fstream>
+#include <limits>
+#include <new>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "damoyolo/coco_eval.h"
 #include "damoyolo/detection.h"
+#include "io/read_file.h"
 
 namespace damoyolo {
 
@@ -17,21 +19,23 @@ namespace {
 
 using nlohmann::json;
 
-std::string read_text_file(const std::string& path, const char* what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(ErrorCode::kIOError, std::string("cannot open ") + what + " '" + path + "'");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw Error(ErrorCode::kIOError, std::string("cannot read ") + what + " '" + path + "'");
-  return ss.str();
+std::vector<uint8_t> read_json_file(const std::string& path, const char* what, const CocoLoadOptions& options) {
+  auto bytes = io::read_file_bounded(path, options.max_file_bytes, what, "CocoLoadOptions::max_file_bytes");
+  if (!bytes.ok()) {
+    // Missing is an I/O error here, as this API has always said.
+    const ErrorCode code = bytes.status().code() == ErrorCode::kNotFound ? ErrorCode::kIOError : bytes.status().code();
+    throw Error(code, bytes.status().message());
+  }
+  return std::move(*bytes);
 }
 
-json parse_json(std::string_view text, const std::string& source, const char* what) {
-  try {
-    return json::parse(text.begin(), text.end());
-  } catch (const json::parse_error& e) {
+// What nlohmann throws besides parse_error: out_of_range for a number no
+// double holds (1e999) or an excessive size, type_error for a string that
+// is not UTF-8. All of them mean the text is not what we can read.
+[[noreturn]] void throw_json_error(const json::exception& e, const std::string& source, const char* what) {
+  if (dynamic_cast<const json::parse_error*>(&e))
     throw Error(ErrorCode::kParseError, std::string(what) + " '" + source + "' is not JSON: " + e.what());
-  }
+  throw Error(ErrorCode::kParseError, std::string(what) + " '" + source + "' cannot be read as JSON: " + e.what());
 }
 
 // Reads one field of an object; `where` is "annotations[3]" for messages.
@@ -50,16 +54,30 @@ class Fields {
     return v.get<double>();
   }
 
-  // Ids are integers; files written by float-happy tools may say 42.0, which
-  // is accepted, but 42.5 is not an id.
+  // Ids are non-negative integers; files written by float-happy tools may say
+  // 42.0, which is accepted, but 42.5, -1 and 2^64 - 1 are not ids.
   int64_t id(const char* key) const {
     const json& v = get(key);
-    if (v.is_number_integer()) return v.get<int64_t>();
-    if (v.is_number_float()) {
-      double d = v.get<double>();
-      if (std::floor(d) == d && std::fabs(d) < 9e15) return static_cast<int64_t>(d);
+    if (v.is_number_unsigned()) {
+      if (v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
+        return static_cast<int64_t>(v.get<uint64_t>());
+    } else if (v.is_number_integer()) {
+      if (v.get<int64_t>() >= 0) return v.get<int64_t>();
+    } else if (v.is_number_float()) {
+      const double d = v.get<double>();
+      if (std::floor(d) == d && d >= 0 && d < 9e15) return static_cast<int64_t>(d);
     }
-    fail(std::string(".") + key + " is not an integer id");
+    fail(std::string(".") + key + " is not an id (a whole number from 0 to 2^63 - 1): " + v.dump());
+  }
+
+  // An image width or height: a whole number from 0 to INT_MAX (640.0 too).
+  int size(const char* key) const {
+    const json& v = get(key);
+    if (v.is_number()) {
+      const double d = v.get<double>();
+      if (std::floor(d) == d && d >= 0 && d <= std::numeric_limits<int>::max()) return static_cast<int>(d);
+    }
+    fail(std::string(".") + key + " is not a size in pixels (a whole number from 0 to 2^31 - 1): " + v.dump());
   }
 
   std::string string(const char* key) const {
@@ -112,8 +130,41 @@ const json& require_list(const json& root, const char* key, const std::string& s
   return *it;
 }
 
-CocoDataset parse_dataset(std::string_view text, const std::string& source) {
-  json root = parse_json(text, source, "annotation file");
+// The fields bbox evaluation reads; everything else (segmentation polygons,
+// licenses, captions: most of an instances file) is dropped while parsing,
+// so memory follows what is used rather than the file.
+bool is_used_field(const std::string& key) {
+  static const char* const kUsed[] = {"id", "file_name", "width", "height", "name",
+                                      "image_id", "category_id", "bbox", "area", "iscrowd"};
+  for (const char* k : kUsed)
+    if (key == k) return true;
+  return false;
+}
+
+template <class Text>
+json parse_dataset_json(const Text& text, const std::string& source) {
+  bool root_is_object = false;
+  json::parser_callback_t keep = [&](int depth, json::parse_event_t event, json& parsed) {
+    if (depth == 0) {
+      if (event == json::parse_event_t::object_start) root_is_object = true;
+      return true;
+    }
+    // A list at the top (a results file?): its items are not needed to say so.
+    if (!root_is_object) return false;
+    if (event != json::parse_event_t::key) return true;
+    const std::string& key = parsed.get_ref<const std::string&>();
+    if (depth == 1) return key == "images" || key == "annotations" || key == "categories";
+    if (depth == 3) return is_used_field(key);
+    return true;
+  };
+  try {
+    return json::parse(text.begin(), text.end(), keep);
+  } catch (const json::exception& e) {
+    throw_json_error(e, source, "annotation file");
+  }
+}
+
+CocoDataset parse_dataset(const json& root, const std::string& source) {
   if (!root.is_object())
     throw Error(ErrorCode::kParseError,
                 "'" + source + "' is not a COCO annotation file: the top level is not an object" +
@@ -134,8 +185,8 @@ CocoDataset parse_dataset(std::string_view text, const std::string& source) {
     CocoImage img;
     img.id = f.id("id");
     if (f.has("file_name")) img.file_name = f.string("file_name");
-    if (f.has("width")) img.width = static_cast<int>(f.number("width"));
-    if (f.has("height")) img.height = static_cast<int>(f.number("height"));
+    if (f.has("width")) img.width = f.size("width");
+    if (f.has("height")) img.height = f.size("height");
     ds.images.push_back(std::move(img));
   }
 
@@ -165,7 +216,8 @@ CocoDataset parse_dataset(std::string_view text, const std::string& source) {
   return ds;
 }
 
-std::vector<CocoDetection> parse_results(std::string_view text, const std::string& source) {
+template <class Text>
+std::vector<CocoDetection> parse_results(const Text& text, const std::string& source) {
   // A full val2017 run holds ~2.5 M entries; as a json tree that is gigabytes.
   // The parser callback converts each entry as soon as it is complete and
   // drops it from the tree, so memory follows the detections, not the text.
@@ -190,8 +242,8 @@ std::vector<CocoDetection> parse_results(std::string_view text, const std::strin
   json root;
   try {
     root = json::parse(text.begin(), text.end(), keep);
-  } catch (const json::parse_error& e) {
-    throw Error(ErrorCode::kParseError, "results file '" + source + "' is not JSON: " + e.what());
+  } catch (const json::exception& e) {
+    throw_json_error(e, source, "results file");
   }
   if (!root.is_array())
     throw Error(ErrorCode::kParseError,
@@ -205,38 +257,46 @@ std::vector<CocoDetection> parse_results(std::string_view text, const std::strin
   return out;
 }
 
-}  // namespace
-
-Result<CocoDataset> CocoDataset::load(const std::string& path) {
+// The public boundary: damoyolo::Error as its Status, and whatever else a
+// hostile file could make the parser throw as an error naming the file.
+template <class F>
+auto errors_as_values(const std::string& source, F&& f) -> decltype(f()) {
   try {
-    return parse_dataset(read_text_file(path, "annotation file"), path);
+    return f();
   } catch (const Error& e) {
     return e.status();
+  } catch (const json::exception& e) {
+    return Status(ErrorCode::kParseError, "'" + source + "': " + e.what());
+  } catch (const std::bad_alloc&) {
+    return Status(ErrorCode::kOutOfRange, "'" + source + "': out of memory while reading it");
+  } catch (const std::exception& e) {
+    return Status(ErrorCode::kInternal, "'" + source + "': " + e.what());
   }
+}
+
+}  // namespace
+
+Result<CocoDataset> CocoDataset::load(const std::string& path, const CocoLoadOptions& options) {
+  return errors_as_values(path, [&]() -> Result<CocoDataset> {
+    return parse_dataset(parse_dataset_json(read_json_file(path, "annotation file", options), path), path);
+  });
 }
 
 Result<CocoDataset> CocoDataset::parse(std::string_view json_text, const std::string& source) {
-  try {
-    return parse_dataset(json_text, source);
-  } catch (const Error& e) {
-    return e.status();
-  }
+  return errors_as_values(source, [&]() -> Result<CocoDataset> {
+    return parse_dataset(parse_dataset_json(json_text, source), source);
+  });
 }
 
-Result<std::vector<CocoDetection>> load_coco_results(const std::string& path) {
-  try {
-    return parse_results(read_text_file(path, "results file"), path);
-  } catch (const Error& e) {
-    return e.status();
-  }
+Result<std::vector<CocoDetection>> load_coco_results(const std::string& path, const CocoLoadOptions& options) {
+  return errors_as_values(path, [&]() -> Result<std::vector<CocoDetection>> {
+    return parse_results(read_json_file(path, "results file", options), path);
+  });
 }
 
 Result<std::vector<CocoDetection>> parse_coco_results(std::string_view json_text, const std::string& source) {
-  try {
-    return parse_results(json_text, source);
-  } catch (const Error& e) {
-    return e.status();
-  }
+  return errors_as_values(source,
+                          [&]() -> Result<std::vector<CocoDetection>> { return parse_results(json_text, source); });
 }
 
 std::string coco_results_json(std::span<const CocoDetection> detections) {

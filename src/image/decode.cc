@@ -1,13 +1,12 @@
 // decode_image(): format sniffing, file reading, EXIF orientation, BMP, and the
 // conversion of internal errors into Status at the public boundary.
-#include <cerrno>
-#include <cstdio>
+#include <algorithm>
 #include <cstring>
-#include <memory>
 #include <new>
 #include <vector>
 
 #include "image/decoders.h"
+#include "io/read_file.h"
 
 namespace damoyolo {
 
@@ -57,6 +56,23 @@ void check_pixel_budget(int64_t width, int64_t height, const DecodeOptions& opti
                        "image of " + std::to_string(width) + "x" + std::to_string(height) +
                            " pixels exceeds the limit of " + std::to_string(options.max_pixels) +
                            " pixels (DecodeOptions::max_pixels)");
+}
+
+int64_t image_bytes(int64_t width, int64_t height) { return (width * 3 + 63) / 64 * 64 * height; }
+
+int64_t exif_copy_bytes(int64_t width, int64_t height, int orientation, const DecodeOptions& options) {
+  if (!options.exif_rotate || orientation < 2 || orientation > 8) return 0;
+  return orientation >= 5 ? image_bytes(height, width) : image_bytes(width, height);
+}
+
+void check_decode_budget(int64_t bytes, const DecodeOptions& options, const std::string& name,
+                         const std::string& what) {
+  if (bytes <= options.max_decode_bytes) return;
+  auto mib = [](int64_t b) { return std::to_string((b + (1 << 19)) >> 20) + " MiB"; };
+  throw_decode_error(ErrorCode::kOutOfRange, name,
+                     "decoding this " + what + " needs about " + mib(bytes) + " of memory (estimated from its header), "
+                     "more than the limit of " + std::to_string(options.max_decode_bytes) + " bytes (" +
+                         mib(options.max_decode_bytes) + ", DecodeOptions::max_decode_bytes)");
 }
 
 int exif_orientation_from_tiff(const uint8_t* t, size_t n) {
@@ -164,6 +180,9 @@ Image decode_bmp(const uint8_t* d, size_t n, const DecodeOptions& options, const
   if (pixel_offset > n || (n - pixel_offset) / row_bytes < static_cast<size_t>(height))
     throw_decode_error(ErrorCode::kParseError, name, "image file is truncated (BMP pixel data)");
 
+  // The pixels are read straight from the caller's bytes: the Image is all.
+  check_decode_budget(image_bytes(width, height), options, name,
+                      std::to_string(width) + "x" + std::to_string(height) + " BMP");
   info.bit_depth = 8;  // 8 bits per channel (24/32-bit) or 8-bit palette indices
   Image image(static_cast<int>(width), static_cast<int>(height));
   const size_t step = bpp / 8;
@@ -193,6 +212,8 @@ Result<Image> decode_image(const uint8_t* data, size_t size, const DecodeOptions
   try {
     if (options.max_pixels <= 0)
       throw_decode_error(ErrorCode::kInvalidArgument, name, "DecodeOptions::max_pixels must be positive");
+    if (options.max_decode_bytes <= 0)
+      throw_decode_error(ErrorCode::kInvalidArgument, name, "DecodeOptions::max_decode_bytes must be positive");
     if (options.high_bit_depth != HighBitDepth::kScale && options.high_bit_depth != HighBitDepth::kPilCompatible)
       throw_decode_error(ErrorCode::kInvalidArgument, name, "DecodeOptions::high_bit_depth is not a HighBitDepth");
     if (size == 0) throw_decode_error(ErrorCode::kParseError, name, "file is empty");
@@ -231,26 +252,12 @@ Result<Image> decode_image(const uint8_t* data, size_t size, const DecodeOptions
 
 Result<Image> decode_image_file(const std::string& path, const DecodeOptions& options, DecodeInfo* info) {
   if (info) *info = DecodeInfo{};
-  struct FileCloser {
-    void operator()(std::FILE* f) const { std::fclose(f); }
-  };
-  std::unique_ptr<std::FILE, FileCloser> file(std::fopen(path.c_str(), "rb"));
-  if (!file) {
-    const int err = errno;
-    return Status(err == ENOENT ? ErrorCode::kNotFound : ErrorCode::kIOError,
-                  path + ": cannot open (" + std::strerror(err) + ")");
-  }
-  std::vector<uint8_t> bytes;
-  try {
-    uint8_t chunk[1 << 16];
-    size_t got;
-    while ((got = std::fread(chunk, 1, sizeof(chunk), file.get())) > 0) bytes.insert(bytes.end(), chunk, chunk + got);
-  } catch (const std::bad_alloc&) {
-    return Status(ErrorCode::kOutOfRange, path + ": file too large to read");
-  }
-  if (std::ferror(file.get()))
-    return Status(ErrorCode::kIOError, path + ": read failed (" + std::strerror(errno) + ")");
-  return decode_image(bytes.data(), bytes.size(), options, path, info);
+  if (options.max_file_bytes <= 0)
+    return Status(ErrorCode::kInvalidArgument, path + ": DecodeOptions::max_file_bytes must be positive");
+  auto bytes = io::read_file_bounded(path, static_cast<uint64_t>(options.max_file_bytes), {},
+                                     "DecodeOptions::max_file_bytes");
+  if (!bytes.ok()) return bytes.status();
+  return decode_image(bytes->data(), bytes->size(), options, path, info);
 }
 
 }  // namespace damoyolo

@@ -65,6 +65,15 @@ bool guarded_read_header(JpegState* s, const uint8_t* data, size_t size) {
   return true;
 }
 
+// The output size (after scale_denom) and whether the decoder will keep the
+// whole image's coefficients (progressive, or components in separate scans).
+bool guarded_plan(JpegState* s, bool* multi_scan) {
+  if (setjmp(s->err.jump)) return false;
+  jpeg_calc_output_dimensions(&s->cinfo);
+  *multi_scan = jpeg_has_multiple_scans(&s->cinfo);
+  return true;
+}
+
 bool guarded_start(JpegState* s) {
   if (setjmp(s->err.jump)) return false;
   jpeg_start_decompress(&s->cinfo);
@@ -135,6 +144,11 @@ Image decode_jpeg(const uint8_t* data, size_t size, const DecodeOptions& options
   JpegDestroyer destroyer{&state};
 
   auto fail = [&](const char* stage) {
+    const int code = state.err.pub.msg_code;
+    if (code == JERR_OUT_OF_MEMORY || code == JERR_NO_BACKING_STORE)
+      throw_decode_error(ErrorCode::kOutOfRange, name,
+                         std::string("libjpeg needs more memory than DecodeOptions::max_decode_bytes (") +
+                             std::to_string(options.max_decode_bytes) + " bytes) allows: " + state.err.message);
     if (state.err.truncated)
       throw_decode_error(ErrorCode::kParseError, name,
                          std::string("image file is truncated (") + state.err.message + ")");
@@ -157,6 +171,39 @@ Image decode_jpeg(const uint8_t* data, size_t size, const DecodeOptions& options
   c.do_fancy_upsampling = TRUE;                   // PIL's default
   c.scale_num = 1;
   c.scale_denom = static_cast<unsigned>(denom);
+
+  // Memory, from the header, before libjpeg allocates anything large
+  // (jpeg_start_decompress does). A progressive or multi-scan file keeps every
+  // DCT coefficient of the image (2 bytes each, 64 per 8x8 block of each
+  // component, blocks padded to whole MCUs): ~6 bytes per pixel for 4:4:4
+  // colour, 3 for 4:2:0, on top of the 3 of the output. A baseline file keeps
+  // one MCU. Both keep a few MCU rows of samples per component for
+  // upsampling and colour conversion.
+  bool multi_scan = false;
+  if (!guarded_plan(&state, &multi_scan)) fail("reading the header");
+  int64_t coefficients = 0;
+  if (multi_scan)
+    for (int ci = 0; ci < c.num_components; ++ci) {
+      const jpeg_component_info& comp = c.comp_info[ci];
+      auto round_up = [](int64_t v, int64_t m) { return m > 0 ? (v + m - 1) / m * m : v; };
+      coefficients += round_up(comp.width_in_blocks, comp.h_samp_factor) *
+                      round_up(comp.height_in_blocks, comp.v_samp_factor) * DCTSIZE2 *
+                      static_cast<int64_t>(sizeof(JCOEF));
+    }
+  const int64_t padded_width =
+      (int64_t{c.image_width} + c.max_h_samp_factor * DCTSIZE - 1) / (c.max_h_samp_factor * DCTSIZE) *
+      (c.max_h_samp_factor * DCTSIZE);
+  const int64_t strips = int64_t{c.num_components} * padded_width * c.max_v_samp_factor * DCTSIZE * 4 +
+                         int64_t{c.output_width} * 4 * 2;
+  const int64_t output = image_bytes(c.output_width, c.output_height) +
+                         exif_copy_bytes(c.output_width, c.output_height, info.exif_orientation, options);
+  constexpr int64_t kFixed = 1 << 20;  // tables, state, the saved APP1 markers' headers
+  check_decode_budget(output + coefficients + strips + kFixed, options, name,
+                      std::to_string(c.image_width) + "x" + std::to_string(c.image_height) +
+                          (c.progressive_mode ? " progressive" : multi_scan ? " multi-scan" : "") + " JPEG");
+  // And libjpeg's own allocations are held to what the budget leaves it (its
+  // whole-image buffers fail with JERR_NO_BACKING_STORE beyond that).
+  c.mem->max_memory_to_use = static_cast<long>(options.max_decode_bytes - output);
 
   if (!guarded_start(&state)) fail("starting decompression");
   Image image(static_cast<int>(c.output_width), static_cast<int>(c.output_height));

@@ -5,6 +5,7 @@
 // longjmps. As in decode_jpeg.cc, each setjmp sits in a "guarded_*" function
 // whose frame holds only plain data, and all C++ ownership (Image, buffers,
 // png_destroy_read_struct) lives in the caller, never crossed by the jump.
+#include <algorithm>
 #include <csetjmp>
 #include <cstdio>
 #include <cstring>
@@ -27,7 +28,7 @@ struct PngState {
   size_t pos;
   // Header, after transforms.
   png_uint_32 width, height;
-  int bit_depth, color_type, passes;
+  int bit_depth, color_type, interlace, passes;
   int out_channels, out_depth;
   size_t out_rowbytes;
   bool pil_16;  // HighBitDepth::kPilCompatible
@@ -62,9 +63,15 @@ bool guarded_read_info(PngState* s) {
   // that with max_pixels, so lift libpng's 1M-pixels-per-side default only up
   // to what a PNG can declare.
   png_set_user_limits(s->png, 0x7fffffff, 0x7fffffff);
+#ifdef PNG_HANDLE_AS_UNKNOWN_SUPPORTED
+  // Chunks that cannot change the pixels here are skipped unread: libpng
+  // would otherwise keep up to 1000 text chunks of up to 8 MB each, and
+  // zTXt/iTXt/iCCP are compressed (a small file could ask for gigabytes).
+  static const png_byte kSkipped[] = "iCCP\0iTXt\0sPLT\0tEXt\0zTXt";
+  png_set_keep_unknown_chunks(s->png, PNG_HANDLE_CHUNK_NEVER, kSkipped, 5);
+#endif
   png_read_info(s->png, s->info);
-  int interlace = 0;
-  png_get_IHDR(s->png, s->info, &s->width, &s->height, &s->bit_depth, &s->color_type, &interlace,
+  png_get_IHDR(s->png, s->info, &s->width, &s->height, &s->bit_depth, &s->color_type, &s->interlace,
                nullptr, nullptr);
 #ifdef PNG_eXIf_SUPPORTED
   if (png_get_valid(s->png, s->info, PNG_INFO_eXIf) && !png_get_eXIf_1(s->png, s->info, &s->exif_size, &s->exif))
@@ -187,6 +194,34 @@ Image decode_png(const uint8_t* data, size_t size, const DecodeOptions& options,
   check_pixel_budget(state.width, state.height, options, name);
   info.bit_depth = state.bit_depth;
   if (state.exif) info.exif_orientation = exif_orientation_from_tiff(state.exif, state.exif_size);
+
+  // Memory, from the header, before libpng allocates its row buffers
+  // (png_read_update_info does): the Image (and its EXIF-rotated copy);
+  // libpng's current and previous row at the widest pixel after transforms
+  // (palette with tRNS becomes RGBA; 16-bit samples stay 16-bit); our scratch
+  // row, or for an interlaced file that needs converting a whole image of
+  // decoded rows, plus the row pointers; zlib and libpng state; ancillary
+  // chunks it keeps (eXIf), never more than the file.
+  {
+    const int64_t w = state.width, h = state.height;
+    int channels = 1;
+    switch (state.color_type) {
+      case PNG_COLOR_TYPE_GRAY_ALPHA: channels = 2; break;
+      case PNG_COLOR_TYPE_RGB: channels = 3; break;
+      case PNG_COLOR_TYPE_RGB_ALPHA: case PNG_COLOR_TYPE_PALETTE: channels = 4; break;
+      default: break;
+    }
+    const int64_t row = w * channels * (state.bit_depth == 16 ? 2 : 1);
+    const bool interlaced = state.interlace != PNG_INTERLACE_NONE;
+    const bool rgb8 = state.color_type == PNG_COLOR_TYPE_RGB && state.bit_depth == 8;
+    const int64_t ours = interlaced ? (rgb8 ? 0 : row * h) + h * static_cast<int64_t>(sizeof(png_bytep)) : row;
+    constexpr int64_t kFixed = 1 << 20;  // zlib's window and state, libpng's structs
+    const int64_t estimate = image_bytes(w, h) + exif_copy_bytes(w, h, info.exif_orientation, options) +
+                             2 * (row + 64) + ours + kFixed + static_cast<int64_t>(std::min<size_t>(size, 8 << 20));
+    check_decode_budget(estimate, options, name,
+                        std::to_string(w) + "x" + std::to_string(h) + (interlaced ? " interlaced" : "") + " " +
+                            std::to_string(state.bit_depth) + "-bit PNG");
+  }
   if (!guarded_setup_transforms(&state)) fail("setting up transforms");
   info.scaled_from_16bit = state.out_depth == 16 && !state.pil_16;
 

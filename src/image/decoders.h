@@ -31,6 +31,17 @@ Image apply_exif_orientation(const Image& src, int orientation);
 void check_pixel_budget(int64_t width, int64_t height, const DecodeOptions& options,
                         const std::string& name);
 
+// Bytes an Image of width x height holds (rows padded to 64 bytes).
+int64_t image_bytes(int64_t width, int64_t height);
+// The Image decode_image allocates for the EXIF rotation of a width x height
+// decode (0 when no rotation will be applied).
+int64_t exif_copy_bytes(int64_t width, int64_t height, int orientation, const DecodeOptions& options);
+// Throws kOutOfRange when `bytes`, the memory a decode will take as estimated
+// from the header, exceeds options.max_decode_bytes. `what` describes the
+// image for the message ("8000x8000 progressive JPEG").
+void check_decode_budget(int64_t bytes, const DecodeOptions& options, const std::string& name,
+                         const std::string& what);
+
 [[noreturn]] void throw_decode_error(ErrorCode code, const std::string& name, const std::string& reason);
 
 }  // namespace damoyolo::image_internal

@@ -72,12 +72,18 @@ Result<std::vector<CocoDetection>> detect_dataset(const EvalArgs& a, const CocoD
   // Chunks through detect_files so --batch can batch the network, while
   // progress stays visible on a 5000-image run.
   constexpr size_t kChunk = 32;
-  const std::filesystem::path dir(a.images);
   const bool show_progress = !a.quiet && stderr_is_terminal();
   for (size_t begin = 0; begin < ds.images.size(); begin += kChunk) {
     const size_t end = std::min(ds.images.size(), begin + kChunk);
     std::vector<std::string> paths;
-    for (size_t i = begin; i < end; ++i) paths.push_back((dir / ds.images[i].file_name).string());
+    for (size_t i = begin; i < end; ++i) {
+      // The annotation file says where each image is: never outside --images.
+      auto path = coco_image_path(a.images, ds.images[i].file_name);
+      if (!path.ok())
+        return Status(path.status().code(), a.annotations + ": image id " + std::to_string(ds.images[i].id) + ": " +
+                                                path.status().message());
+      paths.push_back(*path);
+    }
     auto results = detector->detect_files(paths);
     for (size_t j = 0; j < results.size(); ++j) {
       // A missing image would silently lower every number: stop instead.

@@ -31,12 +31,6 @@ int run_run(const RunArgs& a) {
     return 1;
   }
   const TensorInfo& info = session->inputs()[0];
-  std::ifstream f(a.input, std::ios::binary);
-  if (!f) {
-    std::cerr << "damoyolo run: cannot open input file '" << a.input << "'\n";
-    return 1;
-  }
-  std::vector<char> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   // The extension says the element type: .u8 raw uint8, .f32 raw little-endian float32.
   std::string ext = std::filesystem::path(a.input).extension().string();
   DType dtype = ext == ".u8" ? DType::kUInt8 : ext == ".f32" ? DType::kFloat32 : DType::kUndefined;
@@ -44,15 +38,32 @@ int run_run(const RunArgs& a) {
     std::cerr << "damoyolo run: input file '" << a.input << "' must end in .u8 or .f32\n";
     return 1;
   }
+  // Checked before reading a byte: a regular file of exactly the size the
+  // input needs (never /dev/zero, a FIFO, or a huge file read to its end).
+  std::error_code stat_ec;
+  const std::filesystem::file_status st = std::filesystem::status(a.input, stat_ec);
+  if (!std::filesystem::exists(st)) {
+    std::cerr << "damoyolo run: cannot open input file '" << a.input << "'\n";
+    return 1;
+  }
+  if (!std::filesystem::is_regular_file(st)) {
+    std::cerr << "damoyolo run: input file '" << a.input << "' is not a regular file\n";
+    return 1;
+  }
+  const uintmax_t size = std::filesystem::file_size(a.input, stat_ec);
   int64_t n = shape_numel(info.dims);
-  if (n <= 0 || bytes.size() != static_cast<size_t>(n) * dtype_size(dtype)) {
-    std::cerr << "damoyolo run: input file '" << a.input << "' has " << bytes.size() << " bytes; the model input '"
+  if (stat_ec || n <= 0 || size != static_cast<uintmax_t>(n) * dtype_size(dtype)) {
+    std::cerr << "damoyolo run: input file '" << a.input << "' has " << size << " bytes; the model input '"
               << info.name << "' " << shape_to_string(info.dims) << " needs " << n * dtype_size(dtype)
               << " bytes of " << dtype_name(dtype) << "\n";
     return 1;
   }
   Tensor input(dtype, info.dims);
-  std::memcpy(input.raw(), bytes.data(), bytes.size());
+  std::ifstream f(a.input, std::ios::binary);
+  if (!f.read(static_cast<char*>(input.raw()), static_cast<std::streamsize>(input.nbytes()))) {
+    std::cerr << "damoyolo run: cannot read input file '" << a.input << "'\n";
+    return 1;
+  }
   auto outputs = session->run({input});
   if (!outputs.ok()) {
     std::cerr << "damoyolo run: " << outputs.status().to_string() << "\n";

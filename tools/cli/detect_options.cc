@@ -36,6 +36,10 @@ void DetectionArgs::add_to(CLI::App* cmd, bool with_batch) {
                       ->check(real_number(0.0, 1.0))
                       ->default_str("");
   cmd->add_flag("--full-precision", full_precision, "Write JSON floats unrounded (default: boxes 0.01 px, scores 1e-4)");
+  cmd->add_option("--max-pixels", max_pixels,
+                  "Refuse image files with more pixels than this, checked from the header before decoding "
+                  "(video frames come from FFmpeg and are not bounded by it)")
+      ->check(whole_number(1, int64_t{1} << 40));
   engine.add_to(cmd, with_batch, /*with_detector=*/true);
 }
 
@@ -117,6 +121,7 @@ Result<Detector> make_detector(const DetectionArgs& a) {
   if (a.iou_opt && a.iou_opt->count() > 0) opts.iou_threshold = a.iou;
   opts.max_det = a.official && !(a.max_det_opt && a.max_det_opt->count() > 0) ? 500 : a.max_det;
   if (a.official || a.pil_decode) opts.decode = DecodeOptions::pil_compatible();
+  opts.decode.max_pixels = a.max_pixels;
   opts.labels_file = a.labels;
   opts.resize = a.resize == "letterbox" ? ResizeMode::kLetterbox : ResizeMode::kStretch;
 

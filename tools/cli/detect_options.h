@@ -37,9 +37,11 @@ struct DetectionArgs {
   double draw_conf = 0;
   CLI::Option* draw_conf_opt = nullptr;
   bool full_precision = false;  // JSON floats unrounded
+  // Image files with more pixels are refused from their header, before decoding.
+  int64_t max_pixels = DecodeOptions{}.max_pixels;
 
   // --model, the thresholds, --official, --classes, --labels, --resize,
-  // --draw-conf, --full-precision and the engine options.
+  // --draw-conf, --full-precision, --max-pixels and the engine options.
   void add_to(CLI::App* cmd, bool with_batch);
   // The threshold below which nothing is drawn.
   float draw_threshold() const { return draw_conf_opt && draw_conf_opt->count() > 0 ? static_cast<float>(draw_conf) : 0.f; }
