@@ -102,6 +102,11 @@ int run_video(const VideoArgs& a) {
   double read_ms = ms_since(t_read);
 
   const cv::Size frame_size = frame.image.size();
+  // FFmpeg has decoded the frame already; the bound still keeps a service
+  // from running the pipeline on frames larger than it accepts.
+  if (static_cast<int64_t>(frame_size.width) * frame_size.height > a.det.max_pixels)
+    return fail(a.input + ": frames of " + std::to_string(frame_size.width) + "x" + std::to_string(frame_size.height) +
+                " are more than --max-pixels " + std::to_string(a.det.max_pixels));
   double fps = src.fps();
   if (fps <= 0 || fps > 1000) {
     std::cerr << "damoyolo video: warning: " << a.input << " declares no usable frame rate; writing 25 fps\n";

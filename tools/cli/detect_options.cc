@@ -37,8 +37,8 @@ void DetectionArgs::add_to(CLI::App* cmd, bool with_batch) {
                       ->default_str("");
   cmd->add_flag("--full-precision", full_precision, "Write JSON floats unrounded (default: boxes 0.01 px, scores 1e-4)");
   cmd->add_option("--max-pixels", max_pixels,
-                  "Refuse image files with more pixels than this, checked from the header before decoding "
-                  "(video frames come from FFmpeg and are not bounded by it)")
+                  "Refuse images with more pixels than this, checked from the header before decoding (video: "
+                  "checked on the first decoded frame)")
       ->check(whole_number(1, int64_t{1} << 40));
   engine.add_to(cmd, with_batch, /*with_detector=*/true);
 }
