@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "damoyolo/detector.h"
+#include "testutil/temp_dir_test.h"
 #include "testutil/testutil.h"
 
 namespace cli_test {
@@ -47,9 +48,11 @@ inline std::string slurp(const fs::path& p) {
 
 // Runs the CLI with `args` (no shell expansion: every argument is quoted, so
 // glob patterns reach the program as written). stdout/stderr go through files
-// so nothing can block on a full pipe.
-inline RunResult run_cli(const std::vector<std::string>& args, const fs::path& work) {
-  std::string cmd = quote(cli_path().string());
+// so nothing can block on a full pipe. timeout_s > 0: killed after that long
+// (coreutils' timeout; rc 137 then means the command hung).
+inline RunResult run_cli(const std::vector<std::string>& args, const fs::path& work, int timeout_s = 0) {
+  std::string cmd = (timeout_s > 0 ? "timeout -s KILL " + std::to_string(timeout_s) + " " : std::string()) +
+                    quote(cli_path().string());
   for (const auto& a : args) cmd += " " + quote(a);
   const fs::path out = work / "stdout.txt", err = work / "stderr.txt";
   cmd += " >" + quote(out.string()) + " 2>" + quote(err.string());
@@ -96,17 +99,12 @@ inline void expect_same_detections(const json& got, const damoyolo::ImageDetecti
   }
 }
 
-class CliTest : public ::testing::Test {
+class CliTest : public damoyolo::testing::TempDirTest {
  protected:
   void SetUp() override {
     ASSERT_TRUE(fs::exists(cli_path())) << cli_path() << " is missing: build the default target (ninja) first";
-    dir_ = make_temp_dir("cli");
+    TempDirTest::SetUp();
   }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  fs::path dir_;
 };
 
 // A 1 s, 10 fps, 320x240 clip written with OpenCV (no dependency on the

@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "damoyolo/detector.h"
+#include "testutil/temp_dir_test.h"
 #include "testutil/testutil.h"
 
 namespace {
@@ -72,15 +73,7 @@ TEST(NamesMetadata, MalformedValuesAreParseErrorsThatSayWhat) {
   }
 }
 
-class ResolveNames : public ::testing::Test {
- protected:
-  void SetUp() override { dir_ = damoyolo::testing::make_temp_dir("names"); }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  fs::path dir_;
-};
+class ResolveNames : public damoyolo::testing::TempDirTest {};
 
 TEST_F(ResolveNames, LooksInTheDocumentedOrder) {
   const std::string model = (dir_ / "m.onnx").string();

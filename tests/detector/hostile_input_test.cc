@@ -13,6 +13,7 @@
 
 #include "damoyolo/detector.h"
 #include "damoyolo/session.h"
+#include "testutil/temp_dir_test.h"
 #include "testutil/testutil.h"
 
 namespace damoyolo {
@@ -24,15 +25,7 @@ using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 std::string ns_model() { return (testing::fixtures_dir() / "models" / "damoyolo_Ns_416.onnx").string(); }
 
-class HostileLabels : public ::testing::Test {
- protected:
-  void SetUp() override { dir_ = testing::make_temp_dir("hostile_labels"); }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  fs::path dir_;
-};
+class HostileLabels : public damoyolo::testing::TempDirTest {};
 
 // /dev/zero is one endless line: std::getline grew it until std::bad_alloc.
 TEST_F(HostileLabels, DevZeroIsRefusedWithoutReading) {

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "damoyolo/coco_eval.h"
+#include "testutil/temp_dir_test.h"
 #include "testutil/testutil.h"
 
 namespace damoyolo {
@@ -21,15 +22,7 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-class HostileCoco : public ::testing::Test {
- protected:
-  void SetUp() override { dir_ = testing::make_temp_dir("hostile_coco"); }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  fs::path dir_;
-};
+class HostileCoco : public damoyolo::testing::TempDirTest {};
 
 TEST_F(HostileCoco, DevZeroAnnotationsAndResultsAreRefusedWithoutReading) {
   const auto t = Clock::now();

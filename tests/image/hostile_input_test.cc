@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "damoyolo/image.h"
+#include "testutil/temp_dir_test.h"
 #include "testutil/testutil.h"
 
 namespace damoyolo {
@@ -33,15 +34,7 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-class HostileImageFile : public ::testing::Test {
- protected:
-  void SetUp() override { dir_ = testing::make_temp_dir("hostile_image"); }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  fs::path dir_;
-};
+class HostileImageFile : public damoyolo::testing::TempDirTest {};
 
 // /dev/zero never ends: reading it "to EOF" grew memory by ~1 GB per 30 s.
 TEST_F(HostileImageFile, DevZeroIsRefusedWithoutReading) {
