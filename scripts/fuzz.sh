@@ -51,7 +51,7 @@ for t in "${TARGETS[@]}"; do
 done
 
 if [[ ! -f $BUILD_DIR/build.ninja ]]; then
-  ./scripts/install-deps.sh
+  ./scripts/install-deps.sh --sanitizers
   cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=clang++ \
     -DDAMOYOLO_SANITIZE=address,undefined -DDAMOYOLO_FUZZ=ON -DDAMOYOLO_BUILD_BENCH=OFF >/dev/null
 fi

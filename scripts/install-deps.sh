@@ -20,6 +20,12 @@ PACKAGES=(
   python3-torch python3-torchvision python3-onnx python3-pil python3-opencv  # python/: training code and its tests
 )
 
+# scripts/sanitize.sh and scripts/fuzz.sh (not yet part of the README's
+# commands) also need clang with its sanitizer/libFuzzer runtimes.
+if [[ "${1:-}" == "--sanitizers" ]]; then
+  PACKAGES+=(clang libclang-rt-14-dev llvm)
+fi
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The sanitizer stage of the test command (scripts/test.sh runs it last;
+# The sanitizer stage (a second command beside scripts/test.sh until it is wired in;
 # docs/fuzzing.md). Three steps, each timed:
 #   1. build-asan/ (clang, ASan + UBSan, -fsanitize=fuzzer-no-link): the
 #      library, the CLI, the test binaries and the fuzz targets; ctest there,
@@ -29,7 +29,7 @@ ASAN_CTEST_EXCLUDE=${ASAN_CTEST_EXCLUDE-'^(python|install)$'}
 # conformance tests, OptimizedEngine.MatchesReferenceEngine and the fuzzer.
 ASAN_CTEST_EXCLUDE_TESTS=${ASAN_CTEST_EXCLUDE_TESTS-'^Reference/GoldenParity[.]'}
 
-./scripts/install-deps.sh
+./scripts/install-deps.sh --sanitizers
 
 timings=()
 stage_start() { STAGE=$1; STAGE_T0=$(date +%s); echo "damoyolo: sanitize: $STAGE"; }
