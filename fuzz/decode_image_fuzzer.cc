@@ -16,8 +16,10 @@
 namespace {
 
 // Small limits: the fuzzer should spend its time in the parsers, not in
-// legitimately huge allocations (decode refuses anything bigger up front).
+// legitimately huge allocations (decode refuses anything bigger up front,
+// from the header alone).
 constexpr int64_t kMaxPixels = 4'000'000;
+constexpr int64_t kMaxDecodeBytes = int64_t{256} << 20;
 
 // DAMOYOLO_FUZZ_VERBOSE=1: say what happened to each input.
 const bool kVerbose = std::getenv("DAMOYOLO_FUZZ_VERBOSE") != nullptr;
@@ -54,6 +56,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   damoyolo::DecodeOptions o;  // defaults: EXIF orientation applied, 16-bit scaled
   o.max_pixels = kMaxPixels;
+  o.max_decode_bytes = kMaxDecodeBytes;
   damoyolo::DecodeInfo info;
   auto img = damoyolo::decode_image(data, size, o, "fuzz", &info);
   if (kVerbose)
@@ -68,6 +71,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // (no orientation, 16-bit high byte) and JPEG's DCT downscaling.
   damoyolo::DecodeOptions pil = damoyolo::DecodeOptions::pil_compatible();
   pil.max_pixels = kMaxPixels;
+  pil.max_decode_bytes = kMaxDecodeBytes;
   pil.jpeg_scale_denom = 2;
   auto img2 = damoyolo::decode_image(data, size, pil, "fuzz", &info);
   if (img2.ok()) check_image(*img2);

@@ -30,6 +30,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   damoyolo::SessionOptions o;
   o.engine = damoyolo::Engine::kReference;
   o.threads = 1;
+  // Small limits (damoyolo/limits.h): the fuzzer should spend its time in
+  // the loader and the kernels, not in legitimately huge tensors, and stay
+  // under libFuzzer's 2 GB memory limit. Every size is checked against them
+  // before it is allocated, so a file asking for more is refused early.
+  o.limits.max_tensor_bytes = int64_t{16} << 20;
+  o.limits.max_total_weight_bytes = int64_t{64} << 20;
+  o.limits.max_workspace_bytes = int64_t{256} << 20;
   // A folder that does not exist: external-data references resolve to
   // nothing (the fuzzer must never read files it was not given).
   auto session = damoyolo::Session::load_from_memory(data, size, o, "/nonexistent/damoyolo-fuzz");
