@@ -20,8 +20,9 @@ PACKAGES=(
   python3-torch python3-torchvision python3-onnx python3-pil python3-opencv  # python/: training code and its tests
 )
 
-# scripts/sanitize.sh and scripts/fuzz.sh (not yet part of the README's
-# commands) also need clang with its sanitizer/libFuzzer runtimes.
+# scripts/sanitize.sh (the last stage of scripts/test.sh) and scripts/fuzz.sh
+# also need clang with its sanitizer/libFuzzer runtimes and llvm-symbolizer;
+# they ask for them with --sanitizers, so build.sh and demo.sh do without.
 if [[ "${1:-}" == "--sanitizers" ]]; then
   PACKAGES+=(clang libclang-rt-14-dev llvm)
 fi

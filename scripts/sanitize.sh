@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The sanitizer stage (a second command beside scripts/test.sh until it is wired in;
+# The sanitizer stage of the test command (scripts/test.sh runs it last;
 # docs/fuzzing.md). Three steps, each timed:
 #   1. build-asan/ (clang, ASan + UBSan, -fsanitize=fuzzer-no-link): the
 #      library, the CLI, the test binaries and the fuzz targets; ctest there,

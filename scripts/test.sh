@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: install what is missing, build, run every test.
+# The whole test suite: install what is missing, build, run every test, then
+# the sanitizer stage (scripts/sanitize.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/build.sh
@@ -11,5 +12,15 @@ fi
 if [[ ! -d ../shared/fixtures ]]; then
   echo "damoyolo: ../shared/fixtures not found next to the repository; fixture tests will fail" >&2
 fi
-cd build
-ctest --output-on-failure -j "${JOBS:-$(nproc)}" --timeout 900 "$@"
+rc=0
+(cd build && ctest --output-on-failure -j "${JOBS:-$(nproc)}" --timeout 900 "$@") || rc=$?
+# The sanitizer stage (docs/fuzzing.md): the unit tests under ASan + UBSan, a
+# short run of every fuzz target, the concurrency tests under TSan. Only for
+# the whole suite: with ctest arguments (a filter, ...) it is skipped, and
+# SANITIZE=0 skips it too.
+if (($# == 0)) && [[ ${SANITIZE:-1} != 0 ]]; then
+  ./scripts/sanitize.sh || rc=1
+else
+  echo "damoyolo: sanitizer stage skipped (ctest arguments or SANITIZE=0); scripts/sanitize.sh runs it"
+fi
+exit "$rc"
