@@ -27,19 +27,28 @@ ASAN_CTEST_EXCLUDE=${ASAN_CTEST_EXCLUDE-'^(python|install)$'}
 # slowed by ASan, takes 3 min (Ns) to well over 10 min (T) per test. The
 # reference kernels stay under ASan through test_reference_kernels, the ONNX
 # conformance tests, OptimizedEngine.MatchesReferenceEngine and the fuzzer.
-ASAN_CTEST_EXCLUDE_TESTS=${ASAN_CTEST_EXCLUDE_TESTS-'^Reference/GoldenParity[.]'}
+# Nor DecompressionBomb.TheEstimateCoversWhatTheDecodeTakes: it compares the
+# decoder's memory estimate with the process's peak RSS, which ASan's redzones
+# and shadow memory make ~10-15% bigger.
+ASAN_CTEST_EXCLUDE_TESTS=${ASAN_CTEST_EXCLUDE_TESTS-'^(Reference/GoldenParity[.]|DecompressionBomb[.]TheEstimateCoversWhatTheDecodeTakes$)'}
 
 ./scripts/install-deps.sh --sanitizers
 
+# Wall time and CPU time (user + sys of everything the step ran) per step:
+# on a shared machine the CPU time says what the step costs, the wall time
+# what it took there.
 timings=()
-stage_start() { STAGE=$1; STAGE_T0=$(date +%s); echo "damoyolo: sanitize: $STAGE"; }
+cpu_seconds() {  # CPU seconds of this shell's finished children so far (cutime + cstime)
+  awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%d", ($14 + $15) / hz }' "/proc/$$/stat"
+}
+stage_start() { STAGE=$1; STAGE_T0=$(date +%s); STAGE_C0=$(cpu_seconds); echo "damoyolo: sanitize: $STAGE"; }
 stage_end() {
-  local s=$(($(date +%s) - STAGE_T0))
-  timings+=("$(printf '%-44s %4d s' "$STAGE" "$s")")
-  echo "damoyolo: sanitize: $STAGE: ${s} s"
+  local s=$(($(date +%s) - STAGE_T0)) c=$(($(cpu_seconds) - STAGE_C0))
+  timings+=("$(printf '%-36s %5d s wall %6d s CPU' "$STAGE" "$s" "$c")")
+  echo "damoyolo: sanitize: $STAGE: ${s} s wall, ${c} s CPU"
 }
 report() {
-  echo "damoyolo: sanitize: wall time per step (load average now: $(cut -d' ' -f1-3 /proc/loadavg)):"
+  echo "damoyolo: sanitize: time per step (load average now: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) CPUs):"
   printf '  %s\n' "${timings[@]}"
 }
 trap report EXIT
