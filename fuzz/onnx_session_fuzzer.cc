@@ -1,5 +1,6 @@
 // Fuzz target: ONNX model loading (protobuf parse, graph building, the graph
-// passes, engine compilation) with the reference engine, and one run of what
+// passes, engine compilation) with the reference engine (DAMOYOLO_FUZZ_ENGINE
+// below picks another), and one run of what
 // loads when its inputs are small, with zero-filled inputs. Errors are
 // correct answers; only crashes, sanitizer reports, timeouts and running out
 // of memory are findings.
@@ -10,6 +11,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "damoyolo/session.h"
@@ -24,11 +26,26 @@ constexpr int64_t kMaxInputElements = int64_t{1} << 20;
 // loaded and run, or refused, and why).
 const bool kVerbose = std::getenv("DAMOYOLO_FUZZ_VERBOSE") != nullptr;
 
+// DAMOYOLO_FUZZ_ENGINE=optimized (or auto) fuzzes the oneDNN engine instead
+// of the reference one, for long runs; the test command fuzzes the reference.
+damoyolo::Engine engine_from_env() {
+  const char* e = std::getenv("DAMOYOLO_FUZZ_ENGINE");
+  const std::string name = e ? e : "reference";
+  if (name == "optimized") return damoyolo::Engine::kOptimized;
+  if (name == "auto") return damoyolo::Engine::kAuto;
+  if (name != "reference") {
+    std::fprintf(stderr, "DAMOYOLO_FUZZ_ENGINE: '%s' is not reference, optimized or auto\n", name.c_str());
+    std::abort();
+  }
+  return damoyolo::Engine::kReference;
+}
+const damoyolo::Engine kEngine = engine_from_env();
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   damoyolo::SessionOptions o;
-  o.engine = damoyolo::Engine::kReference;
+  o.engine = kEngine;
   o.threads = 1;
   // Small limits (damoyolo/limits.h): the fuzzer should spend its time in
   // the loader and the kernels, not in legitimately huge tensors, and stay
