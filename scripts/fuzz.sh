@@ -57,7 +57,7 @@ if [[ ! -f $BUILD_DIR/build.ninja ]]; then
 fi
 cmake --build "$BUILD_DIR" -j "$JOBS" --target "${TARGETS[@]/#/fuzz_}"
 
-OUT=$ROOT/$BUILD_DIR/fuzz
+case $BUILD_DIR in /*) OUT=$BUILD_DIR/fuzz ;; *) OUT=$ROOT/$BUILD_DIR/fuzz ;; esac
 mkdir -p "$OUT/logs"
 # The sanitizers' options for every target: abort on the first report, with
 # symbolized stacks. libFuzzer checks for leaks after each input that
