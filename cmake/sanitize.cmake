@@ -49,9 +49,9 @@ endif()
 # OpenMP: Debian's oneDNN runs on GCC's libgomp. Clang's own -fopenmp would
 # bring LLVM's libomp (not installed, and a second runtime in the process), so
 # the sanitizer builds link the same libgomp instead: clang cannot generate
-# libgomp calls, so our one `#pragma omp` loop (the reference convolution)
-# runs serially here, while omp_set_num_threads and oneDNN's threading are
-# the production ones. GCC's omp.h does not compile with clang, hence the
+# libgomp calls, so our own `#pragma omp` regions (the reference convolution,
+# the CLI's FMA-peak measurement) run serially here, while
+# omp_set_num_threads and oneDNN's threading are the production ones. GCC's omp.h does not compile with clang, hence the
 # small standard one in cmake/libgomp-include.
 file(GLOB _damoyolo_gcc_dirs LIST_DIRECTORIES true /usr/lib/gcc/${CMAKE_LIBRARY_ARCHITECTURE}/*)
 find_library(DAMOYOLO_LIBGOMP NAMES gomp libgomp.so.1 HINTS ${_damoyolo_gcc_dirs} REQUIRED)

@@ -15,7 +15,7 @@
 #   FUZZ_SEED   libFuzzer -seed (default: random; scripts/sanitize.sh uses 1)
 #   FUZZ_ARGS   more libFuzzer flags, e.g. "-max_len=100000 -only_ascii=1"
 #   FUZZ_FRESH  1: start from the seeds alone, forgetting the corpus earlier
-#               runs grew (scripts/sanitize.sh: with FUZZ_SEED=1, the same run each time)
+#               runs grew (scripts/sanitize.sh: with FUZZ_SEED=1, the same inputs each time)
 #   JOBS        build parallelism (default nproc)
 # What a run leaves (under $BUILD_DIR/fuzz/, never in the repository):
 #   corpus/TARGET/    the corpus it grew (the seeds stay in fuzz/corpus/TARGET/)

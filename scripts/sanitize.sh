@@ -3,9 +3,9 @@
 # docs/fuzzing.md). Three steps, each timed:
 #   1. build-asan/ (clang, ASan + UBSan, -fsanitize=fuzzer-no-link): the
 #      library, the CLI, the test binaries and the fuzz targets; ctest there,
-#      less the labels in ASAN_CTEST_EXCLUDE (see below);
+#      less the labels and tests in ASAN_CTEST_EXCLUDE(_TESTS) (see below);
 #   2. every fuzz target for FUZZ_SECONDS (default 30) from its seeds, with
-#      -seed=1: the same run each time (scripts/fuzz.sh);
+#      -seed=1: the same inputs in the same order each time (scripts/fuzz.sh);
 #   3. build-tsan/ (clang, TSan): the library and tests/concurrency only, run
 #      with one OpenMP thread.
 # Fails when any step fails.
