@@ -172,6 +172,47 @@ TEST(HostileResize, EmptyOutputWithHugeAxesIsEmptyAndFast) {
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 1.0);
 }
 
+// Found by the onnx_session fuzzer (a 25-s timeout): every output element
+// visited all 2^rank corners of its cell, even for nearest, so a rank-16
+// Resize cost 65536 steps an element; and linear along many axes reads
+// 2^axes inputs an element. Nearest is now O(rank) an element, and linear
+// work beyond 2^34 reads is refused before anything is allocated.
+Node resize_mode(const std::string& m) {
+  Node n = resize_node();
+  n.attrs["mode"].s = m;
+  return n;
+}
+
+TEST(HostileResize, LinearAlongSixteenAxesIsRefusedBeforeAnyWork) {
+  // [2]^16 scaled by 1.5 on every axis: 3^16 = 43 M outputs x 2^16 reads each.
+  std::string msg;
+  ErrorCode c = error_of([&] {
+    run(resize_mode("linear"), {iota_f32(Shape(16, 2)), Tensor(DType::kFloat32, {0}),
+                                f32({16}, std::vector<float>(16, 1.5f))}, 11);
+  }, &msg);
+  EXPECT_EQ(c, ErrorCode::kOutOfRange) << msg;
+  EXPECT_NE(msg.find("2^34"), std::string::npos) << msg;
+}
+
+TEST(HostileResize, HighRankResizeEqualsTheSameResizeAtRankFour) {
+  // Rank 16 with 14 unit axes gives the rank-4 result, for nearest and
+  // linear: the corners come from the interpolated axes alone.
+  for (const char* m : {"nearest", "linear"}) {
+    Shape big(14, 1);
+    big.push_back(3);
+    big.push_back(5);
+    std::vector<float> big_scales(14, 1.f);
+    big_scales.push_back(2.f);
+    big_scales.push_back(1.6f);
+    Tensor y16 = run(resize_mode(m), {iota_f32(big), Tensor(DType::kFloat32, {0}), f32({16}, big_scales)}, 11)[0];
+    Tensor y4 = run(resize_mode(m), {iota_f32({1, 1, 3, 5}), Tensor(DType::kFloat32, {0}),
+                                     f32({4}, {1.f, 1.f, 2.f, 1.6f})}, 11)[0];
+    ASSERT_EQ(y16.numel(), y4.numel()) << m;
+    ASSERT_EQ(y4.numel(), 6 * 8) << m;
+    for (int64_t i = 0; i < y4.numel(); ++i) EXPECT_EQ(y16.data<float>()[i], y4.data<float>()[i]) << m << " " << i;
+  }
+}
+
 // ---- Conv: the bias is checked where shapes are inferred ------------------
 
 TEST(HostileConv, InferRejectsABiasOfTheWrongSize) {

@@ -574,25 +574,39 @@ void resize_compute(const Tensor& x, Tensor& y, const ResizeParams& p) {
   T* py = y.data<T>();
   const int64_t n = y.numel();
   std::vector<int64_t> idx(r, 0);
+  size_t active[16];  // axes whose tap has a fractional weight at this element
   for (int64_t e = 0; e < n; ++e) {
-    // Sum over the 2^r corners of the interpolation cell; corners with zero
-    // weight are skipped, so nearest and unscaled axes cost nothing.
-    double acc = 0;
+    // Sum over the corners of the interpolation cell, spanned only by the
+    // axes with a fractional weight here: nearest and unscaled axes add no
+    // corner, so nearest costs O(rank) per element, not O(2^rank) (a rank-16
+    // nearest Resize of a hostile model would otherwise take 65536 steps an
+    // element; resize_taps_or_throw bounds the linear case).
     bool outside = false;
-    for (size_t a = 0; a < r; ++a)
-      if (taps[a].i0[idx[a]] < 0) outside = true;
+    int64_t base = 0;
+    size_t k = 0;
+    for (size_t a = 0; a < r; ++a) {
+      const int64_t i0 = taps[a].i0[idx[a]];
+      if (i0 < 0) outside = true;
+      base += i0 * st[a];
+      if (taps[a].w1[idx[a]] != 0) active[k++] = a;
+    }
     if (outside) {
       py[e] = static_cast<T>(p.extrapolation);
     } else {
-      const uint64_t corners = uint64_t{1} << r;
+      double acc = 0;
+      const uint64_t corners = uint64_t{1} << k;
       for (uint64_t cmask = 0; cmask < corners; ++cmask) {
         double wgt = 1;
-        int64_t off = 0;
-        for (size_t a = 0; a < r && wgt != 0; ++a) {
-          const bool hi = (cmask >> a) & 1u;
+        int64_t off = base;
+        for (size_t j = 0; j < k; ++j) {
+          const size_t a = active[j];
           const double w1 = taps[a].w1[idx[a]];
-          wgt *= hi ? w1 : 1 - w1;
-          off += (hi ? taps[a].i1[idx[a]] : taps[a].i0[idx[a]]) * st[a];
+          if ((cmask >> j) & 1u) {
+            wgt *= w1;
+            off += (taps[a].i1[idx[a]] - taps[a].i0[idx[a]]) * st[a];
+          } else {
+            wgt *= 1 - w1;
+          }
         }
         if (wgt != 0) acc += wgt * static_cast<double>(px[off]);
       }
@@ -644,6 +658,20 @@ OpKernel resize_kernel() {
       fail(ctx, ErrorCode::kUnsupported, std::string("dtype ") + dtype_name(x.dtype()) + " is not supported");
     if (!checked::nbytes(p.out, x.dtype()))
       fail(ctx, ErrorCode::kOutOfRange, "output shape " + shape_to_string(p.out) + " has more than 2^63 - 1 bytes");
+    // Linear interpolation reads 2^(axes interpolated) inputs per output
+    // element: a model resizing many axes at once is a CPU-time bomb (rank
+    // 16, 3^16 outputs: ~3e12 reads). Refused before any work.
+    if (p.mode != "nearest") {
+      int interpolated = 0;
+      for (size_t a = 0; a < p.out.size(); ++a)
+        if (p.out[a] != x.dim(static_cast<int>(a)) || p.scales[a] != 1.0) ++interpolated;
+      const auto elems = checked::numel(p.out);
+      constexpr double kMaxReads = 1ull << 34;  // ~10-60 s of this scalar kernel
+      if (elems && static_cast<double>(*elems) * std::ldexp(1.0, interpolated) > kMaxReads)
+        fail(ctx, ErrorCode::kOutOfRange,
+             "output " + shape_to_string(p.out) + " interpolated along " + std::to_string(interpolated) +
+                 " axes needs more than 2^34 input reads; refused");
+    }
     Tensor y(x.dtype(), p.out);
     // An empty output needs no taps, however long its other axes are.
     if (y.numel() == 0) return std::vector<Tensor>{y};
