@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "damoyolo/limits.h"
+#include "damoyolo/plan.h"
 #include "damoyolo/status.h"
 #include "damoyolo/tensor.h"
 
@@ -111,6 +112,10 @@ class Session {
   Engine engine() const;
   // Bytes of the planned intermediate arena per execution context (0 for reference).
   size_t arena_bytes() const;
+  // The compiled plan: every step the engine runs, the oneDNN implementation
+  // and layouts of each, reorders, fallbacks to the reference kernels, and,
+  // under Engine::kAuto, why the optimised engine was not used if it was not.
+  const CompiledPlan& plan() const;
   // Worker threads runs use: SessionOptions::threads clamped to the cores
   // available, or 0 when left to the OpenMP default (all cores).
   int threads() const;
