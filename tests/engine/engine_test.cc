@@ -130,6 +130,32 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, FixtureModels,
                          ::testing::Values("damoyolo_T_640", "damoyolo_Ns_416", "damoyolo_Ns_416_benchmark"),
                          [](const auto& info) { return std::string(info.param); });
 
+TEST(OptimizedEngine, ConstantFoldingOffRunsTheShapeArithmeticAndMatchesGolden) {
+  // Ns_416 is an unsimplified export: with folding off its Shape -> Slice ->
+  // Concat -> Reshape arithmetic stays in the graph and runs at inference, yet
+  // the optimised engine still compiles it (shapes stay static) and the
+  // outputs are the golden ones.
+  const std::string m = "damoyolo_Ns_416";
+  SessionOptions on;
+  on.engine = Engine::kOptimized;
+  SessionOptions off = on;
+  ASSERT_TRUE(set_optimization(off, "constant_folding", false));
+  Session folded = load(m, on), unfolded = load(m, off);
+  ASSERT_EQ(unfolded.engine(), Engine::kOptimized);
+  const auto& h_on = folded.summary().op_histogram;
+  const auto& h_off = unfolded.summary().op_histogram;
+  EXPECT_EQ(h_on.count("Shape"), 0u);
+  ASSERT_EQ(h_off.count("Shape"), 1u);
+  EXPECT_EQ(h_off.at("Shape"), unfolded.summary().op_histogram_original.at("Shape"));
+  EXPECT_GT(h_off.at("Slice"), h_on.at("Slice"));
+  EXPECT_GT(h_off.at("Concat"), h_on.at("Concat"));
+  EXPECT_EQ(h_off.count("Constant"), 0u);  // literals become constants either way
+  EXPECT_EQ(unfolded.outputs()[0].dims, folded.outputs()[0].dims);
+  EXPECT_EQ(unfolded.outputs()[1].dims, folded.outputs()[1].dims);
+  for (const char* image : {"chelsea_png", "astronaut_png"})
+    expect_matches_golden(m, run(unfolded, golden_input(m, image)), "constant_folding off", image);
+}
+
 TEST(OptimizedEngine, MatchesReferenceEngine) {
   // The reference engine is slow on T_640; the Ns graph covers the same ops
   // (plus the unsimplified shape arithmetic) and runs once.
