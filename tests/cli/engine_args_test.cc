@@ -19,8 +19,9 @@ TEST(EngineArgs, EveryDisableNameTurnsOffItsSwitchAndNoOther) {
     const damoyolo::SessionOptions so = a.session_options();
     for (const OptimizationSwitch& t : optimization_switches()) {
       EXPECT_EQ(damoyolo::optimization_enabled(d, t), &t != &s) << "--disable " << s.name << ": " << t.name;
-      if (t.scope == OptimizationScope::kSession)
+      if (t.scope == OptimizationScope::kSession) {
         EXPECT_EQ(so.opt.*(t.session_flag), &t != &s) << "--disable " << s.name << ": " << t.name;
+      }
     }
   }
 }

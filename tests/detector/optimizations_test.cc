@@ -33,8 +33,11 @@ TEST(OptimizationSwitches, EveryRowTurnsOffExactlyItsOwnField) {
     set_optimization(o, s, false);
     EXPECT_FALSE(optimization_enabled(o, s)) << s.name;
     EXPECT_EQ(fields_off(o), 1) << s.name;
-    for (const OptimizationSwitch& t : optimization_switches())
-      if (&t != &s) EXPECT_TRUE(optimization_enabled(o, t)) << s.name << " off turned " << t.name << " off too";
+    for (const OptimizationSwitch& t : optimization_switches()) {
+      if (&t != &s) {
+        EXPECT_TRUE(optimization_enabled(o, t)) << s.name << " off turned " << t.name << " off too";
+      }
+    }
     set_optimization(o, s, true);
     EXPECT_EQ(fields_off(o), 0) << s.name;
     EXPECT_FALSE(s.description.empty()) << s.name;

@@ -249,8 +249,9 @@ TEST(GraphPasses, WithoutFoldingShapeArithmeticStaysAndShapesAreStillStatic) {
     for (const auto& v : n.outputs) {
       const graph::ValueInfo* vi = kept.info(v);
       ASSERT_TRUE(vi && vi->fully_known()) << n.describe() << " output " << v;
-      if (const graph::ValueInfo* f = folded.info(v); f && !folded.is_constant(v))
+      if (const graph::ValueInfo* f = folded.info(v); f && !folded.is_constant(v)) {
         EXPECT_EQ(vi->shape, f->shape) << n.describe() << " output " << v;
+      }
     }
   }
 }
