@@ -154,6 +154,11 @@ TEST(OptimizedEngine, ConstantFoldingOffRunsTheShapeArithmeticAndMatchesGolden) 
   EXPECT_EQ(unfolded.outputs()[1].dims, folded.outputs()[1].dims);
   for (const char* image : {"chelsea_png", "astronaut_png"})
     expect_matches_golden(m, run(unfolded, golden_input(m, image)), "constant_folding off", image);
+  // The reference engine keeps the same nodes and gives the same outputs.
+  off.engine = Engine::kReference;
+  Session reference = load(m, off);
+  EXPECT_EQ(reference.summary().op_histogram, h_off);
+  expect_matches_golden(m, run(reference, golden_input(m)), "constant_folding off, reference engine");
 }
 
 TEST(OptimizedEngine, MatchesReferenceEngine) {
