@@ -261,7 +261,7 @@ Result<Session> SessionFactory::build(graph::Graph g, const SessionOptions& opti
     // The optimised engine needs every shape static; the reference engine can
     // size values at run time. Shape inference evaluates what is known at load
     // time with or without folding, so folding off keeps shapes static (the
-    // nodes then run at inference, see OptimizationOptions::constant_folding).
+    // nodes then run at inference; constant_folding in damoyolo/optimizations.h).
     bool optimized_possible = options.engine != Engine::kReference;
     graph::PassOptions popts;
     popts.constant_folding = options.opt.constant_folding;
