@@ -259,11 +259,13 @@ Result<Session> SessionFactory::build(graph::Graph g, const SessionOptions& opti
     // A symbolic batch dimension is resolved to the requested batch (default 1).
     if (model_batch < 0) graph::set_input_batch(g, options.batch > 0 ? options.batch : 1);
 
-    // The optimised engine needs every shape static after folding; the
-    // reference engine can size values at run time.
+    // The optimised engine needs every shape static; the reference engine can
+    // size values at run time. Shape inference evaluates what is known at load
+    // time with or without folding, so folding off keeps shapes static (the
+    // nodes then run at inference; constant_folding in damoyolo/optimizations.h).
     bool optimized_possible = options.engine != Engine::kReference;
     graph::PassOptions popts;
-    popts.constant_folding = options.opt.constant_folding || optimized_possible;
+    popts.constant_folding = options.opt.constant_folding;
     popts.require_static_shapes = optimized_possible;
     popts.limits = options.limits;
     graph::Graph unprocessed;
