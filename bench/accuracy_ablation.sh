@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Accuracy of every configuration in COCO AP, through `damoyolo eval` on one
 # dataset: the FP32 reference engine (the oracle), the default optimised FP32
-# engine, BF16, and each optimisation switched off in turn. Prints a markdown
+# engine, BF16, and each optimisation switched off in turn (the names
+# `damoyolo optimizations --names` lists). Prints a markdown
 # table with AP, AP50 and the difference to the reference path.
 #
 # usage: bench/accuracy_ablation.sh MODEL LABELS IMAGES_DIR ANNOTATIONS.json
@@ -24,8 +25,11 @@ rows=()
 rows+=("$(run "reference engine, FP32 (oracle)" --engine reference)")
 rows+=("$(run "optimised engine, FP32 (default)")")
 rows+=("$(run "optimised engine, BF16" --precision bf16)")
-for s in fuse_conv_activation fuse_conv_residual blocked_layout zero_copy_concat fuse_head memory_planning \
-         huge_pages fast_nms simd_preprocess; do
+# Every switch `eval` takes (a Detector: the session's and the Detector's), from
+# the library's table rather than a list here.
+mapfile -t switches < <("$bin" optimizations --names)
+[ "${#switches[@]}" -gt 0 ] || { echo "damoyolo optimizations --names listed nothing" >&2; exit 1; }
+for s in "${switches[@]}"; do
   rows+=("$(run "$s off" --disable "$s")")
 done
 ref_ap=$(cut -d'|' -f2 <<<"${rows[0]}")

@@ -1,5 +1,7 @@
 // Ablation of every switchable technique, measured in one run on the same
-// machine state: each row turns ONE optimisation off (everything else on) and
+// machine state: each row turns ONE optimisation off (everything else on; the
+// rows are the switches of damoyolo/optimizations.h, `damoyolo optimizations`
+// says what each does), then all of them at once, then bf16 for scale, and
 // reports end-to-end detection latency (decode excluded: images are decoded
 // once up front), network latency, the arena size, and whether the detections
 // are unchanged against the all-on row (same class, IoU ≥ 0.99, score ± 1e-4).
@@ -20,6 +22,7 @@
 #include <vector>
 
 #include "damoyolo/detector.h"
+#include "damoyolo/optimizations.h"
 
 using namespace damoyolo;
 
@@ -86,15 +89,10 @@ int main(int argc, char** argv) {
   std::vector<Row> rows;
   auto add = [&](std::string name, std::function<void(DetectorOptions&)> f) { rows.push_back({name, f, {}, {}, {}, {}}); };
   add("all on (default)", [](DetectorOptions&) {});
-  add("memory planning off (one buffer per value)", [](DetectorOptions& o) { o.session.opt.memory_planning = false; });
-  add("huge pages off (4 KiB arena pages)", [](DetectorOptions& o) { o.session.opt.huge_pages = false; });
-  add("layout: plain NCHW instead of oneDNN's choice", [](DetectorOptions& o) { o.session.opt.blocked_layout = false; });
-  add("conv+activation fusion off", [](DetectorOptions& o) { o.session.opt.fuse_conv_activation = false; });
-  add("conv+residual (sum post-op) fusion off", [](DetectorOptions& o) { o.session.opt.fuse_conv_residual = false; });
-  add("zero-copy concat off", [](DetectorOptions& o) { o.session.opt.zero_copy_concat = false; });
-  add("fused head (cached priors) off", [](DetectorOptions& o) { o.session.opt.fuse_head = false; });
-  add("fast NMS off (reference O(n^2))", [](DetectorOptions& o) { o.fast_nms = false; });
-  add("SIMD preprocessing off (scalar)", [](DetectorOptions& o) { o.simd_preprocess = false; });
+  // One row per switch in the library's table (damoyolo/optimizations.h).
+  for (const OptimizationSwitch& s : optimization_switches())
+    add(std::string(s.name) + " off", [&s](DetectorOptions& o) { set_optimization(o, s, false); });
+  add("all switches off", [](DetectorOptions& o) { set_all_optimizations(o, false); });
   add("bf16 precision (for scale, not an ablation)", [](DetectorOptions& o) { o.session.precision = Precision::kBF16; });
 
   for (auto& r : rows) {

@@ -45,7 +45,10 @@ struct ClassNames {
   std::string origin;  // the file read, or "metadata 'names'"; empty otherwise
 };
 
-struct DetectorOptions {
+// The Detector's own optimisation switches (fast_nms, simd_preprocess) are
+// inherited from DetectorOptimizations, so they read as fields of the options
+// (`o.fast_nms = false`); damoyolo/optimizations.h lists and describes them.
+struct DetectorOptions : DetectorOptimizations {
   SessionOptions session;  // engine, precision, threads, batch, optimisation switches
   // Thresholds default to the model family's (T/S/M/L 0.05/0.7, nano 0.03/0.65).
   // The family is inferred from the graph (depthwise convolutions ⇒ nano)
@@ -63,8 +66,6 @@ struct DetectorOptions {
   std::vector<std::string> class_names;
   ResizeMode resize = ResizeMode::kStretch;  // kLetterbox for legacy (pre-v0.3.0) models
   DecodeOptions decode;  // for detect_file(s); pil_compatible() for official parity
-  bool fast_nms = true;         // off: reference O(n²) NMS (ablation)
-  bool simd_preprocess = true;  // off: scalar preprocessing (ablation)
 };
 
 // Wall time of each stage for one image, in milliseconds. For a batch the

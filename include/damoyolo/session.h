@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "damoyolo/limits.h"
+#include "damoyolo/optimizations.h"  // OptimizationOptions: the switches, listed once
+#include "damoyolo/plan.h"
 #include "damoyolo/status.h"
 #include "damoyolo/tensor.h"
 
@@ -27,19 +29,6 @@ enum class Precision { kFP32, kBF16 };
 
 const char* engine_name(Engine e);
 const char* precision_name(Precision p);
-
-// Switches for every optimisation, so tests can compare off against on and the
-// ablation benchmark can measure each one. Defaults are the fast configuration.
-struct OptimizationOptions {
-  bool constant_folding = true;   // graph pass: fold shape arithmetic/constants
-  bool fuse_conv_activation = true;  // conv + ReLU/SiLU/Sigmoid as oneDNN post-ops
-  bool fuse_conv_residual = true;    // conv + Add as a oneDNN sum post-op
-  bool blocked_layout = true;        // keep oneDNN's blocked layouts between ops
-  bool zero_copy_concat = true;      // producers write straight into concat slices
-  bool fuse_head = true;             // DAMO-YOLO decode subgraph as one kernel
-  bool memory_planning = true;       // one arena placed by lifetime (off: one buffer per value)
-  bool huge_pages = true;            // 2 MiB-aligned arena with MADV_HUGEPAGE (fewer TLB misses)
-};
 
 // The largest SessionOptions::batch accepted. Throughput stops improving long
 // before (each image costs the same compute), while memory grows with it: a
@@ -59,6 +48,7 @@ struct SessionOptions {
   // by the optimised engine when the head is fused (the conv body is batch-agnostic).
   // Negative is kInvalidArgument, more than kMaxSessionBatch kOutOfRange.
   int batch = 0;
+  // Optimisation switches, all on by default (damoyolo/optimizations.h lists them).
   OptimizationOptions opt;
   // What the model file may ask for (sizes of tensors, weights, workspace):
   // models are untrusted input, see damoyolo/limits.h and docs/security.md.
@@ -111,6 +101,10 @@ class Session {
   Engine engine() const;
   // Bytes of the planned intermediate arena per execution context (0 for reference).
   size_t arena_bytes() const;
+  // The compiled plan: every step the engine runs, the oneDNN implementation
+  // and layouts of each, reorders, fallbacks to the reference kernels, and,
+  // under Engine::kAuto, why the optimised engine was not used if it was not.
+  const CompiledPlan& plan() const;
   // Worker threads runs use: SessionOptions::threads clamped to the cores
   // available, or 0 when left to the OpenMP default (all cores).
   int threads() const;

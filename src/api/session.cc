@@ -108,6 +108,7 @@ struct Session::Impl {
   ModelSummary summary;
   std::vector<TensorInfo> inputs, outputs;
   std::unique_ptr<runtime::CompiledModel> model;
+  CompiledPlan plan;  // model->plan(), plus why kAuto fell back to the reference engine
   int64_t engine_batch = 1;  // batch the compiled model runs natively
 
   std::mutex pool_mutex;
@@ -258,19 +259,23 @@ Result<Session> SessionFactory::build(graph::Graph g, const SessionOptions& opti
     // A symbolic batch dimension is resolved to the requested batch (default 1).
     if (model_batch < 0) graph::set_input_batch(g, options.batch > 0 ? options.batch : 1);
 
-    // The optimised engine needs every shape static after folding; the
-    // reference engine can size values at run time.
+    // The optimised engine needs every shape static; the reference engine can
+    // size values at run time. Shape inference evaluates what is known at load
+    // time with or without folding, so folding off keeps shapes static (the
+    // nodes then run at inference; constant_folding in damoyolo/optimizations.h).
     bool optimized_possible = options.engine != Engine::kReference;
     graph::PassOptions popts;
-    popts.constant_folding = options.opt.constant_folding || optimized_possible;
+    popts.constant_folding = options.opt.constant_folding;
     popts.require_static_shapes = optimized_possible;
     popts.limits = options.limits;
     graph::Graph unprocessed;
     if (options.engine == Engine::kAuto) unprocessed = g;  // shares weight storage; cheap
+    std::string engine_fallback;  // why kAuto runs the reference engine
     try {
       graph::run_standard_passes(g, popts);
     } catch (const Error& e) {
       if (options.engine != Engine::kAuto || e.code() != ErrorCode::kUnsupported) throw;
+      engine_fallback = e.what();
       // Dynamic shapes the optimised engine can't plan: the reference engine still runs them.
       g = std::move(unprocessed);
       graph::PassOptions ref_opts;
@@ -293,9 +298,12 @@ Result<Session> SessionFactory::build(graph::Graph g, const SessionOptions& opti
         impl->model = runtime::compile_optimized(g, options);
       } catch (const Error& e) {
         if (options.engine != Engine::kAuto || e.code() != ErrorCode::kUnsupported) throw;
+        engine_fallback = e.what();
         impl->model = runtime::compile_reference(g, options);
       }
     }
+    impl->plan = impl->model->plan();
+    impl->plan.engine_fallback_reason = engine_fallback;
     impl->inputs = impl->model->input_infos();
     impl->outputs = impl->model->output_infos();
     impl->engine_batch = impl->inputs.empty() || impl->inputs[0].dims.empty() ? 1 : impl->inputs[0].dims[0];
@@ -343,6 +351,10 @@ const std::vector<TensorInfo>& Session::outputs() const { return impl_ ? impl_->
 const ModelSummary& Session::summary() const { return impl_ ? impl_->summary : kNoSummary; }
 Engine Session::engine() const { return impl_ ? impl_->model->engine() : Engine::kAuto; }
 size_t Session::arena_bytes() const { return impl_ ? impl_->model->arena_bytes() : 0; }
+const CompiledPlan& Session::plan() const {
+  static const CompiledPlan kEmpty{};
+  return impl_ ? impl_->plan : kEmpty;
+}
 int Session::threads() const { return impl_ ? impl_->options.threads : 0; }
 
 std::vector<Tensor> Session::make_outputs(int64_t batch) const {

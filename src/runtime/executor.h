@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "damoyolo/plan.h"
 #include "damoyolo/session.h"
 #include "graph/graph.h"
 
@@ -31,11 +32,17 @@ class CompiledModel {
   virtual std::vector<TensorInfo> input_infos() const = 0;
   virtual size_t arena_bytes() const { return 0; }
   virtual Engine engine() const = 0;
+  // What run() executes, step by step (damoyolo/plan.h).
+  virtual const CompiledPlan& plan() const = 0;
 };
 
 // The oracle: walks the graph node by node with the reference kernels.
 std::unique_ptr<CompiledModel> compile_reference(const graph::Graph& g, const SessionOptions& opts);
-// oneDNN engine; throws Error(kUnsupported) when the graph has something it cannot run.
+// oneDNN engine. A node it cannot lower runs on the reference kernels as a
+// fallback step for that node alone (the plan lists it). Throws
+// Error(kUnsupported) only when the graph as a whole cannot be compiled
+// (no static shapes, non-float inputs/outputs, a fallback at a batch the
+// export's constants do not allow).
 std::unique_ptr<CompiledModel> compile_optimized(const graph::Graph& g, const SessionOptions& opts);
 
 }  // namespace damoyolo::runtime

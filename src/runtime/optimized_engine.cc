@@ -13,9 +13,13 @@
 //     Slice on a plain tensor (Focus) is a strided view, so the Focus
 //     Slice→Concat becomes strided reorders straight into the concat output.
 //   * The DAMO-YOLO decode subgraph becomes one fused head step.
-//   * Anything else runs through the reference kernel on plain tensors.
+//   * Anything else runs through the reference kernel on plain tensors, as a
+//     fallback step for that node alone. Lowering a node is transactional: a
+//     failed attempt leaves no slot, step or value behind.
 //   * Every intermediate buffer ("slot") gets an offset in one arena from the
 //     lifetime-based memory plan.
+//   * Every step also gets a PlanStep (damoyolo/plan.h): the compiled plan is
+//     data that tests assert and `damoyolo info --plan` prints.
 // Run (per ExecutionContext): the context owns the arena, a stream and one
 // pre-bound argument list per step; run() only patches the caller's input and
 // output pointers and executes.
@@ -121,7 +125,7 @@ class Step {
  public:
   virtual ~Step() = default;
   virtual std::unique_ptr<BoundStep> bind(Binder& b) const = 0;
-  std::string label;  // node name(s), for errors and profiling
+  PlanStep plan;  // what this step is, for the compiled plan
 };
 
 // ---------------------------------------------------------------------------
@@ -284,6 +288,7 @@ class OptimizedModel final : public CompiledModel {
   std::vector<TensorInfo> in_infos, out_infos;
   int threads = 0;
   bool huge_pages = true;  // OptimizationOptions::huge_pages
+  CompiledPlan plan_;
 
   std::unique_ptr<ExecutionContext> create_context() const override {
     return std::make_unique<OptimizedContext>(*this);
@@ -292,6 +297,7 @@ class OptimizedModel final : public CompiledModel {
   std::vector<TensorInfo> input_infos() const override { return in_infos; }
   size_t arena_bytes() const override { return planned_bytes + scratchpad_bytes; }
   Engine engine() const override { return Engine::kOptimized; }
+  const CompiledPlan& plan() const override { return plan_; }
 };
 
 OptimizedContext::OptimizedContext(const OptimizedModel& m)
@@ -409,6 +415,7 @@ class Compiler {
   }
   void define(const std::string& v, const Ref& r) {
     loc_[v].push_back(r);
+    journal_.push_back(v);
     slots_[r.slot].owners++;
   }
   const Ref& current(const std::string& v) const {
@@ -428,7 +435,45 @@ class Compiler {
   }
   void add_step(std::unique_ptr<Step> step, const std::vector<Ref>& refs) {
     for (const Ref& r : refs) touch(r.slot);
+    plan_.push_back(step->plan);
     steps_.push_back(std::move(step));
+  }
+  // A primitive step's plan entry: op and nodes, oneDNN's implementation,
+  // what it reads (the first source) and writes.
+  static PlanStep primitive_plan(const graph::Node& n, const dnnl::primitive_desc_base& pd, const Ref& src,
+                                 const Ref& dst) {
+    PlanStep p;
+    p.kind = PlanStep::Kind::kPrimitive;
+    p.op = n.op_type;
+    p.nodes = {n.name};
+    p.implementation = kernels::dnnl_ops::impl_name(pd);
+    p.src = describe(src);
+    p.dst = describe(dst);
+    return p;
+  }
+  static std::string describe(const Ref& r) {
+    // int64 and other types oneDNN has no descriptor for: dtype and shape.
+    if (r.md.data.ndims == 0) return std::string(dtype_name(r.dtype)) + " " + shape_to_string(r.shape);
+    return kernels::dnnl_ops::layout_name(r.md) + (r.view ? " (view)" : "");
+  }
+
+  // Lowering a node is a transaction: everything it added (slots, steps,
+  // value locations, slot lifetimes and owners) is undone when it fails, so a
+  // node that falls back leaves nothing behind.
+  struct Checkpoint {
+    size_t steps, plan, journal, scratch;
+    std::vector<Slot> slots;
+  };
+  Checkpoint checkpoint() const { return {steps_.size(), plan_.size(), journal_.size(), scratch_bytes_, slots_}; }
+  void rollback(Checkpoint& c) {
+    while (journal_.size() > c.journal) {
+      loc_[journal_.back()].pop_back();
+      journal_.pop_back();
+    }
+    steps_.resize(c.steps);
+    plan_.resize(c.plan);
+    scratch_bytes_ = c.scratch;
+    slots_ = std::move(c.slots);
   }
   dnnl::primitive_attr make_attr() const {
     dnnl::primitive_attr a;
@@ -439,7 +484,7 @@ class Compiler {
   }
   void note_scratchpad(const memory::desc& md) { scratch_bytes_ = std::max(scratch_bytes_, md.get_size()); }
 
-  Ref reorder_into(const Ref& src, const Ref& dst, const std::string& label);
+  Ref reorder_into(const Ref& src, const Ref& dst, const std::string& value, const std::string& purpose);
   Ref ensure(const std::string& v, const memory::desc& md);
   Ref ensure_plain(const std::string& v);
   Ref dense_ref(const std::string& v);
@@ -454,7 +499,8 @@ class Compiler {
   bool compile_slice(size_t ni);
   bool compile_eltwise(size_t ni);
   bool compile_binary(size_t ni);
-  void compile_fallback(size_t ni);
+  void compile_fallback(size_t ni, const std::string& reason);
+  bool lower(size_t ni);
   void try_fuse_head();
   void compile_outputs();
 
@@ -466,6 +512,8 @@ class Compiler {
   std::unordered_map<std::string, std::vector<Ref>> loc_;
   std::vector<Slot> slots_;
   std::vector<std::unique_ptr<Step>> steps_;
+  std::vector<PlanStep> plan_;        // steps_' plan entries, plus views (no step)
+  std::vector<std::string> journal_;  // values in the order define() gave them a location
   size_t scratch_bytes_ = 0;
   int64_t batch_ = 1, model_batch_ = 1;
   bool fallback_used_ = false;
@@ -498,10 +546,15 @@ void Compiler::check_shapes() const {
       if (!o.empty()) check(o);
 }
 
-Ref Compiler::reorder_into(const Ref& src, const Ref& dst, const std::string& label) {
+Ref Compiler::reorder_into(const Ref& src, const Ref& dst, const std::string& value, const std::string& purpose) {
   dnnl::reorder::primitive_desc pd(cpu_engine(), src.md, cpu_engine(), dst.md, make_attr());
   auto step = std::make_unique<PrimitiveStep>();
-  step->label = label + " [reorder " + kernels::dnnl_ops::impl_name(pd) + "]";
+  step->plan.kind = PlanStep::Kind::kReorder;
+  step->plan.op = "Reorder";
+  step->plan.implementation = kernels::dnnl_ops::impl_name(pd);
+  step->plan.src = value + ": " + describe(src);
+  step->plan.dst = describe(dst);
+  step->plan.purpose = purpose;
   step->prim = dnnl::reorder(pd);
   step->args = {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}};
   step->scratchpad_md = pd.scratchpad_desc();
@@ -519,7 +572,7 @@ Ref Compiler::ensure(const std::string& v, const memory::desc& md) {
   const Ref src = current(v);
   if (src.md.get_size() == 0) throw unsupported("value '" + v + "' has a type oneDNN cannot convert");
   Ref dst = new_ref(md, src.shape, md.data_type() == dt::bf16 ? DType::kBFloat16 : DType::kFloat32);
-  reorder_into(src, dst, "convert " + v);
+  reorder_into(src, dst, v, "convert");
   define(v, dst);
   return dst;
 }
@@ -762,7 +815,15 @@ void Compiler::compile_conv(size_t ni) {
   }
 
   auto step = std::make_unique<PrimitiveStep>();
-  step->label = n.name + " [" + kernels::dnnl_ops::impl_name(pd) + (sum_mode ? ", sum" : "") + "]";
+  step->plan = primitive_plan(n, pd, src, dst);
+  for (size_t f : fused) step->plan.nodes.push_back(g_.nodes[f].name);
+  if (scale != 1.f) step->plan.post_ops.push_back("scale");
+  for (const Post& p : posts) {
+    if (p.kind == Post::kResidual) step->plan.post_ops.push_back(sum_mode ? "sum" : "binary_add");
+    else if (p.alg == dnnl::algorithm::eltwise_relu) step->plan.post_ops.push_back("relu");
+    else if (p.alg == dnnl::algorithm::eltwise_swish) step->plan.post_ops.push_back("swish");
+    else step->plan.post_ops.push_back("logistic");
+  }
   step->prim = dnnl::convolution_forward(pd);
   step->args = {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}};
   step->const_args = {{DNNL_ARG_WEIGHTS, wmem}, {DNNL_ARG_BIAS, bmem}};
@@ -802,7 +863,7 @@ bool Compiler::compile_maxpool(size_t ni) {
   dnnl::pooling_forward::primitive_desc pd(d, make_attr(), cpu_engine());
   Ref dst = new_ref(pd.dst_desc(), ys, src.dtype);
   auto step = std::make_unique<PrimitiveStep>();
-  step->label = n.name;
+  step->plan = primitive_plan(n, pd, src, dst);
   step->prim = dnnl::pooling_forward(pd);
   step->args = {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}};
   step->scratchpad_md = pd.scratchpad_desc();
@@ -837,7 +898,7 @@ bool Compiler::compile_resize(size_t ni) {
   dnnl::resampling_forward::primitive_desc pd(d, make_attr(), cpu_engine());
   Ref dst = new_ref(pd.dst_desc(), out, src.dtype);
   auto step = std::make_unique<PrimitiveStep>();
-  step->label = n.name;
+  step->plan = primitive_plan(n, pd, src, dst);
   step->prim = dnnl::resampling_forward(pd);
   step->args = {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}};
   step->scratchpad_md = pd.scratchpad_desc();
@@ -881,7 +942,7 @@ bool Compiler::compile_concat(size_t ni) {
     for (const Ref& r : srcs) mds.push_back(r.md);
     dnnl::concat::primitive_desc pd(dst_md, 1, mds, cpu_engine(), make_attr());
     auto step = std::make_unique<PrimitiveStep>();
-    step->label = n.name;
+    step->plan = primitive_plan(n, pd, srcs[0], dst);
     step->prim = dnnl::concat(pd);
     std::vector<Ref> touched = {dst};
     for (size_t i = 0; i < srcs.size(); ++i) {
@@ -897,7 +958,8 @@ bool Compiler::compile_concat(size_t ni) {
     for (const Ref& r : srcs) {
       Ref part = dst;
       part.md = dst_md.submemory_desc(kernels::dnnl_ops::to_dims(r.shape), {0, off, 0, 0});
-      reorder_into(r, part, n.name);
+      reorder_into(r, part, n.inputs[&r - srcs.data()], "concat");
+      plan_.back().nodes = {n.name};  // these copies together compute the Concat node
       off += r.shape[1];
     }
   }
@@ -957,6 +1019,13 @@ bool Compiler::compile_slice(size_t ni) {
   view.shape = ys;
   view.view = true;
   define(n.outputs[0], view);
+  PlanStep p;
+  p.kind = PlanStep::Kind::kView;
+  p.op = n.op_type;
+  p.nodes = {n.name};
+  p.src = describe(src);
+  p.dst = describe(view);
+  plan_.push_back(std::move(p));
   return true;
 }
 
@@ -991,7 +1060,9 @@ bool Compiler::compile_eltwise(size_t ni) {
   dnnl::eltwise_forward::desc d(dnnl::prop_kind::forward_inference, alg, src.md, alpha, beta);
   dnnl::eltwise_forward::primitive_desc pd(d, make_attr(), cpu_engine());
   auto step = std::make_unique<PrimitiveStep>();
-  step->label = n.name;
+  step->plan = primitive_plan(n, pd, src, dst);
+  for (size_t f : fused) step->plan.nodes.push_back(g_.nodes[f].name);
+  if (alg == dnnl::algorithm::eltwise_swish) step->plan.post_ops.push_back("swish (fused Mul)");
   step->prim = dnnl::eltwise_forward(pd);
   step->args = {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}};
   step->scratchpad_md = pd.scratchpad_desc();
@@ -1026,7 +1097,7 @@ bool Compiler::compile_binary(size_t ni) {
     dnnl::binary::desc d(alg, ra.md, rb.md, dst.md);
     dnnl::binary::primitive_desc pd(d, make_attr(), cpu_engine());
     auto step = std::make_unique<PrimitiveStep>();
-    step->label = n.name;
+    step->plan = primitive_plan(n, pd, ra, dst);
     step->prim = dnnl::binary(pd);
     step->args = {{DNNL_ARG_SRC_0, ra}, {DNNL_ARG_SRC_1, rb}, {DNNL_ARG_DST, dst}};
     step->scratchpad_md = pd.scratchpad_desc();
@@ -1058,7 +1129,7 @@ bool Compiler::compile_binary(size_t ni) {
   dnnl::eltwise_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::eltwise_linear, src.md, alpha, beta);
   dnnl::eltwise_forward::primitive_desc pd(d, make_attr(), cpu_engine());
   auto step = std::make_unique<PrimitiveStep>();
-  step->label = n.name;
+  step->plan = primitive_plan(n, pd, src, dst);
   step->prim = dnnl::eltwise_forward(pd);
   step->args = {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}};
   step->scratchpad_md = pd.scratchpad_desc();
@@ -1068,13 +1139,34 @@ bool Compiler::compile_binary(size_t ni) {
   return true;
 }
 
-void Compiler::compile_fallback(size_t ni) {
+// The lowering of one node, chosen by its op; false (or kUnsupported) when it
+// has none for this node, which then falls back.
+bool Compiler::lower(size_t ni) {
+  const std::string& op = g_.nodes[ni].op_type;
+  if (op == "Conv") {
+    compile_conv(ni);
+    return true;
+  }
+  if (op == "MaxPool") return compile_maxpool(ni);
+  if (op == "Resize") return compile_resize(ni);
+  if (op == "Concat") return compile_concat(ni);
+  if (op == "Slice") return compile_slice(ni);
+  if (op == "Relu" || op == "Sigmoid" || op == "Exp") return compile_eltwise(ni);
+  if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div") return compile_binary(ni);
+  return false;
+}
+
+void Compiler::compile_fallback(size_t ni, const std::string& reason) {
   const graph::Node& n = g_.nodes[ni];
   if (batch_ != model_batch_)
     throw unsupported(n.describe() + ": running batch " + std::to_string(batch_) + " on a batch-" +
                       std::to_string(model_batch_) + " export needs every node on the optimised path (fused head)");
   auto step = std::make_unique<FallbackStep>();
-  step->label = n.name + " [reference fallback]";
+  step->plan.kind = PlanStep::Kind::kFallback;
+  step->plan.op = n.op_type;
+  step->plan.nodes = {n.name};
+  step->plan.implementation = "reference";
+  step->plan.reason = reason;
   step->node = n;
   step->opset = g_.opset();
   step->kernel = &kernels::ref::kernel_for(n, g_.opset());
@@ -1109,6 +1201,16 @@ void Compiler::compile_fallback(size_t ni) {
     }
     step->outputs.push_back(r);
   }
+  for (const Ref& r : step->inputs)
+    if (r.slot >= 0) {
+      step->plan.src = describe(r);
+      break;
+    }
+  for (const Ref& r : step->outputs)
+    if (r.slot >= 0) {
+      step->plan.dst = describe(r);
+      break;
+    }
   fallback_used_ = true;
   add_step(std::move(step), touched);
 }
@@ -1140,7 +1242,7 @@ void Compiler::compile_outputs() {
     dst.slot = new_slot(dst.md.get_size(), Slot::Kind::kOutput, static_cast<int>(i));
     const Ref src = current(v);
     if (src.md.get_size() == 0) throw unsupported("graph output '" + v + "' cannot be copied");
-    reorder_into(src, dst, "output " + v);
+    reorder_into(src, dst, v, "output");
   }
 }
 
@@ -1178,29 +1280,32 @@ std::unique_ptr<OptimizedModel> Compiler::compile() {
   for (size_t ni = 0; ni < g_.nodes.size(); ++ni) {
     if (done_[ni] || head_nodes_.count(ni)) continue;
     const graph::Node& n = g_.nodes[ni];
-    const std::string& op = n.op_type;
+    Checkpoint cp = checkpoint();
+    std::string reason;
     bool ok = false;
     try {
-      if (op == "Conv") {
-        compile_conv(ni);
-        ok = true;
-      } else if (op == "MaxPool") ok = compile_maxpool(ni);
-      else if (op == "Resize") ok = compile_resize(ni);
-      else if (op == "Concat") ok = compile_concat(ni);
-      else if (op == "Slice") ok = compile_slice(ni);
-      else if (op == "Relu" || op == "Sigmoid" || op == "Exp") ok = compile_eltwise(ni);
-      else if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div") ok = compile_binary(ni);
+      ok = lower(ni);
+      if (!ok) reason = "no oneDNN lowering for this " + n.op_type + " (its attributes, inputs or layout)";
     } catch (const dnnl::error& e) {
       // oneDNN refused this configuration; the reference kernel still can.
-      ok = false;
+      reason = std::string("oneDNN refused it: ") + e.what();
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::kUnsupported) throw;  // an invalid model stays an error
+      reason = e.what();
     }
-    if (!ok) compile_fallback(ni);
+    if (!ok) {
+      rollback(cp);
+      compile_fallback(ni, reason);
+    }
     done_[ni] = true;
   }
 
   if (head_) {
     auto step = std::make_unique<FusedHeadStep>();
-    step->label = "fused DAMO-YOLO head";
+    step->plan.kind = PlanStep::Kind::kFusedHead;
+    step->plan.op = "DamoYoloHead";
+    step->plan.implementation = "decode_head_dense";
+    for (size_t hn : head_->nodes) step->plan.nodes.push_back(g_.nodes[hn].name);
     step->spec.num_classes = head_->num_classes;
     step->spec.reg_max = head_->reg_max;
     step->spec.cls_is_logit = head_->cls_is_logit;
@@ -1232,6 +1337,8 @@ std::unique_ptr<OptimizedModel> Compiler::compile() {
     step->boxes = out_ref(head_->boxes_output);
     touched.push_back(step->scores);
     touched.push_back(step->boxes);
+    step->plan.src = std::to_string(head_->levels.size()) + " levels: " + describe(step->levels[0].cls) + ", ...";
+    step->plan.dst = describe(step->scores) + ", " + describe(step->boxes);
     add_step(std::move(step), touched);
   }
   compile_outputs();
@@ -1259,11 +1366,16 @@ std::unique_ptr<OptimizedModel> Compiler::compile() {
                     " bytes of intermediates + " + std::to_string(model->scratchpad_bytes) +
                     " bytes of oneDNN scratchpad) is over the limit of " +
                     std::to_string(o_.limits.max_workspace_bytes) + " bytes (ModelLimits::max_workspace_bytes)");
-  if (std::getenv("DAMOYOLO_DUMP_STEPS")) {
-    std::fprintf(stderr, "optimized engine: %zu steps, arena %zu B planned + %zu B scratchpad\n", steps_.size(),
-                 model->planned_bytes, model->scratchpad_bytes);
-    for (const auto& s : steps_) std::fprintf(stderr, "  %s\n", s->label.c_str());
-  }
+  CompiledPlan& cplan = model->plan_;
+  cplan.engine = Engine::kOptimized;
+  cplan.precision = o_.precision;
+  cplan.batch = batch_;
+  cplan.steps = std::move(plan_);
+  cplan.arena_bytes = model->planned_bytes;
+  cplan.scratchpad_bytes = model->scratchpad_bytes;
+  for (const auto& st : steps_)
+    if (const auto* ps = dynamic_cast<const PrimitiveStep*>(st.get()))
+      for (const auto& [arg, mem] : ps->const_args) cplan.weight_bytes += mem.get_desc().get_size();
   model->slots = std::move(slots_);
   model->steps = std::move(steps_);
   for (const auto& v : g_.outputs) model->out_infos.push_back({v, DType::kFloat32, shape_of(v)});

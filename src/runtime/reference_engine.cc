@@ -24,8 +24,20 @@ class ReferenceContext final : public ExecutionContext {
 
 class ReferenceModel final : public CompiledModel {
  public:
-  ReferenceModel(graph::Graph g, const ModelLimits& limits) : graph_(std::move(g)), limits_(limits) {
+  ReferenceModel(graph::Graph g, const SessionOptions& opts) : graph_(std::move(g)), limits_(opts.limits) {
+    plan_.engine = Engine::kReference;
+    plan_.precision = Precision::kFP32;  // the reference kernels compute in float32 whatever was asked
+    plan_.batch = graph_.inputs.empty() || !graph_.info(graph_.inputs[0]) || graph_.info(graph_.inputs[0])->shape.empty()
+                      ? 1
+                      : graph_.info(graph_.inputs[0])->shape[0];
+    for (const auto& [name, t] : graph_.constants) plan_.weight_bytes += t.nbytes();
     for (const auto& n : graph_.nodes) {
+      PlanStep st;
+      st.kind = PlanStep::Kind::kReference;
+      st.op = n.op_type;
+      st.nodes = {n.name};
+      st.implementation = "reference";
+      plan_.steps.push_back(std::move(st));
       kernels_.push_back(&kernels::ref::kernel_for(n, graph_.opset()));
       // Outputs whose shape was not known at load time (it depends on data)
       // are sized and checked against the limits at run time, before the
@@ -44,6 +56,7 @@ class ReferenceModel final : public CompiledModel {
   std::vector<TensorInfo> input_infos() const override { return infos(graph_.inputs); }
   std::vector<TensorInfo> output_infos() const override { return infos(graph_.outputs); }
   Engine engine() const override { return Engine::kReference; }
+  const CompiledPlan& plan() const override { return plan_; }
 
   const graph::Graph& graph() const { return graph_; }
   const kernels::ref::OpKernel& kernel(size_t i) const { return *kernels_[i]; }
@@ -63,6 +76,7 @@ class ReferenceModel final : public CompiledModel {
   ModelLimits limits_;
   std::vector<const kernels::ref::OpKernel*> kernels_;
   std::vector<bool> check_at_run_;
+  CompiledPlan plan_;
 };
 
 // Infers a node's output shapes from its concrete inputs and checks them
@@ -125,7 +139,7 @@ void ReferenceContext::run(const std::vector<Tensor>& inputs, std::vector<Tensor
 }  // namespace
 
 std::unique_ptr<CompiledModel> compile_reference(const graph::Graph& g, const SessionOptions& opts) {
-  return std::make_unique<ReferenceModel>(g, opts.limits);
+  return std::make_unique<ReferenceModel>(g, opts);
 }
 
 }  // namespace damoyolo::runtime

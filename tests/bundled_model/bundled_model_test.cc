@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "damoyolo/detector.h"
+#include "damoyolo/optimizations.h"
 #include "testutil/detection_match.h"
 #include "testutil/testutil.h"
 
@@ -76,13 +77,10 @@ TEST(BundledModel, EveryConfigurationGivesTheSameDetections) {
     configs.emplace_back(name, o);
   };
   add("reference engine", [](DetectorOptions& o) { o.session.engine = Engine::kReference; });
-  add("no fusion", [](DetectorOptions& o) {
-    o.session.opt.fuse_conv_activation = o.session.opt.fuse_conv_residual = o.session.opt.fuse_head = false;
-  });
-  add("plain layout, no planning", [](DetectorOptions& o) {
-    o.session.opt.blocked_layout = o.session.opt.memory_planning = o.session.opt.zero_copy_concat = false;
-  });
-  add("reference NMS, scalar preprocessing", [](DetectorOptions& o) { o.fast_nms = o.simd_preprocess = false; });
+  // Each switch of the library's table off in turn, then all of them.
+  for (const OptimizationSwitch& s : optimization_switches())
+    add(std::string(s.name) + " off", [&s](DetectorOptions& o) { set_optimization(o, s, false); });
+  add("every switch off", [](DetectorOptions& o) { set_all_optimizations(o, false); });
   for (const auto& [name, opts] : configs) {
     auto det = Detector::create((models_dir() / "damoyolo_demo.onnx").string(), opts);
     ASSERT_TRUE(det.ok()) << name;

@@ -286,6 +286,72 @@ TEST_F(CliTest, DisableSwitchesChangeNothingInDetectionsAndAreCheckedPerCommand)
   EXPECT_NE(d.err.find("warp_drive"), std::string::npos) << d.err;
 }
 
+TEST_F(CliTest, OptimizationsListsTheLibrarysSwitches) {
+  // `damoyolo optimizations` prints the library's table, which scripts read
+  // (bench/accuracy_ablation.sh): --names all, --session the session's.
+  std::string all, session;
+  for (const auto& s : damoyolo::optimization_switches()) {
+    all += std::string(s.name) + "\n";
+    if (s.scope == damoyolo::OptimizationScope::kSession) session += std::string(s.name) + "\n";
+  }
+  RunResult names = run_cli({"optimizations", "--names"}, dir_);
+  ASSERT_EQ(names.rc, 0) << names.err;
+  EXPECT_EQ(names.out, all);
+  RunResult sess = run_cli({"optimizations", "--names", "--session"}, dir_);
+  ASSERT_EQ(sess.rc, 0) << sess.err;
+  EXPECT_EQ(sess.out, session);
+  RunResult js = run_cli({"optimizations", "--json"}, dir_);
+  ASSERT_EQ(js.rc, 0) << js.err;
+  const json j = json::parse(js.out);
+  ASSERT_EQ(j.size(), damoyolo::optimization_switches().size());
+  for (size_t i = 0; i < j.size(); ++i) {
+    const auto& s = damoyolo::optimization_switches()[i];
+    EXPECT_EQ(j[i]["name"], std::string(s.name));
+    EXPECT_EQ(j[i]["scope"], std::string(damoyolo::optimization_scope_name(s.scope)));
+    EXPECT_EQ(j[i]["when_off"], std::string(s.when_off));
+  }
+  RunResult text = run_cli({"optimizations"}, dir_);
+  ASSERT_EQ(text.rc, 0) << text.err;
+  for (const auto& s : damoyolo::optimization_switches())
+    EXPECT_NE(text.out.find("  " + std::string(s.name) + "\n"), std::string::npos) << s.name;
+  EXPECT_EQ(count_lines(text.out, "      off: "), static_cast<int>(damoyolo::optimization_switches().size()));
+  // --disable's help names the same switches: the session's for run, all for detect.
+  RunResult run_help = run_cli({"run", "--help"}, dir_);
+  RunResult detect_help = run_cli({"detect", "--help"}, dir_);
+  for (const auto& s : damoyolo::optimization_switches()) {
+    EXPECT_NE(detect_help.out.find(std::string(s.name)), std::string::npos) << s.name;
+    EXPECT_EQ(run_help.out.find(std::string(s.name)) != std::string::npos,
+              s.scope == damoyolo::OptimizationScope::kSession)
+        << s.name;
+  }
+}
+
+TEST_F(CliTest, DisableTakesEveryListedSwitchAtOnce) {
+  // Every name `optimizations` lists is accepted, all at once: bench (a
+  // Session) takes the session's, detect (a Detector) all of them, and the
+  // detections stay those of the default configuration.
+  std::string session, all;
+  for (const auto& s : damoyolo::optimization_switches()) {
+    all += (all.empty() ? "" : ",") + std::string(s.name);
+    if (s.scope == damoyolo::OptimizationScope::kSession) session += (session.empty() ? "" : ",") + std::string(s.name);
+  }
+  RunResult b = run_cli({"bench", "-m", model(), "--iters", "1", "--warmup", "0", "--no-peak", "--disable", session},
+                        dir_);
+  EXPECT_EQ(b.rc, 0) << b.err;
+  const fs::path on = dir_ / "on.json", off = dir_ / "off.json";
+  RunResult a = run_cli({"detect", "-m", model(), "--official", "--no-draw", "-q", "--json", on.string(), image("chelsea.png")}, dir_);
+  ASSERT_EQ(a.rc, 0) << a.err;
+  RunResult d = run_cli({"detect", "-m", model(), "--official", "--no-draw", "-q", "--json", off.string(), "--disable",
+                         all, image("chelsea.png")},
+                        dir_);
+  ASSERT_EQ(d.rc, 0) << d.err;
+  json ja = json::parse(slurp(on)), jd = json::parse(slurp(off));
+  ASSERT_FALSE(ja[0]["detections"].empty());
+  ASSERT_EQ(ja[0]["detections"].size(), jd[0]["detections"].size());
+  for (size_t i = 0; i < ja[0]["detections"].size(); ++i)
+    EXPECT_EQ(ja[0]["detections"][i]["class_id"], jd[0]["detections"][i]["class_id"]) << i;
+}
+
 TEST_F(CliTest, LabelsCountMismatchIsAnError) {
   const fs::path labels = dir_ / "labels.txt";
   std::ofstream(labels) << "cat\ndog\nbird\n";

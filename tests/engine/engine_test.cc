@@ -102,36 +102,64 @@ TEST_P(FixtureModels, OptimizedMatchesGolden) {
   std::printf("[arena] %s %zu bytes\n", m.c_str(), s.arena_bytes());
 }
 
-// Every switch off, one at a time, must give the same outputs.
+// Every session switch off, one at a time (the table's rows, so a new switch
+// is covered without touching this test), and all of them at once, must give
+// the same outputs.
 TEST_P(FixtureModels, EverySwitchOffMatchesGolden) {
   const std::string m = GetParam();
   const Tensor in = golden_input(m);
-  using Flag = bool OptimizationOptions::*;
-  const std::pair<const char*, Flag> flags[] = {
-      {"fuse_conv_activation", &OptimizationOptions::fuse_conv_activation},
-      {"fuse_conv_residual", &OptimizationOptions::fuse_conv_residual},
-      {"blocked_layout", &OptimizationOptions::blocked_layout},
-      {"zero_copy_concat", &OptimizationOptions::zero_copy_concat},
-      {"fuse_head", &OptimizationOptions::fuse_head},
-      {"memory_planning", &OptimizationOptions::memory_planning},
-      {"huge_pages", &OptimizationOptions::huge_pages},
-  };
-  for (const auto& [name, flag] : flags) {
+  for (const OptimizationSwitch& sw : optimization_switches(OptimizationScope::kSession)) {
     SessionOptions o;
     o.engine = Engine::kOptimized;
-    o.opt.*flag = false;
+    ASSERT_TRUE(set_optimization(o, sw, false)) << sw.name;
     Session s = load(m, o);
-    expect_matches_golden(m, run(s, in), std::string(name) + " off");
+    ASSERT_EQ(s.engine(), Engine::kOptimized) << sw.name << " off";
+    expect_matches_golden(m, run(s, in), std::string(sw.name) + " off");
   }
   SessionOptions all_off;
   all_off.engine = Engine::kOptimized;
-  all_off.opt = {true, false, false, false, false, false, false};
-  expect_matches_golden(m, run(load(m, all_off), in), "all off");
+  all_off.opt = OptimizationOptions::all_off();
+  for (const OptimizationSwitch& sw : optimization_switches(OptimizationScope::kSession))
+    ASSERT_FALSE(all_off.opt.*(sw.session_flag)) << sw.name;
+  Session s = load(m, all_off);
+  ASSERT_EQ(s.engine(), Engine::kOptimized);
+  expect_matches_golden(m, run(s, in), "all off");
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, FixtureModels,
                          ::testing::Values("damoyolo_T_640", "damoyolo_Ns_416", "damoyolo_Ns_416_benchmark"),
                          [](const auto& info) { return std::string(info.param); });
+
+TEST(OptimizedEngine, ConstantFoldingOffRunsTheShapeArithmeticAndMatchesGolden) {
+  // Ns_416 is an unsimplified export: with folding off its Shape -> Slice ->
+  // Concat -> Reshape arithmetic stays in the graph and runs at inference, yet
+  // the optimised engine still compiles it (shapes stay static) and the
+  // outputs are the golden ones.
+  const std::string m = "damoyolo_Ns_416";
+  SessionOptions on;
+  on.engine = Engine::kOptimized;
+  SessionOptions off = on;
+  ASSERT_TRUE(set_optimization(off, "constant_folding", false));
+  Session folded = load(m, on), unfolded = load(m, off);
+  ASSERT_EQ(unfolded.engine(), Engine::kOptimized);
+  const auto& h_on = folded.summary().op_histogram;
+  const auto& h_off = unfolded.summary().op_histogram;
+  EXPECT_EQ(h_on.count("Shape"), 0u);
+  ASSERT_EQ(h_off.count("Shape"), 1u);
+  EXPECT_EQ(h_off.at("Shape"), unfolded.summary().op_histogram_original.at("Shape"));
+  EXPECT_GT(h_off.at("Slice"), h_on.at("Slice"));
+  EXPECT_GT(h_off.at("Concat"), h_on.at("Concat"));
+  EXPECT_EQ(h_off.count("Constant"), 0u);  // literals become constants either way
+  EXPECT_EQ(unfolded.outputs()[0].dims, folded.outputs()[0].dims);
+  EXPECT_EQ(unfolded.outputs()[1].dims, folded.outputs()[1].dims);
+  for (const char* image : {"chelsea_png", "astronaut_png"})
+    expect_matches_golden(m, run(unfolded, golden_input(m, image)), "constant_folding off", image);
+  // The reference engine keeps the same nodes and gives the same outputs.
+  off.engine = Engine::kReference;
+  Session reference = load(m, off);
+  EXPECT_EQ(reference.summary().op_histogram, h_off);
+  expect_matches_golden(m, run(reference, golden_input(m)), "constant_folding off, reference engine");
+}
 
 TEST(OptimizedEngine, MatchesReferenceEngine) {
   // The reference engine is slow on T_640; the Ns graph covers the same ops
@@ -335,7 +363,7 @@ TEST(OptimizedEngine, HandBuiltGraphMatchesReference) {
   for (int variant = 0; variant < 3; ++variant) {
     SessionOptions oo;
     oo.engine = Engine::kOptimized;
-    if (variant == 1) oo.opt = {true, false, false, false, false, false, false};
+    if (variant == 1) oo.opt = OptimizationOptions::all_off();
     if (variant == 2) oo.precision = Precision::kBF16;
     auto opt_s = Session::load_from_memory(bytes.data(), bytes.size(), oo);
     ASSERT_TRUE(opt_s.ok()) << opt_s.status().to_string();

@@ -2,6 +2,7 @@
 // crash; the passes fold the shape arithmetic of unsimplified exports.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include "damoyolo/session.h"
@@ -219,6 +220,40 @@ TEST(GraphPasses, UnsimplifiedExportFoldsToTheSimplifiedOpMix) {
     EXPECT_NE(n.op_type, "Cast") << n.name;
   }
   for (const auto& v : g.outputs) EXPECT_TRUE(g.info(v) && g.info(v)->fully_known()) << v;
+}
+
+TEST(GraphPasses, WithoutFoldingShapeArithmeticStaysAndShapesAreStillStatic) {
+  // constant_folding off: the Shape -> Slice -> Concat -> Reshape arithmetic
+  // stays in the graph (it runs at inference), but shape inference still
+  // reads its values, so every value gets the same static shape as with
+  // folding and require_static_shapes (the optimised engine's) holds.
+  const std::string path = (testing::fixtures_dir() / "models" / "damoyolo_Ns_416.onnx").string();
+  auto folded = onnx_io::load_onnx_file(path);
+  graph::run_standard_passes(folded, {});
+  auto kept = onnx_io::load_onnx_file(path);
+  graph::PassOptions no_folding;
+  no_folding.constant_folding = false;
+  no_folding.require_static_shapes = true;
+  ASSERT_NO_THROW(graph::run_standard_passes(kept, no_folding));
+  auto count = [](const graph::Graph& g, const std::string& op) {
+    return std::count_if(g.nodes.begin(), g.nodes.end(), [&](const graph::Node& n) { return n.op_type == op; });
+  };
+  EXPECT_EQ(count(folded, "Shape"), 0);
+  EXPECT_EQ(count(kept, "Shape"), 6);
+  EXPECT_GT(count(kept, "Slice"), count(folded, "Slice"));
+  EXPECT_GT(count(kept, "Concat"), count(folded, "Concat"));
+  EXPECT_GT(kept.nodes.size(), folded.nodes.size());
+  // Constant nodes are literals: they become constants either way.
+  EXPECT_EQ(count(kept, "Constant"), 0);
+  for (const auto& n : kept.nodes) {
+    for (const auto& v : n.outputs) {
+      const graph::ValueInfo* vi = kept.info(v);
+      ASSERT_TRUE(vi && vi->fully_known()) << n.describe() << " output " << v;
+      if (const graph::ValueInfo* f = folded.info(v); f && !folded.is_constant(v)) {
+        EXPECT_EQ(vi->shape, f->shape) << n.describe() << " output " << v;
+      }
+    }
+  }
 }
 
 TEST(GraphPasses, IdentityAndDeadNodesAreRemoved) {

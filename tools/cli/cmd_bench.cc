@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "plan_notes.h"
 #include "damoyolo/session.h"
 #include "machine_peak.h"
 #include "options.h"
@@ -44,6 +45,7 @@ int run_bench(BenchArgs a) {
     std::cerr << "damoyolo bench: " << session.status().to_string() << "\n";
     return 1;
   }
+  report_plan(*session, "damoyolo bench");
   int64_t batch = a.engine.batch > 0 ? a.engine.batch : std::max<int64_t>(1, session->inputs()[0].dims[0]);
   std::vector<Tensor> inputs;
   for (const auto& info : session->inputs()) {

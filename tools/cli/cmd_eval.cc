@@ -11,6 +11,7 @@
 #include <iostream>
 
 #include "commands.h"
+#include "plan_notes.h"
 #include "damoyolo/coco_eval.h"
 #include "damoyolo/detector.h"
 #include "options.h"
@@ -60,6 +61,7 @@ Result<std::vector<CocoDetection>> detect_dataset(const EvalArgs& a, const CocoD
   opts.labels_file = a.labels;
   auto detector = Detector::create(a.model, opts);
   if (!detector.ok()) return detector.status();
+  report_plan(detector->session(), "damoyolo eval");
 
   // By name against the annotation file, as the official evaluation does;
   // --coco80-ids for a model whose names do not match the file's.

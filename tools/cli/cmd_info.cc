@@ -1,4 +1,5 @@
 // damoyolo info MODEL [--json]: inputs, outputs, op histogram, parameters, FLOPs.
+// damoyolo info MODEL --plan [engine options] [--json]: the compiled plan.
 #include <iomanip>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -6,6 +7,7 @@
 #include "commands.h"
 #include "damoyolo/detector.h"
 #include "damoyolo/session.h"
+#include "options.h"
 
 namespace damoyolo::cli {
 
@@ -13,7 +15,26 @@ namespace {
 struct InfoArgs {
   std::string model;
   bool json = false;
+  bool plan = false;
+  EngineArgs engine;
 };
+
+// The plan of the engine the options select (by default what `detect` would
+// run): every step, its oneDNN kernel and layouts, reorders and fallbacks.
+int run_plan(const InfoArgs& a) {
+  auto session = Session::load(a.model, a.engine.session_options());
+  if (!session.ok()) {
+    std::cerr << "damoyolo info: " << session.status().to_string() << "\n";
+    return 1;
+  }
+  const CompiledPlan& plan = session->plan();
+  if (a.json) {
+    std::cout << plan.to_json() << "\n";
+  } else {
+    std::cout << "model: " << a.model << "\n" << plan.to_text();
+  }
+  return 0;
+}
 
 nlohmann::json infos_json(const std::vector<TensorInfo>& infos) {
   auto arr = nlohmann::json::array();
@@ -22,6 +43,7 @@ nlohmann::json infos_json(const std::vector<TensorInfo>& infos) {
 }
 
 int run_info(const InfoArgs& a) {
+  if (a.plan) return run_plan(a);
   SessionOptions opts;
   opts.engine = Engine::kReference;  // info needs the graph, not a compiled engine
   auto session = Session::load(a.model, opts);
@@ -98,9 +120,13 @@ int run_info(const InfoArgs& a) {
 
 Runner add_info_command(CLI::App& app) {
   auto args = std::make_shared<InfoArgs>();
-  auto* cmd = app.add_subcommand("info", "Describe a model: inputs, outputs, operators, parameters, FLOPs");
+  auto* cmd = app.add_subcommand("info", "Describe a model: inputs, outputs, operators, parameters, FLOPs; or its compiled plan (--plan)");
   cmd->add_option("-m,--model,model", args->model, "ONNX model file")->required();
   cmd->add_flag("--json", args->json, "Print as JSON");
+  cmd->add_flag("--plan", args->plan,
+                "Print the compiled plan instead: every step, its kernel and layouts, reorders, fallbacks "
+                "(for the engine options below)");
+  args->engine.add_to(cmd, /*with_batch=*/true, /*with_detector=*/false);
   return [args] { return run_info(*args); };
 }
 

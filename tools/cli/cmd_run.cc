@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "plan_notes.h"
 #include "damoyolo/session.h"
 #include "options.h"
 #include "outputs.h"
@@ -26,6 +27,7 @@ int run_run(const RunArgs& a) {
     std::cerr << "damoyolo run: " << session.status().to_string() << "\n";
     return 1;
   }
+  report_plan(*session, "damoyolo run");
   if (session->inputs().size() != 1) {
     std::cerr << "damoyolo run: the model has " << session->inputs().size() << " inputs; run takes one\n";
     return 1;

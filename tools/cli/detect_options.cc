@@ -1,4 +1,5 @@
 #include "detect_options.h"
+#include "plan_notes.h"
 
 #include <algorithm>
 #include <charconv>
@@ -126,6 +127,7 @@ Result<Detector> make_detector(const DetectionArgs& a) {
   opts.resize = a.resize == "letterbox" ? ResizeMode::kLetterbox : ResizeMode::kStretch;
 
   auto detector = Detector::create(a.model, opts);
+  if (detector.ok()) report_plan(detector->session(), "damoyolo");
   if (!detector.ok() || a.classes.empty()) return detector;
   // Names are resolved against the names the loaded model uses (its metadata,
   // a labels file, COCO's), so the filter is set after loading.

@@ -10,12 +10,14 @@
 #include <iostream>
 #include <limits>
 #include <map>
+#include <span>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "damoyolo/detector.h"
+#include "damoyolo/optimizations.h"
 #include "damoyolo/session.h"
 
 namespace damoyolo::cli {
@@ -69,19 +71,15 @@ struct EngineArgs {
   int batch = 0;
   std::vector<std::string> disable;  // optimisation switches turned off (ablation / debugging)
 
-  // Every switchable optimisation, by the name --disable takes: the
-  // session's, then the Detector's (pre/post-processing), which only commands
-  // that build a Detector offer.
-  static const std::vector<std::string>& switch_names(bool with_detector) {
-    static const std::vector<std::string> session = {
-        "constant_folding", "fuse_conv_activation", "fuse_conv_residual", "blocked_layout",
-        "zero_copy_concat", "fuse_head",            "memory_planning",    "huge_pages"};
-    static const std::vector<std::string> all = [] {
-      auto v = session;
-      v.insert(v.end(), {"fast_nms", "simd_preprocess"});
-      return v;
-    }();
-    return with_detector ? all : session;
+  // The switches --disable takes (damoyolo/optimizations.h): the session's,
+  // plus the Detector's (pre/post-processing) for commands that build one.
+  static std::span<const OptimizationSwitch> switches(bool with_detector) {
+    return with_detector ? optimization_switches() : optimization_switches(OptimizationScope::kSession);
+  }
+  static std::vector<std::string> switch_names(bool with_detector) {
+    std::vector<std::string> names;
+    for (const auto& s : switches(with_detector)) names.emplace_back(s.name);
+    return names;
   }
 
   // with_detector: the command runs a Detector, so fast_nms / simd_preprocess
@@ -94,15 +92,10 @@ struct EngineArgs {
     cmd->add_option("--engine", engine, "Execution engine")->check(CLI::IsMember({"auto", "optimized", "reference"}));
     if (with_batch) cmd->add_option("--batch", batch, "Images per inference call (0 = the model's)")->check(whole_number(0, 1024));
     cmd->add_option("--disable", disable,
-                    "Turn optimisations off (comma list) to measure them: " + join_names(with_detector))
+                    "Turn optimisations off (comma list) to measure them: " + join_names(with_detector) +
+                        " ('damoyolo optimizations' says what each does)")
         ->delimiter(',')
         ->check(CLI::IsMember(switch_names(with_detector)));
-  }
-
-  bool disabled(const std::string& name) const {
-    for (const auto& d : disable)
-      if (d == name) return true;
-    return false;
   }
 
   static std::string join_names(bool with_detector) {
@@ -127,15 +120,9 @@ struct EngineArgs {
     o.precision = precision == "bf16" ? Precision::kBF16 : Precision::kFP32;
     o.engine = engine == "reference" ? Engine::kReference : engine == "optimized" ? Engine::kOptimized : Engine::kAuto;
     o.batch = batch;
-    OptimizationOptions& x = o.opt;
-    x.constant_folding = !disabled("constant_folding");
-    x.fuse_conv_activation = !disabled("fuse_conv_activation");
-    x.fuse_conv_residual = !disabled("fuse_conv_residual");
-    x.blocked_layout = !disabled("blocked_layout");
-    x.zero_copy_concat = !disabled("zero_copy_concat");
-    x.fuse_head = !disabled("fuse_head");
-    x.memory_planning = !disabled("memory_planning");
-    x.huge_pages = !disabled("huge_pages");
+    // Only the session's names: add_to() accepted the Detector's only where
+    // detector_options() is what the command uses.
+    for (const auto& name : disable) (void)set_optimization(o, name, false);
     return o;
   }
 
@@ -143,8 +130,7 @@ struct EngineArgs {
   DetectorOptions detector_options() const {
     DetectorOptions o;
     o.session = session_options();
-    o.fast_nms = !disabled("fast_nms");
-    o.simd_preprocess = !disabled("simd_preprocess");
+    for (const auto& name : disable) (void)set_optimization(o, name, false);
     return o;
   }
 };

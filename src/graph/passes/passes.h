@@ -1,11 +1,16 @@
 // Graph passes every export needs before execution.
 //
 //   infer_shapes_and_fold   dtype/shape for every value; nodes whose inputs are
-//                           all constant (or Shape of a statically shaped value)
-//                           are evaluated once with the reference kernels and
-//                           replaced by constants. This turns the Shape →
-//                           Gather → Unsqueeze → Concat → Reshape arithmetic of
-//                           unsimplified exports into plain constant shapes.
+//                           all known at load time (constants, or Shape of a
+//                           statically shaped value, and what is computed from
+//                           those) are evaluated once with the reference kernels.
+//                           Folding replaces them by constants: this turns the
+//                           Shape → Gather → Unsqueeze → Concat → Reshape
+//                           arithmetic of unsimplified exports into plain
+//                           constant shapes. Without folding they stay as nodes
+//                           (and run at inference), but their values still feed
+//                           shape inference, so shapes are as static as with it.
+//                           ONNX Constant nodes become constants either way.
 //   eliminate_identity      x → Identity → y  ⇒  consumers of y read x.
 //   eliminate_dead_nodes    drops nodes (and constants) no graph output needs.
 #pragma once
@@ -16,7 +21,7 @@
 namespace damoyolo::graph {
 
 struct PassOptions {
-  bool constant_folding = true;
+  bool constant_folding = true;  // OptimizationOptions::constant_folding
   // Require every value to have a fully known static shape afterwards (the
   // optimised engine needs this; the reference engine can size at run time).
   bool require_static_shapes = true;

@@ -1,3 +1,4 @@
+#include <unordered_map>
 #include <unordered_set>
 
 #include "common/checked_size.h"
@@ -28,6 +29,17 @@ void infer_shapes_and_fold(Graph& g, bool fold, bool require_static_shapes, cons
                       " that the runtime cannot resolve (damoyolo needs static input shapes)");
   }
 
+  // Without folding, the nodes that folding would remove stay in the graph,
+  // but their values are still computed here (into `known`, not the graph's
+  // constants) so that shape inference sees them: a Reshape whose shape comes
+  // from Shape -> Gather -> Concat still gets a static output shape.
+  std::unordered_map<std::string, Tensor> known;
+  auto value_of = [&](const std::string& name) -> const Tensor* {
+    if (const Tensor* c = g.constant(name)) return c;
+    auto it = known.find(name);
+    return it == known.end() ? nullptr : &it->second;
+  };
+
   std::vector<Node> kept;
   kept.reserve(g.nodes.size());
   for (auto& node : g.nodes) {
@@ -35,16 +47,16 @@ void infer_shapes_and_fold(Graph& g, bool fold, bool require_static_shapes, cons
     OpContext ctx{node, opset};
 
     std::vector<InferInput> ins(node.inputs.size());
-    bool all_constant = true;
+    bool all_known = true;
     for (size_t i = 0; i < node.inputs.size(); ++i) {
       const std::string& name = node.inputs[i];
       if (name.empty()) continue;
       ins[i].present = true;
-      if (const Tensor* c = g.constant(name)) {
+      if (const Tensor* c = value_of(name)) {
         ins[i].value = c;
         ins[i].info = ValueInfo{c->dtype(), c->shape(), true};
       } else {
-        all_constant = false;
+        all_known = false;
         if (const ValueInfo* vi = g.info(name)) ins[i].info = *vi;
       }
     }
@@ -60,7 +72,7 @@ void infer_shapes_and_fold(Graph& g, bool fold, bool require_static_shapes, cons
 
     // Shape of a statically shaped value is a constant even though the value isn't.
     bool shape_of_known = node.op_type == "Shape" && ins.size() == 1 && ins[0].info.fully_known();
-    if (fold && (all_constant || shape_of_known)) {
+    if (all_known || shape_of_known) {
       std::vector<Tensor> args(node.inputs.size());
       for (size_t i = 0; i < node.inputs.size(); ++i) {
         if (!ins[i].present) continue;
@@ -71,12 +83,19 @@ void infer_shapes_and_fold(Graph& g, bool fold, bool require_static_shapes, cons
       std::vector<Tensor> outs = kernel.compute(ctx, args);
       if (outs.size() < node.outputs.size())
         throw Error(ErrorCode::kInternal, node.describe() + ": kernel returned too few outputs");
+      // A Constant node is a literal, not a computation: it becomes a constant
+      // with folding off too (the optimised engine needs constant weights and
+      // scalars wherever the file spells them as Constant nodes).
+      const bool fold_node = fold || (node.op_type == "Constant" && node.domain.empty());
       for (size_t i = 0; i < node.outputs.size(); ++i) {
         if (node.outputs[i].empty()) continue;
         g.values[node.outputs[i]] = ValueInfo{outs[i].dtype(), outs[i].shape(), true};
-        g.constants[node.outputs[i]] = std::move(outs[i]);
+        if (fold_node) g.constants[node.outputs[i]] = std::move(outs[i]);
+        else known[node.outputs[i]] = std::move(outs[i]);
       }
-      continue;  // the node is gone; its outputs are constants now
+      if (fold_node) continue;  // the node is gone; its outputs are constants now
+      kept.push_back(std::move(node));  // runs on every inference; its value only informed the shapes
+      continue;
     }
 
     for (size_t i = 0; i < node.outputs.size() && i < out_infos.size(); ++i) {

@@ -1,5 +1,10 @@
 #include "kernels/dnnl/dnnl_common.h"
 
+#include <oneapi/dnnl/dnnl_debug.h>
+
+#include <algorithm>
+#include <numeric>
+
 namespace damoyolo::kernels::dnnl_ops {
 
 const dnnl::engine& cpu_engine() {
@@ -33,6 +38,30 @@ bool is_row_major_dense(const dnnl::memory::desc& md) {
     expect *= dims[i];
   }
   return true;
+}
+
+std::string layout_name(const dnnl::memory::desc& md) {
+  const dnnl_memory_desc_t& d = md.data;
+  std::string out = dnnl_dt2str(d.data_type);
+  out += ' ';
+  if (d.format_kind != dnnl_blocked) {
+    out += dnnl_fmt_kind2str(d.format_kind);
+  } else {
+    const auto& b = d.format_desc.blocking;
+    bool blocked[DNNL_MAX_NDIMS] = {};
+    for (int i = 0; i < b.inner_nblks; ++i) blocked[b.inner_idxs[i]] = true;
+    // Outer dims from the largest stride to the smallest; ties (size-1 dims)
+    // keep their logical order, as oneDNN's format tags do.
+    std::vector<int> order(d.ndims);
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int x, int y) { return b.strides[x] > b.strides[y]; });
+    for (int i : order) out += static_cast<char>((blocked[i] ? 'A' : 'a') + i);
+    for (int i = 0; i < b.inner_nblks; ++i)
+      out += std::to_string(b.inner_blks[i]) + static_cast<char>('a' + b.inner_idxs[i]);
+  }
+  out += ' ';
+  for (int i = 0; i < d.ndims; ++i) out += (i ? "x" : "") + std::to_string(d.dims[i]);
+  return out;
 }
 
 std::string impl_name(const dnnl::primitive_desc_base& pd) {

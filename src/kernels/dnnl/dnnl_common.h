@@ -26,6 +26,11 @@ bool is_plain_strided(const dnnl::memory::desc& md);
 // True when md is the row-major dense layout of its dims.
 bool is_row_major_dense(const dnnl::memory::desc& md);
 
+// "f32 acdb 1x32x160x160": data type, oneDNN-style layout (dims lettered
+// a, b, c, ... from the outermost stride in; a blocked dim in capitals with
+// its inner block after, e.g. "aBcd16b"), dims. For the compiled plan.
+std::string layout_name(const dnnl::memory::desc& md);
+
 // "brgconv:avx512_core" etc.; used to reject reference fallbacks inside oneDNN.
 std::string impl_name(const dnnl::primitive_desc_base& pd);
 inline bool is_reference_impl(const dnnl::primitive_desc_base& pd) {
