@@ -95,6 +95,14 @@ class Detector {
   Detector& operator=(Detector&&) noexcept;
 
   static Result<Detector> create(const std::string& model_path, const DetectorOptions& options = {});
+  // A detector on an already loaded model: it shares `session`'s compiled
+  // model, weights and context pool with every other user of it (one copy of
+  // the weights for any number of streams); what it owns is per stream: its
+  // preallocated input batch, outputs and post-processing state. The network
+  // runs at the session's batch; options.session is not used (it was applied
+  // when the session was loaded). Class names come from the model's metadata
+  // (or the options), a labels file is looked for beside summary().path.
+  static Result<Detector> create(const Session& session, const DetectorOptions& options = {});
 
   // One image from caller memory (any stride / pixel format), read in place.
   Result<ImageDetections> detect(const ImageView& image);

@@ -1,9 +1,12 @@
 // damoyolo::Session — load an ONNX model once, run it many times.
 //
-// A Session owns the optimised graph and the compiled engine. run() may be
-// called concurrently from several threads: each call borrows an execution
-// context (its own memory arena) from a pool, so threads never share scratch
-// memory and, after the first runs, no call allocates.
+// A Session holds the optimised graph and the compiled engine (weights packed
+// once). run() may be called concurrently from several threads: each call
+// borrows an execution context (its own memory arena) from a bounded pool, so
+// threads never share scratch memory and, after the first runs, no call
+// allocates. Copies of a Session are cheap handles to the same compiled model
+// and pool: N streams, detectors or request handlers of one model hold one
+// copy of its weights.
 #pragma once
 
 #include <map>
@@ -48,6 +51,12 @@ struct SessionOptions {
   // by the optimised engine when the head is fused (the conv body is batch-agnostic).
   // Negative is kInvalidArgument, more than kMaxSessionBatch kOutOfRange.
   int batch = 0;
+  // Execution contexts (one planned arena each, e.g. 19 MB for Ns-416, 100 MB
+  // for T-640) that may exist at once, shared by every copy of the session.
+  // A run() that finds all of them busy waits for one to be returned, so
+  // memory stays bounded however many threads call. 0: twice the cores this
+  // process may use (at least 2); negative is kInvalidArgument.
+  int max_contexts = 0;
   // Optimisation switches, all on by default (damoyolo/optimizations.h lists them).
   OptimizationOptions opt;
   // What the model file may ask for (sizes of tensors, weights, workspace):
@@ -86,8 +95,10 @@ class Session {
   ~Session();
   Session(Session&&) noexcept;
   Session& operator=(Session&&) noexcept;
-  Session(const Session&) = delete;
-  Session& operator=(const Session&) = delete;
+  // Another handle to the same compiled model, weights and context pool (no
+  // copy of either); safe to use from another thread.
+  Session(const Session&);
+  Session& operator=(const Session&);
 
   static Result<Session> load(const std::string& path, const SessionOptions& options = {});
   static Result<Session> load_from_memory(const void* data, size_t size,
@@ -108,6 +119,16 @@ class Session {
   // Worker threads runs use: SessionOptions::threads clamped to the cores
   // available, or 0 when left to the OpenMP default (all cores).
   int threads() const;
+  // The context pool: contexts created so far (each holds an arena of
+  // arena_bytes()), the bound SessionOptions::max_contexts resolved to, and
+  // how many run() calls had to wait for a free one.
+  struct PoolStats {
+    int contexts = 0, idle = 0, max_contexts = 0;
+    int64_t waits = 0;
+  };
+  PoolStats pool_stats() const;
+  // True when both handles share one compiled model (copies of one Session).
+  bool shares_model_with(const Session& other) const;
 
   // Runs the model. Inputs are matched by position; a uint8 tensor is accepted
   // for a float32 input and converted. Shapes must match inputs() (the batch
@@ -126,8 +147,8 @@ class Session {
 
  private:
   friend struct SessionFactory;
-  explicit Session(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  explicit Session(std::shared_ptr<Impl> impl);
+  std::shared_ptr<Impl> impl_;
 };
 
 }  // namespace damoyolo

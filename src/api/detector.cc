@@ -35,7 +35,8 @@ struct Detector::Impl {
                  std::vector<Result<ImageDetections>>& results);
 
   // Detector::create without the exception boundary.
-  static Result<Detector> create_checked(const std::string& model_path, const DetectorOptions& options);
+  static Result<Detector> create_checked(Session session, const std::string& model_path,
+                                         const DetectorOptions& options);
 };
 
 Result<int> detector_class_count(const Session& s, const std::string& model_path) {
@@ -59,7 +60,9 @@ Detector& Detector::operator=(Detector&&) noexcept = default;
 
 Result<Detector> Detector::create(const std::string& model_path, const DetectorOptions& options) {
   try {
-    return Impl::create_checked(model_path, options);
+    auto session = Session::load(model_path, options.session);
+    if (!session.ok()) return session.status();
+    return Impl::create_checked(std::move(*session), model_path, options);
   } catch (const Error& e) {
     return e.status();
   } catch (const std::bad_alloc&) {
@@ -71,12 +74,25 @@ Result<Detector> Detector::create(const std::string& model_path, const DetectorO
   }
 }
 
-Result<Detector> Detector::Impl::create_checked(const std::string& model_path, const DetectorOptions& options) {
+Result<Detector> Detector::create(const Session& session, const DetectorOptions& options) {
+  const std::string& path = session.summary().path;
+  if (session.inputs().empty()) return Status(ErrorCode::kInvalidArgument, "the session has no model loaded");
+  try {
+    return Impl::create_checked(session, path, options);
+  } catch (const Error& e) {
+    return e.status();
+  } catch (const std::bad_alloc&) {
+    return Status(ErrorCode::kOutOfRange, path + ": out of memory creating the detector");
+  } catch (const std::exception& e) {
+    return Status(ErrorCode::kInternal, path + ": " + e.what());
+  }
+}
+
+Result<Detector> Detector::Impl::create_checked(Session session, const std::string& model_path,
+                                                const DetectorOptions& options) {
   auto impl = std::make_unique<Impl>();
   impl->options = options;
-  auto session = Session::load(model_path, options.session);
-  if (!session.ok()) return session.status();
-  impl->session = std::move(*session);
+  impl->session = std::move(session);
   const Session& s = impl->session;
 
   auto classes = detector_class_count(s, model_path);
@@ -102,7 +118,8 @@ Result<Detector> Detector::Impl::create_checked(const std::string& model_path, c
   if (!names.ok()) return names.status();
   impl->labels = std::move(*names);
 
-  impl->batch = std::max<int64_t>(1, options.session.batch);
+  // Images per network call: the batch the session was compiled for.
+  impl->batch = std::max<int64_t>(1, s.inputs()[0].dims[0]);
   impl->input = Tensor(DType::kFloat32, {impl->batch, 3, impl->in_h, impl->in_w});
   impl->outputs = impl->session.make_outputs(impl->batch);
   impl->single_input = {impl->input};

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <condition_variable>
 #include <mutex>
 
 #include "common/checked_size.h"
@@ -88,6 +89,11 @@ SessionOptions checked_options(const SessionOptions& given) {
   if (o.batch > kMaxSessionBatch)
     throw Error(ErrorCode::kOutOfRange, "SessionOptions::batch " + std::to_string(o.batch) + " is more than the " +
                                             std::to_string(kMaxSessionBatch) + " images a batch may hold");
+  if (o.max_contexts < 0)
+    throw Error(ErrorCode::kInvalidArgument,
+                "SessionOptions::max_contexts must be 0 (twice the cores) or positive, got " +
+                    std::to_string(o.max_contexts));
+  if (o.max_contexts == 0) o.max_contexts = std::max(2, 2 * cores);
   return o;
 }
 
@@ -111,29 +117,53 @@ struct Session::Impl {
   CompiledPlan plan;  // model->plan(), plus why kAuto fell back to the reference engine
   int64_t engine_batch = 1;  // batch the compiled model runs natively
 
+  // The context pool, shared by every copy of the Session: idle contexts,
+  // how many exist, and the bound. A caller takes an idle one, creates one
+  // while under the bound, or waits for one to be returned.
   std::mutex pool_mutex;
+  std::condition_variable pool_returned;
   std::vector<std::unique_ptr<runtime::ExecutionContext>> pool;
+  int contexts = 0, max_contexts = 1;
+  int64_t waits = 0;
 
-  // RAII lease of an execution context: returned to the pool on scope exit, so
-  // concurrent callers each get their own arena and no call waits on another.
+  // RAII lease of an execution context: returned to the pool on scope exit,
+  // and one waiting caller woken.
   struct Lease {
     Impl* impl;
     std::unique_ptr<runtime::ExecutionContext> ctx;
+    Lease(Impl* i, std::unique_ptr<runtime::ExecutionContext> c) : impl(i), ctx(std::move(c)) {}
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
     ~Lease() {
-      std::lock_guard<std::mutex> lock(impl->pool_mutex);
-      impl->pool.push_back(std::move(ctx));
+      {
+        std::lock_guard<std::mutex> lock(impl->pool_mutex);
+        impl->pool.push_back(std::move(ctx));
+      }
+      impl->pool_returned.notify_one();
     }
   };
   Lease acquire() {
-    {
-      std::lock_guard<std::mutex> lock(pool_mutex);
-      if (!pool.empty()) {
-        auto ctx = std::move(pool.back());
-        pool.pop_back();
-        return Lease{this, std::move(ctx)};
-      }
+    std::unique_lock<std::mutex> lock(pool_mutex);
+    if (pool.empty() && contexts >= max_contexts) {
+      ++waits;
+      pool_returned.wait(lock, [&] { return !pool.empty(); });
     }
-    return Lease{this, model->create_context()};
+    if (!pool.empty()) {
+      auto ctx = std::move(pool.back());
+      pool.pop_back();
+      return Lease(this, std::move(ctx));
+    }
+    ++contexts;  // reserved before creating it outside the lock
+    lock.unlock();
+    try {
+      return Lease(this, model->create_context());
+    } catch (...) {
+      lock.lock();
+      --contexts;
+      lock.unlock();
+      pool_returned.notify_one();  // a waiter may create it instead
+      throw;
+    }
   }
 
   void validate_inputs(const std::vector<Tensor>& in, int64_t& batch) const;
@@ -224,7 +254,9 @@ Session::Session() = default;
 Session::~Session() = default;
 Session::Session(Session&&) noexcept = default;
 Session& Session::operator=(Session&&) noexcept = default;
-Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Session::Session(const Session&) = default;
+Session& Session::operator=(const Session&) = default;
+Session::Session(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 // Builds a Session from a loaded graph (a friend: the Impl constructor is private).
 struct SessionFactory {
@@ -235,6 +267,7 @@ Result<Session> SessionFactory::build(graph::Graph g, const SessionOptions& opti
   try {
     auto impl = std::make_unique<Session::Impl>();
     impl->options = options;
+    impl->max_contexts = options.max_contexts;
     ModelSummary& s = impl->summary;
     s.path = path;
     s.producer = g.producer;
@@ -356,6 +389,19 @@ const CompiledPlan& Session::plan() const {
   return impl_ ? impl_->plan : kEmpty;
 }
 int Session::threads() const { return impl_ ? impl_->options.threads : 0; }
+
+Session::PoolStats Session::pool_stats() const {
+  PoolStats p;
+  if (!impl_) return p;
+  std::lock_guard<std::mutex> lock(impl_->pool_mutex);
+  p.contexts = impl_->contexts;
+  p.idle = static_cast<int>(impl_->pool.size());
+  p.max_contexts = impl_->max_contexts;
+  p.waits = impl_->waits;
+  return p;
+}
+
+bool Session::shares_model_with(const Session& other) const { return impl_ && impl_ == other.impl_; }
 
 std::vector<Tensor> Session::make_outputs(int64_t batch) const {
   std::vector<Tensor> out;
