@@ -14,6 +14,18 @@
 #include "damoyolo/image.h"
 #include "testutil/testutil.h"
 
+// GCC says __SANITIZE_ADDRESS__, clang __has_feature(address_sanitizer).
+#if defined(__SANITIZE_ADDRESS__)
+#define DAMOYOLO_TEST_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define DAMOYOLO_TEST_UNDER_ASAN 1
+#endif
+#endif
+#ifndef DAMOYOLO_TEST_UNDER_ASAN
+#define DAMOYOLO_TEST_UNDER_ASAN 0
+#endif
+
 namespace damoyolo {
 namespace {
 
@@ -85,7 +97,7 @@ TEST(SharedModel, FourDetectorsOnOneModelHoldOneCopyOfTheWeights) {
   // hold four copies; four made from one Session hold one. Shared first, so
   // memory freed by the loads (returned to the OS: the big buffers are
   // mmap'ed) cannot hide the separate copies.
-#if defined(__SANITIZE_ADDRESS__) || (defined(__has_feature) && __has_feature(address_sanitizer))
+#if DAMOYOLO_TEST_UNDER_ASAN
   // ASan keeps freed memory in quarantine and adds redzones: RSS says little.
   GTEST_SKIP() << "RSS comparison is meaningless under AddressSanitizer";
 #endif
