@@ -119,14 +119,20 @@ class Session {
   // Worker threads runs use: SessionOptions::threads clamped to the cores
   // available, or 0 when left to the OpenMP default (all cores).
   int threads() const;
-  // The context pool: contexts created so far (each holds an arena of
-  // arena_bytes()), the bound SessionOptions::max_contexts resolved to, and
-  // how many run() calls had to wait for a free one.
+  // The context pool of the session's batch: contexts created so far (each
+  // holds an arena of arena_bytes()), the bound SessionOptions::max_contexts
+  // resolved to, and how many run() calls had to wait for a free one.
   struct PoolStats {
     int contexts = 0, idle = 0, max_contexts = 0;
     int64_t waits = 0;
   };
   PoolStats pool_stats() const;
+  // Batch sizes with a compiled plan: the session's, and every shorter batch
+  // run so far. On the optimised engine a session compiled for batch N runs a
+  // batch k < N with a plan of its own (compiled on its first run, sharing the
+  // packed weights, with its own context pool), so a short batch costs k
+  // images, not N.
+  std::vector<int64_t> compiled_batches() const;
   // True when both handles share one compiled model (copies of one Session).
   bool shares_model_with(const Session& other) const;
 

@@ -25,6 +25,8 @@ struct Detector::Impl {
   Tensor input;
   std::vector<Tensor> single_input;  // {input}, kept so run_into needs no temporary vector
   std::vector<Tensor> outputs;
+  // A short last chunk: views of the first items of `input` and `outputs`.
+  std::vector<Tensor> short_input, short_outputs;
   Preprocessor preprocessor;
   Postprocessor postprocessor;
   std::vector<PreprocessInfo> infos;
@@ -147,10 +149,33 @@ void Detector::Impl::run_chunk(std::span<const ImageView> images, size_t first, 
     ok[k] = true;
   }
   if (std::none_of(ok.begin(), ok.end(), [](bool b) { return b; })) return;
-  // Slots of a short last chunk (or failed images) keep stale pixels; their
-  // outputs are ignored. The network always runs at its compiled batch.
+  // Slots of failed images keep stale pixels; their outputs are ignored
+  // (items of a batch never mix). A short chunk runs as a batch of `count`:
+  // the session has (or compiles once) a plan for it, so it costs `count`
+  // images, not `batch`. Only where that is impossible (the reference engine
+  // on a batch-N export) does it run padded, the unused slots zeroed.
   auto t = Clock::now();
-  Status st = session.run_into({input}, outputs);
+  Status st;
+  const std::vector<Tensor>* outs = &outputs;
+  if (static_cast<int64_t>(count) < batch) {
+    const int64_t n = static_cast<int64_t>(count);
+    short_input.assign(1, Tensor::wrap(DType::kFloat32, {n, 3, in_h, in_w}, input.raw()));
+    short_outputs.resize(outputs.size());
+    for (size_t o = 0; o < outputs.size(); ++o) {
+      Shape s = outputs[o].shape();
+      s[0] = n;
+      short_outputs[o] = Tensor::wrap(outputs[o].dtype(), s, outputs[o].raw());
+    }
+    st = session.run_into(short_input, short_outputs);
+    if (st.ok()) {
+      outs = &short_outputs;
+    } else if (st.code() == ErrorCode::kUnsupported || st.code() == ErrorCode::kInvalidArgument) {
+      std::fill(input.data<float>() + count * plane, input.data<float>() + batch * plane, 0.f);
+      st = session.run_into(single_input, outputs);
+    }
+  } else {
+    st = session.run_into(single_input, outputs);
+  }
   double infer_ms = ms_since(t) / static_cast<double>(count);
   for (size_t k = 0; k < count; ++k) {
     if (!ok[k]) continue;
@@ -165,7 +190,7 @@ void Detector::Impl::run_chunk(std::span<const ImageView> images, size_t first, 
     r.timings.inference_ms = infer_ms;
     auto tp = Clock::now();
     BoxScale scale{infos[k].scale_x, infos[k].scale_y};
-    Status ps = postprocessor.process(outputs, scale, static_cast<int>(k), &r.detections);
+    Status ps = postprocessor.process(*outs, scale, static_cast<int>(k), &r.detections);
     r.timings.postprocess_ms = ms_since(tp);
     if (!ps.ok()) results[first + k] = ps;
     else results[first + k] = std::move(r);

@@ -107,68 +107,121 @@ Tensor to_float(const Tensor& t) {
   return f;
 }
 
+// One compiled plan (for one batch size) and its bounded pool of execution
+// contexts: idle contexts, how many exist, and the bound. A caller takes an
+// idle one, creates one while under the bound, or waits for one to be
+// returned.
+class ModelPool {
+ public:
+  ModelPool(std::unique_ptr<runtime::CompiledModel> model, int max_contexts)
+      : model_(std::move(model)), max_contexts_(max_contexts) {}
+
+  // RAII lease of an execution context: returned to the pool on scope exit,
+  // and one waiting caller woken.
+  class Lease {
+   public:
+    Lease(ModelPool* pool, std::unique_ptr<runtime::ExecutionContext> ctx) : pool_(pool), ctx_(std::move(ctx)) {}
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    ~Lease() {
+      {
+        std::lock_guard<std::mutex> lock(pool_->mutex_);
+        pool_->idle_.push_back(std::move(ctx_));
+      }
+      pool_->returned_.notify_one();
+    }
+    runtime::ExecutionContext& operator*() const { return *ctx_; }
+    runtime::ExecutionContext* operator->() const { return ctx_.get(); }
+
+   private:
+    ModelPool* pool_;
+    std::unique_ptr<runtime::ExecutionContext> ctx_;
+  };
+
+  Lease acquire() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (idle_.empty() && contexts_ >= max_contexts_) {
+      ++waits_;
+      returned_.wait(lock, [&] { return !idle_.empty() || contexts_ < max_contexts_; });
+    }
+    if (!idle_.empty()) {
+      auto ctx = std::move(idle_.back());
+      idle_.pop_back();
+      return Lease(this, std::move(ctx));
+    }
+    ++contexts_;  // reserved before creating it outside the lock
+    lock.unlock();
+    try {
+      return Lease(this, model_->create_context());
+    } catch (...) {
+      lock.lock();
+      --contexts_;
+      lock.unlock();
+      returned_.notify_one();  // a waiter may create it instead
+      throw;
+    }
+  }
+
+  Session::PoolStats stats() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return {contexts_, static_cast<int>(idle_.size()), max_contexts_, waits_};
+  }
+  const runtime::CompiledModel& model() const { return *model_; }
+
+ private:
+  std::unique_ptr<runtime::CompiledModel> model_;
+  mutable std::mutex mutex_;
+  std::condition_variable returned_;
+  std::vector<std::unique_ptr<runtime::ExecutionContext>> idle_;
+  int contexts_ = 0, max_contexts_ = 1;
+  int64_t waits_ = 0;
+};
+
 }  // namespace
 
 struct Session::Impl {
   SessionOptions options;
   ModelSummary summary;
   std::vector<TensorInfo> inputs, outputs;
-  std::unique_ptr<runtime::CompiledModel> model;
-  CompiledPlan plan;  // model->plan(), plus why kAuto fell back to the reference engine
+  std::unique_ptr<ModelPool> main;  // the plan for engine_batch
+  CompiledPlan plan;  // main's plan, plus why kAuto fell back to the reference engine
   int64_t engine_batch = 1;  // batch the compiled model runs natively
 
-  // The context pool, shared by every copy of the Session: idle contexts,
-  // how many exist, and the bound. A caller takes an idle one, creates one
-  // while under the bound, or waits for one to be returned.
-  std::mutex pool_mutex;
-  std::condition_variable pool_returned;
-  std::vector<std::unique_ptr<runtime::ExecutionContext>> pool;
-  int contexts = 0, max_contexts = 1;
-  int64_t waits = 0;
+  // Plans for smaller batches than engine_batch (optimised engine, a model
+  // compiled for batch > 1): compiled on first use from the kept graph,
+  // sharing the packed weights, so a short batch runs as itself instead of
+  // padded to the full batch. A batch that cannot be compiled is remembered
+  // with its error.
+  graph::Graph graph;  // kept only when such plans can be made
+  std::shared_ptr<runtime::WeightCache> weights;
+  std::mutex batches_mutex;
+  std::map<int64_t, std::shared_ptr<ModelPool>> by_batch;
+  std::map<int64_t, Status> batch_errors;
+  bool batch_plans = false;
 
-  // RAII lease of an execution context: returned to the pool on scope exit,
-  // and one waiting caller woken.
-  struct Lease {
-    Impl* impl;
-    std::unique_ptr<runtime::ExecutionContext> ctx;
-    Lease(Impl* i, std::unique_ptr<runtime::ExecutionContext> c) : impl(i), ctx(std::move(c)) {}
-    Lease(const Lease&) = delete;
-    Lease& operator=(const Lease&) = delete;
-    ~Lease() {
-      {
-        std::lock_guard<std::mutex> lock(impl->pool_mutex);
-        impl->pool.push_back(std::move(ctx));
-      }
-      impl->pool_returned.notify_one();
-    }
-  };
-  Lease acquire() {
-    std::unique_lock<std::mutex> lock(pool_mutex);
-    if (pool.empty() && contexts >= max_contexts) {
-      ++waits;
-      pool_returned.wait(lock, [&] { return !pool.empty(); });
-    }
-    if (!pool.empty()) {
-      auto ctx = std::move(pool.back());
-      pool.pop_back();
-      return Lease(this, std::move(ctx));
-    }
-    ++contexts;  // reserved before creating it outside the lock
-    lock.unlock();
-    try {
-      return Lease(this, model->create_context());
-    } catch (...) {
-      lock.lock();
-      --contexts;
-      lock.unlock();
-      pool_returned.notify_one();  // a waiter may create it instead
-      throw;
-    }
-  }
-
+  ModelPool& pool_for_batch(int64_t batch);
   void validate_inputs(const std::vector<Tensor>& in, int64_t& batch) const;
+  void validate_outputs(const std::vector<Tensor>& out, int64_t batch) const;
   void run_checked(const std::vector<Tensor>& in, std::vector<Tensor>& out);
 };
+
+ModelPool& Session::Impl::pool_for_batch(int64_t batch) {
+  std::lock_guard<std::mutex> lock(batches_mutex);
+  if (auto it = by_batch.find(batch); it != by_batch.end()) return *it->second;
+  if (auto it = batch_errors.find(batch); it != batch_errors.end())
+    throw Error(it->second.code(), it->second.message());
+  SessionOptions o = options;
+  o.batch = static_cast<int>(batch);
+  try {
+    auto pool = std::make_shared<ModelPool>(runtime::compile_optimized(graph, o, weights.get()), options.max_contexts);
+    return *by_batch.emplace(batch, std::move(pool)).first->second;
+  } catch (const Error& e) {
+    const Status st(e.code(), "no plan for batch " + std::to_string(batch) + " (the session's is " +
+                                  std::to_string(engine_batch) + "): " + e.what());
+    batch_errors.emplace(batch, st);
+    throw Error(st.code(), st.message());
+  }
+}
 
 void Session::Impl::validate_inputs(const std::vector<Tensor>& in, int64_t& batch) const {
   if (in.size() != inputs.size())
@@ -191,7 +244,8 @@ void Session::Impl::validate_inputs(const std::vector<Tensor>& in, int64_t& batc
     bool shape_ok = t.rank() == want.dims.size();
     for (size_t d = 0; shape_ok && d < t.rank(); ++d) {
       if (want.dims[d] < 0 || t.dim(d) == want.dims[d]) continue;
-      shape_ok = d == 0 && batchable && t.dim(0) >= 1 && (engine_batch == 1 || t.dim(0) == engine_batch);
+      shape_ok = d == 0 && batchable && t.dim(0) >= 1 &&
+                 (engine_batch == 1 || t.dim(0) == engine_batch || (batch_plans && t.dim(0) < engine_batch));
     }
     if (!shape_ok)
       throw Error(ErrorCode::kInvalidArgument, "input '" + want.name + "' must have shape " +
@@ -200,23 +254,56 @@ void Session::Impl::validate_inputs(const std::vector<Tensor>& in, int64_t& batc
   }
 }
 
+// Preallocated outputs (run_into) must be exactly what this batch writes: the
+// engines write through their raw pointers, so a short buffer would be
+// overrun. Undefined entries are allocated by the engine; an empty list too.
+void Session::Impl::validate_outputs(const std::vector<Tensor>& out, int64_t batch) const {
+  if (out.empty()) return;
+  if (out.size() != outputs.size())
+    throw Error(ErrorCode::kInvalidArgument, "the model has " + std::to_string(outputs.size()) +
+                                                 " output(s); run_into was given " + std::to_string(out.size()));
+  for (size_t o = 0; o < out.size(); ++o) {
+    if (!out[o].defined()) continue;
+    // Compared in place: this runs every frame and must not allocate.
+    const Shape& dims = outputs[o].dims;
+    const bool rebatch = batch >= 1 && batch != engine_batch && !dims.empty() && dims[0] == engine_batch;
+    bool ok = out[o].dtype() == outputs[o].dtype && out[o].rank() == dims.size();
+    for (size_t d = 0; ok && d < dims.size(); ++d) {
+      const int64_t want = d == 0 && rebatch ? batch : dims[d];
+      ok = want < 0 || out[o].dim(static_cast<int>(d)) == want;  // unknown dims: the engine checks
+    }
+    if (ok) continue;
+    Shape want = dims;
+    if (rebatch) want[0] = batch;
+    throw Error(ErrorCode::kInvalidArgument,
+                "output '" + outputs[o].name + "' must be preallocated as " + dtype_name(outputs[o].dtype) +
+                    shape_to_string(want) + " for this batch, got " + dtype_name(out[o].dtype()) +
+                    shape_to_string(out[o].shape()) + " (Session::make_outputs(batch) makes them)");
+  }
+}
+
 void Session::Impl::run_checked(const std::vector<Tensor>& in_raw, std::vector<Tensor>& out) {
   int64_t batch = 1;
   validate_inputs(in_raw, batch);
+  validate_outputs(out, batch);
   if (options.threads > 0) omp_set_num_threads(options.threads);
   bool convert = false;
   for (size_t i = 0; i < in_raw.size(); ++i) convert |= in_raw[i].dtype() != inputs[i].dtype;
-  Lease lease = acquire();
-  if (!convert && (batch < 0 || batch == engine_batch)) {
-    lease.ctx->run(in_raw, out);  // the steady-state path: no allocation here
+  // A short batch on a model compiled for more: its own plan (compiled on
+  // first use), so it runs as itself, not padded.
+  ModelPool& pool = batch >= 1 && batch < engine_batch ? pool_for_batch(batch) : *main;
+  const bool native = batch < 0 || batch == engine_batch || &pool != main.get();
+  ModelPool::Lease ctx = pool.acquire();
+  if (!convert && native) {
+    ctx->run(in_raw, out);  // the steady-state path: no allocation here
     return;
   }
   std::vector<Tensor> in;
   in.reserve(in_raw.size());
   for (size_t i = 0; i < in_raw.size(); ++i)
     in.push_back(in_raw[i].dtype() == inputs[i].dtype ? in_raw[i] : to_float(in_raw[i]));
-  if (batch < 0 || batch == engine_batch) {
-    lease.ctx->run(in, out);
+  if (native) {
+    ctx->run(in, out);
     return;
   }
   // Batch N on a model compiled for batch 1: run the items one after another
@@ -246,7 +333,7 @@ void Session::Impl::run_checked(const std::vector<Tensor>& in_raw, std::vector<T
       size_t bytes = static_cast<size_t>(shape_numel(s)) * dtype_size(out[o].dtype());
       item_out[o] = Tensor::wrap(out[o].dtype(), s, static_cast<char*>(out[o].raw()) + b * bytes);
     }
-    lease.ctx->run(item_in, item_out);
+    ctx->run(item_in, item_out);
   }
 }
 
@@ -267,7 +354,6 @@ Result<Session> SessionFactory::build(graph::Graph g, const SessionOptions& opti
   try {
     auto impl = std::make_unique<Session::Impl>();
     impl->options = options;
-    impl->max_contexts = options.max_contexts;
     ModelSummary& s = impl->summary;
     s.path = path;
     s.producer = g.producer;
@@ -324,22 +410,32 @@ Result<Session> SessionFactory::build(graph::Graph g, const SessionOptions& opti
       if (vi && !vi->shape.empty() && vi->shape[0] > 0) s.macs_batch = vi->shape[0];
     }
 
+    std::unique_ptr<runtime::CompiledModel> model;
     if (!optimized_possible) {
-      impl->model = runtime::compile_reference(g, options);
+      model = runtime::compile_reference(g, options);
     } else {
+      impl->weights = runtime::make_weight_cache();
       try {
-        impl->model = runtime::compile_optimized(g, options);
+        model = runtime::compile_optimized(g, options, impl->weights.get());
       } catch (const Error& e) {
         if (options.engine != Engine::kAuto || e.code() != ErrorCode::kUnsupported) throw;
         engine_fallback = e.what();
-        impl->model = runtime::compile_reference(g, options);
+        impl->weights.reset();
+        model = runtime::compile_reference(g, options);
       }
     }
-    impl->plan = impl->model->plan();
+    impl->plan = model->plan();
     impl->plan.engine_fallback_reason = engine_fallback;
-    impl->inputs = impl->model->input_infos();
-    impl->outputs = impl->model->output_infos();
+    impl->inputs = model->input_infos();
+    impl->outputs = model->output_infos();
+    const bool optimized = model->engine() == Engine::kOptimized;
+    impl->main = std::make_unique<ModelPool>(std::move(model), options.max_contexts);
     impl->engine_batch = impl->inputs.empty() || impl->inputs[0].dims.empty() ? 1 : impl->inputs[0].dims[0];
+    // Shorter batches get plans of their own later: keep the graph (its
+    // weights as loaded; the packed ones are shared through impl->weights).
+    impl->batch_plans = optimized && impl->engine_batch > 1 && impl->inputs.size() == 1;
+    if (impl->batch_plans) impl->graph = std::move(g);
+    else impl->weights.reset();
     s.inputs = impl->inputs;
     s.outputs = impl->outputs;
     return Session(std::move(impl));
@@ -382,8 +478,8 @@ static const ModelSummary kNoSummary;
 const std::vector<TensorInfo>& Session::inputs() const { return impl_ ? impl_->inputs : kNoInfos; }
 const std::vector<TensorInfo>& Session::outputs() const { return impl_ ? impl_->outputs : kNoInfos; }
 const ModelSummary& Session::summary() const { return impl_ ? impl_->summary : kNoSummary; }
-Engine Session::engine() const { return impl_ ? impl_->model->engine() : Engine::kAuto; }
-size_t Session::arena_bytes() const { return impl_ ? impl_->model->arena_bytes() : 0; }
+Engine Session::engine() const { return impl_ ? impl_->main->model().engine() : Engine::kAuto; }
+size_t Session::arena_bytes() const { return impl_ ? impl_->main->model().arena_bytes() : 0; }
 const CompiledPlan& Session::plan() const {
   static const CompiledPlan kEmpty{};
   return impl_ ? impl_->plan : kEmpty;
@@ -391,14 +487,17 @@ const CompiledPlan& Session::plan() const {
 int Session::threads() const { return impl_ ? impl_->options.threads : 0; }
 
 Session::PoolStats Session::pool_stats() const {
-  PoolStats p;
-  if (!impl_) return p;
-  std::lock_guard<std::mutex> lock(impl_->pool_mutex);
-  p.contexts = impl_->contexts;
-  p.idle = static_cast<int>(impl_->pool.size());
-  p.max_contexts = impl_->max_contexts;
-  p.waits = impl_->waits;
-  return p;
+  return impl_ ? impl_->main->stats() : PoolStats{};
+}
+
+std::vector<int64_t> Session::compiled_batches() const {
+  std::vector<int64_t> b;
+  if (!impl_) return b;
+  b.push_back(impl_->engine_batch);
+  std::lock_guard<std::mutex> lock(impl_->batches_mutex);
+  for (const auto& [k, pool] : impl_->by_batch) b.push_back(k);
+  std::sort(b.begin(), b.end());
+  return b;
 }
 
 bool Session::shares_model_with(const Session& other) const { return impl_ && impl_ == other.impl_; }

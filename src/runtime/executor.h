@@ -36,6 +36,17 @@ class CompiledModel {
   virtual const CompiledPlan& plan() const = 0;
 };
 
+// Packed weights shared by the optimised plans of one model (one plan per
+// batch size): a convolution whose packed layout another plan already made
+// reuses those bytes instead of packing a second copy. Thread-safe.
+struct WeightCache;
+std::shared_ptr<WeightCache> make_weight_cache();
+// Convolutions packed so far / found already packed (for tests).
+struct WeightCacheStats {
+  int packed = 0, reused = 0;
+};
+WeightCacheStats weight_cache_stats(const WeightCache& cache);
+
 // The oracle: walks the graph node by node with the reference kernels.
 std::unique_ptr<CompiledModel> compile_reference(const graph::Graph& g, const SessionOptions& opts);
 // oneDNN engine. A node it cannot lower runs on the reference kernels as a
@@ -43,6 +54,8 @@ std::unique_ptr<CompiledModel> compile_reference(const graph::Graph& g, const Se
 // Error(kUnsupported) only when the graph as a whole cannot be compiled
 // (no static shapes, non-float inputs/outputs, a fallback at a batch the
 // export's constants do not allow).
-std::unique_ptr<CompiledModel> compile_optimized(const graph::Graph& g, const SessionOptions& opts);
+// `weights` (optional) shares packed weights with other plans of the same graph.
+std::unique_ptr<CompiledModel> compile_optimized(const graph::Graph& g, const SessionOptions& opts,
+                                                 WeightCache* weights = nullptr);
 
 }  // namespace damoyolo::runtime

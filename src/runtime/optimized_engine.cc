@@ -32,6 +32,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <mutex>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -45,6 +46,46 @@
 #include "runtime/memory_plan.h"
 
 namespace damoyolo::runtime {
+
+// Packed weights by convolution node: the node, the scale folded into them
+// and the layout the primitive asked for identify a packing; plans of other
+// batch sizes usually get the same layout and then share the bytes.
+struct WeightCache {
+  struct Entry {
+    float scale;
+    dnnl::memory::desc md;
+    dnnl::memory weights, bias;
+  };
+  std::mutex mutex;
+  std::unordered_multimap<std::string, Entry> entries;
+  WeightCacheStats stats;
+
+  bool find(const std::string& node, float scale, const dnnl::memory::desc& md, dnnl::memory& w, dnnl::memory& b) {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto [lo, hi] = entries.equal_range(node);
+    for (auto it = lo; it != hi; ++it)
+      if (it->second.scale == scale && it->second.md == md) {
+        w = it->second.weights;
+        b = it->second.bias;
+        ++stats.reused;
+        return true;
+      }
+    return false;
+  }
+  void add(const std::string& node, float scale, const dnnl::memory::desc& md, const dnnl::memory& w,
+           const dnnl::memory& b) {
+    std::lock_guard<std::mutex> lock(mutex);
+    entries.emplace(node, Entry{scale, md, w, b});
+    ++stats.packed;
+  }
+};
+
+std::shared_ptr<WeightCache> make_weight_cache() { return std::make_shared<WeightCache>(); }
+WeightCacheStats weight_cache_stats(const WeightCache& cache) {
+  std::lock_guard<std::mutex> lock(const_cast<WeightCache&>(cache).mutex);
+  return cache.stats;
+}
+
 namespace {
 
 using dnnl::memory;
@@ -348,7 +389,8 @@ dt to_dnnl(DType t) {
 
 class Compiler {
  public:
-  Compiler(const graph::Graph& g, const SessionOptions& o) : g_(g), o_(o) {}
+  Compiler(const graph::Graph& g, const SessionOptions& o, WeightCache* weights)
+      : g_(g), o_(o), weights_(weights) {}
 
   std::unique_ptr<OptimizedModel> compile();
 
@@ -506,6 +548,7 @@ class Compiler {
 
   const graph::Graph& g_;
   const SessionOptions& o_;
+  WeightCache* weights_ = nullptr;  // shared with the model's other plans, or none
   std::unordered_map<std::string, std::vector<size_t>> consumers_;
   std::unordered_set<std::string> outputs_;
   std::vector<bool> done_;
@@ -787,21 +830,26 @@ void Compiler::compile_conv(size_t ni) {
     }
   }
 
-  // --- weights and bias, reordered (and scaled) once
-  std::vector<float> wv(w->data<float>(), w->data<float>() + w->numel());
-  std::vector<float> bv(O, 0.f);
-  if (b) std::copy(b->data<float>(), b->data<float>() + b->numel(), bv.begin());  // numel == O, checked above
-  if (scale != 1.f) {
-    for (float& v : wv) v *= scale;
-    for (float& v : bv) v *= scale;
+  // --- weights and bias, reordered (and scaled) once per model: another
+  // plan of this model (another batch size) may have packed them already
+  dnnl::memory wmem, bmem;
+  if (!weights_ || !weights_->find(n.name, scale, pd.weights_desc(), wmem, bmem)) {
+    std::vector<float> wv(w->data<float>(), w->data<float>() + w->numel());
+    std::vector<float> bv(O, 0.f);
+    if (b) std::copy(b->data<float>(), b->data<float>() + b->numel(), bv.begin());  // numel == O, checked above
+    if (scale != 1.f) {
+      for (float& v : wv) v *= scale;
+      for (float& v : bv) v *= scale;
+    }
+    dnnl::stream s(cpu_engine());
+    dnnl::memory wuser(memory::desc(wdims, dt::f32, wtag), cpu_engine(), wv.data());
+    wmem = dnnl::memory(pd.weights_desc(), cpu_engine());
+    dnnl::reorder(wuser, wmem).execute(s, wuser, wmem);
+    bmem = dnnl::memory(b_md, cpu_engine());
+    if (!bv.empty()) std::memcpy(bmem.get_data_handle(), bv.data(), bv.size() * sizeof(float));
+    s.wait();
+    if (weights_) weights_->add(n.name, scale, pd.weights_desc(), wmem, bmem);
   }
-  dnnl::stream s(cpu_engine());
-  dnnl::memory wuser(memory::desc(wdims, dt::f32, wtag), cpu_engine(), wv.data());
-  dnnl::memory wmem(pd.weights_desc(), cpu_engine());
-  dnnl::reorder(wuser, wmem).execute(s, wuser, wmem);
-  dnnl::memory bmem(b_md, cpu_engine());
-  if (!bv.empty()) std::memcpy(bmem.get_data_handle(), bv.data(), bv.size() * sizeof(float));
-  s.wait();
 
   // --- source in the chosen layout, destination buffer
   Ref src = ensure(x, pd.src_desc());
@@ -1388,8 +1436,9 @@ std::unique_ptr<OptimizedModel> Compiler::compile() {
 
 }  // namespace
 
-std::unique_ptr<CompiledModel> compile_optimized(const graph::Graph& g, const SessionOptions& opts) {
-  Compiler c(g, opts);
+std::unique_ptr<CompiledModel> compile_optimized(const graph::Graph& g, const SessionOptions& opts,
+                                                 WeightCache* weights) {
+  Compiler c(g, opts, weights);
   return c.compile();
 }
 
