@@ -121,20 +121,26 @@ inline std::string dims_str(const Shape& s) {
 
 struct ConvSpec {
   int64_t o = 8, k = 3, stride = 1, dil = 1, group = 1;
+  // Along W when it differs from H (0: the same as k / stride / dil).
+  int64_t kw = 0, stride_w = 0, dil_w = 0;
   std::vector<int64_t> pads = {0, 0, 0, 0};  // ONNX order: top, left, bottom, right
   bool bias = true;
   int64_t kh() const { return k; }
+  int64_t kw_() const { return kw ? kw : k; }
+  int64_t sw() const { return stride_w ? stride_w : stride; }
+  int64_t dw() const { return dil_w ? dil_w : dil; }
 };
 
 inline Shape conv_out_shape(const Shape& xs, const ConvSpec& c) {
-  const int64_t eff = c.dil * (c.k - 1) + 1;
-  return {xs[0], c.o, (xs[2] + c.pads[0] + c.pads[2] - eff) / c.stride + 1,
-          (xs[3] + c.pads[1] + c.pads[3] - eff) / c.stride + 1};
+  const int64_t eff_h = c.dil * (c.k - 1) + 1, eff_w = c.dw() * (c.kw_() - 1) + 1;
+  return {xs[0], c.o, (xs[2] + c.pads[0] + c.pads[2] - eff_h) / c.stride + 1,
+          (xs[3] + c.pads[1] + c.pads[3] - eff_w) / c.sw() + 1};
 }
 
 inline std::string conv_desc(const Shape& xs, const ConvSpec& c) {
+  auto pair = [](int64_t h, int64_t w) { return h == w ? std::to_string(h) : std::to_string(h) + "x" + std::to_string(w); };
   std::string g = c.group == 1 ? "1" : c.group == xs[1] ? "dw" + std::to_string(c.group) : std::to_string(c.group);
-  return "k" + std::to_string(c.k) + " s" + std::to_string(c.stride) + " d" + std::to_string(c.dil) + " g" + g +
+  return "k" + pair(c.k, c.kw_()) + " s" + pair(c.stride, c.sw()) + " d" + pair(c.dil, c.dw()) + " g" + g +
          " pads[" + std::to_string(c.pads[0]) + "," + std::to_string(c.pads[1]) + "," + std::to_string(c.pads[2]) +
          "," + std::to_string(c.pads[3]) + "] " + (c.bias ? "bias" : "nobias") + " " + dims_str(xs) + "->" +
          dims_str(conv_out_shape(xs, c));
@@ -180,15 +186,15 @@ class Net {
   Shape conv(const std::string& name, const std::string& x, const Shape& xs, const ConvSpec& c,
              const std::string& out) {
     const int64_t ipg = xs[1] / c.group;
-    const int64_t fan_in = ipg * c.k * c.k;
+    const int64_t fan_in = ipg * c.k * c.kw_();
     const float scale = std::sqrt(3.f / static_cast<float>(fan_in));
-    f32(name + "_w", {c.o, ipg, c.k, c.k}, uniform(static_cast<size_t>(c.o * fan_in), -scale, scale));
+    f32(name + "_w", {c.o, ipg, c.k, c.kw_()}, uniform(static_cast<size_t>(c.o * fan_in), -scale, scale));
     std::vector<std::string> in = {x, name + "_w"};
     if (c.bias) in.push_back(f32(name + "_b", {c.o}, uniform(static_cast<size_t>(c.o), -0.5f, 0.5f)));
     auto& n = node("Conv", in, {out}, name);
-    testing::ModelBuilder::attr_ints(n, "kernel_shape", {c.k, c.k});
-    testing::ModelBuilder::attr_ints(n, "strides", {c.stride, c.stride});
-    testing::ModelBuilder::attr_ints(n, "dilations", {c.dil, c.dil});
+    testing::ModelBuilder::attr_ints(n, "kernel_shape", {c.k, c.kw_()});
+    testing::ModelBuilder::attr_ints(n, "strides", {c.stride, c.sw()});
+    testing::ModelBuilder::attr_ints(n, "dilations", {c.dil, c.dw()});
     testing::ModelBuilder::attr_ints(n, "pads", c.pads);
     if (c.group != 1) testing::ModelBuilder::attr_int(n, "group", c.group);
     return conv_out_shape(xs, c);

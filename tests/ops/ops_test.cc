@@ -97,6 +97,9 @@ std::vector<Case> conv_cases() {
       {{1, 7, 5, 3}, spec(7, 3, 1, sym_pads(1), true, 7)},  // depthwise on a tiny odd map
       {{1, 16, 9, 9}, spec(32, 3, 2, sym_pads(1))},         // channel counts that are multiples of 16
       {{1, 5, 4, 4}, spec(6, 3, 1, {2, 2, 2, 2})},          // pads wider than the kernel's half
+      {{1, 1, 9, 8}, spec(5, 3, 1, sym_pads(1))},           // one input channel
+      {{1, 6, 7, 9}, spec(4, 7, 1, {0, 0, 0, 0})},          // kernel as tall as the map: one output row
+      {{1, 6, 11, 13}, spec(9, 3, 3, {1, 0, 1, 2})},        // stride 3
   };
   for (const Extra& x : extras) {
     Net n("conv extra " + conv_desc(x.xs, x.c));
@@ -109,6 +112,37 @@ std::vector<Case> conv_cases() {
     e.dtype_node = "conv";
     e.bf16_dtype = "bf16";
     v.push_back(make_case("Conv", "Conv " + conv_desc(x.xs, x.c), n, e));
+  }
+  {
+    // Non-square kernels, strides and dilations (1x3 / 3x1 factorised convs, strided along one axis).
+    struct NonSquare {
+      Shape xs;
+      int64_t o, kh, kw, sh, sw, dh, dw, group;
+      std::vector<int64_t> pads;
+    };
+    const NonSquare ns[] = {
+        {{1, 8, 7, 9}, 8, 1, 3, 1, 1, 1, 1, 1, {0, 1, 0, 1}},
+        {{1, 8, 7, 9}, 12, 3, 1, 1, 1, 1, 1, 1, {1, 0, 1, 0}},
+        {{1, 6, 10, 9}, 6, 3, 3, 2, 1, 1, 1, 6, sym_pads(1)},
+        {{1, 5, 9, 11}, 7, 3, 5, 1, 2, 2, 1, 1, {2, 2, 1, 1}},
+        {{2, 4, 8, 6}, 10, 5, 3, 2, 2, 1, 2, 2, {2, 1, 2, 2}},
+    };
+    for (const NonSquare& x : ns) {
+      ConvSpec c;
+      c.o = x.o, c.k = x.kh, c.kw = x.kw, c.stride = x.sh, c.stride_w = x.sw, c.dil = x.dh, c.dil_w = x.dw;
+      c.group = x.group, c.pads = x.pads;
+      const std::string name = "Conv " + conv_desc(x.xs, c);
+      Net n(name);
+      n.input("x", x.xs);
+      n.conv("conv", "x", x.xs, c, "y");
+      n.output("y");
+      PlanExpect e;
+      e.op_steps = {{"Conv", 1}};
+      e.conv_post_ops = std::vector<std::string>{};
+      e.dtype_node = "conv";
+      e.bf16_dtype = "bf16";
+      v.push_back(make_case("Conv", name, n, e));
+    }
   }
   {
     // auto_pad VALID is lowered (pads ignored) ...
@@ -554,6 +588,22 @@ std::vector<Case> maxpool_cases() {
     e.bf16_dtype = "bf16";
     v.push_back(make_case("MaxPool", name, n, e));
   }
+  for (bool via_conv : {false, true}) {
+    // Non-square window and strides.
+    const std::string name = std::string("MaxPool k3x2 s1x2 pads[1,0,1,0] 1x6x7x9") + (via_conv ? " (after conv)" : "");
+    Net n(name);
+    const std::string x = n.act("x", {1, 6, 7, 9}, via_conv);
+    auto& mp = n.node("MaxPool", {x}, {"y"}, "pool");
+    MB::attr_ints(mp, "kernel_shape", {3, 2});
+    MB::attr_ints(mp, "strides", {1, 2});
+    MB::attr_ints(mp, "pads", {1, 0, 1, 0});
+    n.output("y");
+    PlanExpect e;
+    e.op_steps = {{"MaxPool", 1}};
+    e.dtype_node = "pool";
+    if (via_conv) e.bf16_dtype = "bf16";
+    v.push_back(make_case("MaxPool", name, n, e, !via_conv));
+  }
   struct Fallback {
     const char* what;
     const char* attr;
@@ -867,6 +917,19 @@ std::vector<Case> concat_cases() {
     n.output("y");
     PlanExpect e;
     e.views = 3;
+    v.push_back(make_case("Concat", name, n, e, true));
+  }
+  {
+    // Views as graph outputs: copied out of the input they view.
+    const std::string name = "Slice x[:, 1:3] and x[:, :, ::2, 1::3] of 1x4x6x7 as graph outputs";
+    Net n(name);
+    n.input("x", {1, 4, 6, 7});
+    slice(n, "x", "a", {1}, {3}, {1}, {1});
+    slice(n, "x", "b", {0, 1}, {INT64_MAX, INT64_MAX}, {2, 3}, {2, 3});
+    n.output("a");
+    n.output("b");
+    PlanExpect e;
+    e.views = 2;
     v.push_back(make_case("Concat", name, n, e, true));
   }
   {
