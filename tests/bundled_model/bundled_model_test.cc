@@ -1,9 +1,12 @@
 // The bundled trained model (models/) on the bundled demo scene: it must find
-// every annotated object (same class, IoU ≥ 0.5, score ≥ 0.3) — an accuracy
-// regression test in real detections rather than tensor differences — and
-// give the same boxes on every engine, precision and optimisation switch.
+// every annotated object (same class, IoU ≥ 0.5, score ≥ 0.3) and nothing
+// else at that confidence but its one known confusion (kKnownConfusions) —
+// an accuracy regression test in real detections rather than tensor
+// differences — and give the same boxes on every engine, precision and
+// optimisation switch.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -35,17 +38,75 @@ std::vector<Truth> demo_truth() {
   return t;
 }
 
-size_t found(const Detector& det, const std::vector<Detection>& dets, const std::vector<Truth>& truth) {
-  size_t n = 0;
+// The demo scene's objects against the detections, both ways: every
+// annotated object needs a confident detection (score ≥ 0.3, same class,
+// IoU ≥ 0.5), and every confident detection must be one of those objects —
+// a box on nothing, of the wrong class, or a second box on an object already
+// found is an extra — or one of the model's known confusions below.
+struct TruthMatch {
+  size_t found = 0;
+  std::vector<std::string> missing, extra, known_not_seen;
+  std::string describe() const {
+    std::string s = std::to_string(found) + " objects found";
+    for (const auto& m : missing) s += "; missing " + m;
+    for (const auto& e : extra) s += "; extra " + e;
+    for (const auto& k : known_not_seen) s += "; known confusion no longer seen (update kKnownConfusions): " + k;
+    return s;
+  }
+};
+
+// Confident wrong-class boxes the bundled model is known to give on the demo
+// scene, on every engine, precision and switch alike (a property of the
+// trained weights, not of the runtime). Each must still appear, once: if a
+// retrained model stops making it, the list is out of date.
+//   The 20x22 px hexagon at (81,40): the model scores it "circle" 0.584 above
+//   "hexagon" 0.494; class-aware NMS keeps both boxes.
+struct KnownConfusion {
+  const char* detected_as;
+  Detection where;  // the annotated object it sits on
+};
+const KnownConfusion kKnownConfusions[] = {
+    {"circle", Detection{81.09f, 39.58f, 81.09f + 20.14f, 39.58f + 22.03f, 1.f, -1}},
+};
+
+TruthMatch match_truth(const Detector& det, const std::vector<Detection>& dets, const std::vector<Truth>& truth) {
+  constexpr float kMinScore = 0.3f, kMinIou = 0.5f;
+  TruthMatch m;
+  std::vector<bool> used(dets.size(), false);
+  auto box = [](const Detection& d) {
+    char b[96];
+    std::snprintf(b, sizeof b, "[%.1f,%.1f,%.1f,%.1f]", d.x1, d.y1, d.x2, d.y2);
+    return std::string(b);
+  };
   for (const auto& t : truth) {
-    for (const auto& d : dets) {
-      if (d.score >= 0.3f && det.class_name(d.class_id) == t.name && testing::iou(d, t.box) >= 0.5f) {
-        ++n;
-        break;
-      }
+    int best = -1;
+    float best_iou = kMinIou;
+    for (size_t i = 0; i < dets.size(); ++i) {
+      const Detection& d = dets[i];
+      if (used[i] || d.score < kMinScore || det.class_name(d.class_id) != t.name) continue;
+      const float v = testing::iou(d, t.box);
+      if (v >= best_iou) best = static_cast<int>(i), best_iou = v;
+    }
+    if (best >= 0) {
+      used[best] = true;
+      ++m.found;
+    } else {
+      m.missing.push_back(t.name + " " + box(t.box));
     }
   }
-  return n;
+  for (const KnownConfusion& k : kKnownConfusions) {
+    bool seen = false;
+    for (size_t i = 0; i < dets.size() && !seen; ++i)
+      if (!used[i] && dets[i].score >= kMinScore && det.class_name(dets[i].class_id) == k.detected_as &&
+          testing::iou(dets[i], k.where) >= kMinIou)
+        used[i] = seen = true;
+    if (!seen) m.known_not_seen.push_back(std::string(k.detected_as) + " " + box(k.where));
+  }
+  for (size_t i = 0; i < dets.size(); ++i)
+    if (!used[i] && dets[i].score >= kMinScore)
+      m.extra.push_back(det.class_name(dets[i].class_id) + " " + box(dets[i]) + " score " +
+                        std::to_string(dets[i].score));
+  return m;
 }
 
 DetectorOptions bundled_options() {
@@ -61,7 +122,10 @@ TEST(BundledModel, FindsEveryObjectInTheDemoScene) {
   ASSERT_FALSE(truth.empty());
   auto r = det->detect_file((models_dir() / "demo.jpg").string());
   ASSERT_TRUE(r.ok()) << r.status().to_string();
-  EXPECT_EQ(found(*det, r->detections, truth), truth.size());
+  const TruthMatch m = match_truth(*det, r->detections, truth);
+  EXPECT_EQ(m.found, truth.size()) << m.describe();
+  EXPECT_TRUE(m.extra.empty()) << m.describe();
+  EXPECT_TRUE(m.known_not_seen.empty()) << m.describe();
 }
 
 TEST(BundledModel, EveryConfigurationGivesTheSameDetections) {
@@ -86,8 +150,9 @@ TEST(BundledModel, EveryConfigurationGivesTheSameDetections) {
     ASSERT_TRUE(det.ok()) << name;
     auto r = det->detect_file((models_dir() / "demo.jpg").string());
     ASSERT_TRUE(r.ok()) << name;
+    // Two-sided: no box lost and none added (fraction() is the smaller of both ways).
     auto m = testing::match_detections(ref->detections, r->detections, 0.99, 1e-4);
-    EXPECT_GE(m.fraction(), 0.995) << name << ": " << m.matched << "/" << m.golden;
+    EXPECT_GE(m.fraction(), 0.995) << name << ": " << m.describe();
   }
   // BF16 changes the arithmetic, not the objects found.
   DetectorOptions bf16 = bundled_options();
@@ -96,7 +161,10 @@ TEST(BundledModel, EveryConfigurationGivesTheSameDetections) {
   ASSERT_TRUE(det.ok());
   auto r = det->detect_file((models_dir() / "demo.jpg").string());
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(found(*det, r->detections, truth), truth.size());
+  const TruthMatch m = match_truth(*det, r->detections, truth);
+  EXPECT_EQ(m.found, truth.size()) << "bf16: " << m.describe();
+  EXPECT_TRUE(m.extra.empty()) << "bf16: " << m.describe();
+  EXPECT_TRUE(m.known_not_seen.empty()) << "bf16: " << m.describe();
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 // ONNX's own node tests (Debian's libonnx-testdata, ONNX 1.12) run through the
-// whole stack: loader → graph passes → reference engine.
+// whole stack: loader → graph passes → reference engine; and again through the
+// optimised engine (oneDNN steps where it lowers a node, per-node fallbacks to
+// the reference kernels elsewhere), under the same tolerances.
 //
 // A test case is attempted when every node of its graph is an op the reference
 // registry supports. It then either
@@ -17,6 +19,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <map>
 #include <set>
@@ -157,24 +160,9 @@ struct Counts {
 enum class Outcome { kPassed, kFailed, kSkipped };
 
 // Each case runs through the public API exactly as a user would: Session::load
-// with the reference engine (loader → graph passes → reference kernels), then
-// Session::run. An Unsupported status at load is a skip; anything else wrong
-// is a failure.
-struct LoadedModel {
-  Session session;
-  std::vector<TensorInfo> inputs;
-};
-
-LoadedModel load_reference(const fs::path& path) {
-  SessionOptions opts;
-  opts.engine = Engine::kReference;
-  auto s = Session::load(path.string(), opts);
-  if (!s.ok()) throw Error(s.status().code(), s.status().message());
-  LoadedModel m;
-  m.session = std::move(*s);
-  m.inputs = m.session.inputs();
-  return m;
-}
+// with the engine under test (loader → graph passes → reference kernels, or
+// the optimised engine's compiled steps), then Session::run. An Unsupported
+// status at load is a skip; anything else wrong is a failure.
 
 // ONNX 1.12's test data stores bfloat16 tensors as uint16 (numpy has no
 // bfloat16); the bits are bfloat16 bits, so relabel them.
@@ -184,72 +172,180 @@ Tensor as_dtype_if_bf16_quirk(const Tensor& t, DType want) {
   return t;
 }
 
-// Runs one test directory; `why` explains a failure or skip.
-Outcome run_case(const fs::path& dir, std::string& why) {
-  LoadedModel m;
-  try {
-    m = load_reference(dir / "model.onnx");
-  } catch (const Error& e) {
-    why = e.status().to_string();
-    return e.code() == ErrorCode::kUnsupported ? Outcome::kSkipped : Outcome::kFailed;
-  } catch (const std::exception& e) {
-    why = std::string("load threw ") + e.what();
-    return Outcome::kFailed;
-  }
+std::vector<fs::path> data_sets(const fs::path& dir) {
   std::vector<fs::path> sets;
   for (const auto& e : fs::directory_iterator(dir))
     if (e.is_directory() && e.path().filename().string().rfind("test_data_set_", 0) == 0) sets.push_back(e.path());
   std::sort(sets.begin(), sets.end());
-  if (sets.empty()) {
-    why = "no test_data_set_* directories";
+  return sets;
+}
+
+// Runs `session` on one data set's inputs (those at `input_files`, by index
+// into the set's input_<i>.pb files) and compares every output.
+Outcome run_set(const Session& session, const fs::path& set, const std::vector<size_t>& input_files,
+                std::string& why) {
+  std::vector<Tensor> inputs, expected;
+  try {
+    const auto files = numbered(set, "input_");
+    for (size_t i : input_files) {
+      if (i >= files.size()) {
+        why = set.filename().string() + ": no input_" + std::to_string(i) + ".pb";
+        return Outcome::kFailed;
+      }
+      inputs.push_back(read_tensor(files[i]));
+    }
+    for (const auto& p : numbered(set, "output_")) expected.push_back(read_tensor(p));
+  } catch (const Error& e) {
+    why = std::string("reading test data: ") + e.what();
     return Outcome::kFailed;
   }
-  for (const auto& set : sets) {
-    std::vector<Tensor> inputs, expected;
-    try {
-      for (const auto& p : numbered(set, "input_")) inputs.push_back(read_tensor(p));
-      for (const auto& p : numbered(set, "output_")) expected.push_back(read_tensor(p));
-    } catch (const Error& e) {
-      why = std::string("reading test data: ") + e.what();
+  const auto& declared = session.inputs();
+  if (inputs.size() != declared.size()) {
+    why = set.filename().string() + ": " + std::to_string(inputs.size()) + " input files for " +
+          std::to_string(declared.size()) + " graph inputs";
+    return Outcome::kFailed;
+  }
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    inputs[i] = as_dtype_if_bf16_quirk(inputs[i], declared[i].dtype);
+    if (inputs[i].dtype() != declared[i].dtype) {
+      why = set.filename().string() + ": input " + std::to_string(i) + " is " + dtype_name(inputs[i].dtype()) +
+            ", the graph declares " + dtype_name(declared[i].dtype);
       return Outcome::kFailed;
     }
-    if (inputs.size() != m.inputs.size()) {
-      why = set.filename().string() + ": " + std::to_string(inputs.size()) + " input files for " +
-            std::to_string(m.inputs.size()) + " graph inputs";
+  }
+  std::vector<Tensor> out;
+  Status st = session.run_into(inputs, out);
+  if (!st.ok()) {
+    why = set.filename().string() + ": run failed: " + st.to_string();
+    return Outcome::kFailed;
+  }
+  if (out.size() != expected.size()) {
+    why = set.filename().string() + ": " + std::to_string(out.size()) + " outputs, expected " +
+          std::to_string(expected.size());
+    return Outcome::kFailed;
+  }
+  for (size_t i = 0; i < expected.size(); ++i) {
+    if (out[i].dtype() == DType::kBFloat16) expected[i] = as_dtype_if_bf16_quirk(expected[i], DType::kBFloat16);
+    std::string diff = compare(expected[i], out[i]);
+    if (!diff.empty()) {
+      why = set.filename().string() + " output " + std::to_string(i) + ": " + diff;
       return Outcome::kFailed;
-    }
-    for (size_t i = 0; i < inputs.size(); ++i) {
-      inputs[i] = as_dtype_if_bf16_quirk(inputs[i], m.inputs[i].dtype);
-      if (inputs[i].dtype() != m.inputs[i].dtype) {
-        why = set.filename().string() + ": input " + std::to_string(i) + " is " + dtype_name(inputs[i].dtype()) +
-              ", the graph declares " + dtype_name(m.inputs[i].dtype);
-        return Outcome::kFailed;
-      }
-    }
-    std::vector<Tensor> out;
-    Status st = m.session.run_into(inputs, out);
-    if (!st.ok()) {
-      why = set.filename().string() + ": run failed: " + st.to_string();
-      return Outcome::kFailed;
-    }
-    if (out.size() != expected.size()) {
-      why = set.filename().string() + ": " + std::to_string(out.size()) + " outputs, expected " +
-            std::to_string(expected.size());
-      return Outcome::kFailed;
-    }
-    for (size_t i = 0; i < expected.size(); ++i) {
-      if (out[i].dtype() == DType::kBFloat16) expected[i] = as_dtype_if_bf16_quirk(expected[i], DType::kBFloat16);
-      std::string diff = compare(expected[i], out[i]);
-      if (!diff.empty()) {
-        why = set.filename().string() + " output " + std::to_string(i) + ": " + diff;
-        return Outcome::kFailed;
-      }
     }
   }
   return Outcome::kPassed;
 }
 
-TEST(OnnxConformance, NodeTestsOfSupportedOps) {
+// Loading: Unsupported is a skip, anything else a failure.
+Outcome load_outcome(const std::function<Result<Session>()>& load, Session& session, std::string& why) {
+  try {
+    auto s = load();
+    if (!s.ok()) {
+      why = s.status().to_string();
+      return s.status().code() == ErrorCode::kUnsupported ? Outcome::kSkipped : Outcome::kFailed;
+    }
+    session = std::move(*s);
+    return Outcome::kPassed;
+  } catch (const std::exception& e) {
+    why = std::string("load threw ") + e.what();
+    return Outcome::kFailed;
+  }
+}
+
+// How a case's graph inputs are given.
+enum class Inputs {
+  kAsIs,     // every graph input fed at run time, as the test is written
+  kFrozen,   // every graph input but the first made a constant (an initializer)
+             // with the data set's value: weights, scales, starts, shapes... as
+             // an exported model holds them, so the optimised engine sees a
+             // static graph it can lower (per data set; one model each)
+};
+
+// The graph inputs that are not initializers (IR < 4 lists those too).
+std::vector<std::string> runtime_inputs(const onnx::GraphProto& g) {
+  std::set<std::string> inits;
+  for (const auto& t : g.initializer()) inits.insert(t.name());
+  std::vector<std::string> v;
+  for (const auto& in : g.input())
+    if (!inits.count(in.name())) v.push_back(in.name());
+  return v;
+}
+
+// Runs one test directory on `engine`; `why` explains a failure or skip.
+// `plan`, when given, receives the compiled plan of a case that loaded (the
+// last data set's, with frozen inputs).
+Outcome run_case(const fs::path& dir, Engine engine, std::string& why, CompiledPlan* plan = nullptr,
+                 Inputs mode = Inputs::kAsIs) {
+  const auto sets = data_sets(dir);
+  if (sets.empty()) {
+    why = "no test_data_set_* directories";
+    return Outcome::kFailed;
+  }
+  SessionOptions opts;
+  opts.engine = engine;
+  if (mode == Inputs::kAsIs) {
+    Session session;
+    Outcome o = load_outcome([&] { return Session::load((dir / "model.onnx").string(), opts); }, session, why);
+    if (o != Outcome::kPassed) return o;
+    if (plan) *plan = session.plan();
+    std::vector<size_t> all(session.inputs().size());
+    for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+    for (const auto& set : sets)
+      if (Outcome r = run_set(session, set, all, why); r != Outcome::kPassed) return r;
+    return Outcome::kPassed;
+  }
+  onnx::ModelProto model;
+  if (!model.ParseFromString(read_all(dir / "model.onnx"))) {
+    why = "model.onnx does not parse";
+    return Outcome::kFailed;
+  }
+  const std::vector<std::string> names = runtime_inputs(model.graph());
+  for (const auto& set : sets) {
+    const auto files = numbered(set, "input_");
+    if (files.size() != names.size()) {
+      why = set.filename().string() + ": " + std::to_string(files.size()) + " input files for " +
+            std::to_string(names.size()) + " graph inputs";
+      return Outcome::kFailed;
+    }
+    onnx::ModelProto frozen = model;
+    onnx::GraphProto& g = *frozen.mutable_graph();
+    std::map<std::string, int> declared_type;
+    for (const auto& in : g.input()) declared_type[in.name()] = in.type().tensor_type().elem_type();
+    for (size_t i = 1; i < names.size(); ++i) {
+      onnx::TensorProto t;
+      if (!t.ParseFromString(read_all(files[i]))) {
+        why = files[i].string() + ": not a TensorProto";
+        return Outcome::kFailed;
+      }
+      t.set_name(names[i]);
+      // ONNX 1.12 stores bfloat16 test data as uint16 (same bits, same field).
+      if (t.data_type() == onnx::TensorProto::UINT16 && declared_type[names[i]] == onnx::TensorProto::BFLOAT16)
+        t.set_data_type(onnx::TensorProto::BFLOAT16);
+      *g.add_initializer() = t;
+    }
+    google::protobuf::RepeatedPtrField<onnx::ValueInfoProto> kept;
+    for (const auto& in : g.input())
+      if (in.name() == names[0]) *kept.Add() = in;
+    g.mutable_input()->Swap(&kept);
+    const std::string bytes = frozen.SerializeAsString();
+    Session session;
+    Outcome o = load_outcome(
+        [&] { return Session::load_from_memory(bytes.data(), bytes.size(), opts, dir.string()); }, session, why);
+    if (o != Outcome::kPassed) return o;
+    if (plan) *plan = session.plan();
+    if (Outcome r = run_set(session, set, {0}, why); r != Outcome::kPassed) return r;
+  }
+  return Outcome::kPassed;
+}
+
+// Every node-test case of the ops the reference registry supports, run on
+// `engine`; prints the per-op table and the totals, and fails on any failure.
+// The optimised engine can run every such case too: a node it cannot lower
+// to oneDNN runs on the reference kernel as a fallback step of its plan; a
+// case it cannot compile at all (a non-float32 graph input or output, a
+// shape it cannot plan) is an Unsupported load, i.e. skipped and counted.
+// With Inputs::kFrozen only cases with two or more graph inputs run (with
+// one, the frozen model is the model as written).
+void run_conformance(Engine engine, Inputs mode = Inputs::kAsIs) {
   if (!fs::is_directory(kNodeTestDir)) GTEST_SKIP() << kNodeTestDir << " not found (apt-get install libonnx-testdata)";
   const auto supported_list = kernels::ref::supported_ops();
   const std::set<std::string> supported(supported_list.begin(), supported_list.end());
@@ -259,11 +355,14 @@ TEST(OnnxConformance, NodeTestsOfSupportedOps) {
     if (e.is_directory() && fs::exists(e.path() / "model.onnx")) dirs.push_back(e.path());
   std::sort(dirs.begin(), dirs.end());
 
+  const bool optimized = engine == Engine::kOptimized;
   const auto t0 = std::chrono::steady_clock::now();
   Counts total;
   std::map<std::string, Counts> per_op;
-  int not_applicable = 0;
-  std::vector<std::string> failures, skips, deviations;
+  int not_applicable = 0, single_input = 0;
+  int lowered = 0;  // optimised: cases that ran with no fallback step (every node on oneDNN)
+  int some_lowered = 0;  // optimised: cases where at least one node was lowered (a oneDNN step or a view)
+  std::vector<std::string> failures, skips, deviations, lowered_names;
   for (const auto& dir : dirs) {
     ModelOps m = model_ops(dir / "model.onnx");
     bool applicable = m.parsed && m.default_domain_only && !m.ops.empty() &&
@@ -272,9 +371,31 @@ TEST(OnnxConformance, NodeTestsOfSupportedOps) {
       ++not_applicable;
       continue;
     }
+    if (mode == Inputs::kFrozen) {
+      onnx::ModelProto model;
+      model.ParseFromString(read_all(dir / "model.onnx"));
+      if (runtime_inputs(model.graph()).size() < 2) {
+        ++single_input;
+        continue;
+      }
+    }
     std::string why;
-    Outcome o = run_case(dir, why);
+    CompiledPlan plan;
+    Outcome o = run_case(dir, engine, why, &plan, mode);
     const std::string name = dir.filename().string();
+    if (optimized && o != Outcome::kSkipped && plan.engine != Engine::kOptimized) {
+      o = Outcome::kFailed;
+      why = std::string("ran on the ") + engine_name(plan.engine) + " engine, not the optimised one";
+    }
+    if (optimized && o == Outcome::kPassed &&
+        std::any_of(plan.steps.begin(), plan.steps.end(), [](const PlanStep& st) {
+          return st.kind != PlanStep::Kind::kFallback && !st.nodes.empty();
+        }))
+      ++some_lowered;
+    if (optimized && o == Outcome::kPassed && plan.fallbacks() == 0) {
+      ++lowered;
+      lowered_names.push_back(name);
+    }
     if (auto dev = kKnownDeviations.find(name); dev != kKnownDeviations.end() && o == Outcome::kFailed) {
       deviations.push_back(name + ": " + dev->second + " (" + why + ")");
       continue;
@@ -294,20 +415,51 @@ TEST(OnnxConformance, NodeTestsOfSupportedOps) {
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
-  std::printf("per-op (a case counts for every op in its graph):\n");
+  const char* what = mode == Inputs::kFrozen ? ", inputs after the first frozen as constants" : "";
+  std::printf("[%s engine%s] per-op (a case counts for every op in its graph):\n", engine_name(engine), what);
   std::printf("  %-20s %5s %6s %6s %7s\n", "op", "ran", "passed", "failed", "skipped");
   for (const auto& [op, c] : per_op)
     std::printf("  %-20s %5d %6d %6d %7d\n", op.c_str(), c.ran, c.passed, c.failed, c.skipped);
   for (const auto& s : skips) std::printf("skipped: %s\n", s.c_str());
   for (const auto& d : deviations) std::printf("known deviation: %s\n", d.c_str());
   for (const auto& f : failures) std::printf("FAILED: %s\n", f.c_str());
-  std::printf("conformance: %d ran, %d passed, %d failed, %d skipped as unsupported "
+  if (optimized) {
+    std::printf("passed with every node lowered to oneDNN (no fallback step):");
+    for (const auto& n : lowered_names) std::printf(" %s", n.c_str());
+    std::printf("\n");
+  }
+  std::printf("conformance (%s engine%s): %d ran, %d passed, %d failed, %d skipped as unsupported "
               "(%zu known deviations not counted; %d other tests use ops outside the registry; %.1f s)\n",
-              total.ran, total.passed, total.failed, total.skipped, deviations.size(), not_applicable, secs);
+              engine_name(engine), what, total.ran, total.passed, total.failed, total.skipped, deviations.size(),
+              not_applicable, secs);
+  if (mode == Inputs::kFrozen)
+    std::printf("conformance (%s engine%s): %d single-input cases not run again\n", engine_name(engine), what,
+                single_input);
+  if (optimized)
+    std::printf("conformance (%s engine%s): of the passed cases, %d had at least one node lowered (a oneDNN step or "
+                "a view) and %d had no fallback step\n",
+                engine_name(engine), what, some_lowered, lowered);
   std::fflush(stdout);
 
   EXPECT_GT(total.ran, 0) << "no conformance case ran";
+  if (optimized) {
+    EXPECT_GT(lowered, 0) << "no case ran on oneDNN alone";
+  }
   for (const auto& f : failures) ADD_FAILURE() << f;
+}
+
+TEST(OnnxConformance, NodeTestsOfSupportedOps) { run_conformance(Engine::kReference); }
+
+// The same cases through the optimised engine, same tolerances.
+TEST(OnnxConformance, NodeTestsOfSupportedOpsOnTheOptimizedEngine) { run_conformance(Engine::kOptimized); }
+
+// The node tests feed weights, scales, starts and shapes as graph inputs, so
+// as written the optimised engine cannot lower their Conv (its weights are
+// not constants) and cannot compile most Resize/Slice/Reshape cases at all
+// (their output shapes are not static). Frozen as initializers, as in an
+// exported model, those cases reach the oneDNN lowerings too.
+TEST(OnnxConformance, NodeTestsOfSupportedOpsOnTheOptimizedEngineWithConstantParameters) {
+  run_conformance(Engine::kOptimized, Inputs::kFrozen);
 }
 
 }  // namespace

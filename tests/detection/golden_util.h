@@ -52,6 +52,8 @@ inline double box_iou(const Detection& a, const Detection& b) {
 
 // How many `golden` detections find a distinct partner in `ours` with the same
 // class, IoU ≥ min_iou and |Δscore| ≤ score_tol (greedy, best IoU first).
+// The pairs are one-to-one, so golden.size() − matched are missing and
+// ours.size() − matched are extra: callers bound both.
 inline size_t count_matched(const std::vector<Detection>& golden, const std::vector<Detection>& ours,
                             double min_iou = 0.99, double score_tol = 1e-4) {
   std::vector<char> used(ours.size(), 0);

@@ -30,6 +30,24 @@ float iou(const Detection& a, const Detection& b) {
   return u > 0 ? inter / u : (inter == 0 && a.x1 == b.x1 && a.y1 == b.y1 && a.x2 == b.x2 && a.y2 == b.y2 ? 1.f : 0.f);
 }
 
+namespace {
+std::string describe_detection(const Detection& d) {
+  std::ostringstream s;
+  s << "class " << d.class_id << " score " << d.score << " box [" << d.x1 << "," << d.y1 << "," << d.x2 << "," << d.y2
+    << "]";
+  return s.str();
+}
+}  // namespace
+
+std::string MatchReport::describe() const {
+  std::ostringstream s;
+  s << "matched " << matched << " of " << golden << " golden / " << ours << " ours; missing " << missing();
+  if (!first_unmatched.empty()) s << " (first: " << first_unmatched << ")";
+  s << "; extra " << extra();
+  if (!first_extra.empty()) s << " (first: " << first_extra << ")";
+  return s.str();
+}
+
 MatchReport match_detections(const std::vector<Detection>& golden, const std::vector<Detection>& ours,
                              double min_iou, double max_score_diff) {
   MatchReport r;
@@ -37,23 +55,25 @@ MatchReport match_detections(const std::vector<Detection>& golden, const std::ve
   r.ours = ours.size();
   std::vector<bool> used(ours.size(), false);
   for (const auto& g : golden) {
-    bool found = false;
-    for (size_t i = 0; i < ours.size() && !found; ++i) {
+    int best = -1;
+    float best_iou = 0;
+    for (size_t i = 0; i < ours.size(); ++i) {
       if (used[i] || ours[i].class_id != g.class_id) continue;
       if (std::fabs(ours[i].score - g.score) > max_score_diff) continue;
-      if (iou(ours[i], g) < min_iou) continue;
-      used[i] = true;
-      found = true;
+      const float v = iou(ours[i], g);
+      if (v < min_iou || (best >= 0 && v <= best_iou)) continue;
+      best = static_cast<int>(i);
+      best_iou = v;
     }
-    if (found) {
+    if (best >= 0) {
+      used[best] = true;
       ++r.matched;
     } else if (r.first_unmatched.empty()) {
-      std::ostringstream s;
-      s << "class " << g.class_id << " score " << g.score << " box [" << g.x1 << "," << g.y1 << "," << g.x2 << ","
-        << g.y2 << "]";
-      r.first_unmatched = s.str();
+      r.first_unmatched = describe_detection(g);
     }
   }
+  for (size_t i = 0; i < ours.size() && r.first_extra.empty(); ++i)
+    if (!used[i]) r.first_extra = describe_detection(ours[i]);
   return r;
 }
 
