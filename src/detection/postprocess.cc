@@ -5,7 +5,6 @@
 #include "damoyolo/detection.h"
 #include "detection/head_decode.h"
 #include "detection/nms.h"
-#include "model/head_layout.h"
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
