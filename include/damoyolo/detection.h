@@ -11,8 +11,10 @@
 // Two input forms are accepted:
 //   (a) the default export: scores [A,C] (sigmoid) and boxes [A,4] x1y1x2y2 in
 //       network-input pixels;
-//   (b) the `--benchmark` export: per level (s8, s16, s32) a sigmoid class map
-//       [C,h,w] and a bin-logit map [4(R+1),h,w]. Candidates are found on the
+//   (b) the `--benchmark` export: per level (ascending stride: s8, s16, s32
+//       for the released models) a sigmoid class map [C,h,w] and a bin-logit
+//       map [4(R+1),h,w]; a level's stride is the network input size / its
+//       map size (src/model/head_layout.h). Candidates are found on the
 //       class maps first and only anchors holding at least one candidate are
 //       decoded (softmax → integral → prior offset), so the work follows the
 //       candidate count rather than anchors × classes. Results equal those of
@@ -74,8 +76,8 @@ BoxScale box_scale(int original_w, int original_h, int input_w, int input_h);
 
 // One level of the `--benchmark` export for one batch element, NCHW planes.
 struct RawHeadLevel {
-  int stride;          // 8, 16, 32
-  int h, w;            // feature map size (input size / stride)
+  int stride;          // input size / map size (8, 16, 32 in the released models)
+  int h, w;            // feature map size
   const float* cls;    // [C_maps, h, w], sigmoid probabilities
   const float* reg;    // [4·(reg_max+1), h, w], raw bin logits, channel = side·(R+1)+bin
 };
@@ -98,14 +100,25 @@ class Postprocessor {
   Status process_dense(const float* scores, const float* boxes, int64_t num_anchors, int num_classes,
                        BoxScale scale, std::vector<Detection>* out);
 
-  // Form (b). `levels` in the export's order (s8, s16, s32); `cls_channels` is
-  // C_maps, the class maps' channel count.
+  // Form (b). `levels` in the export's order, strictly ascending stride, all
+  // describing one input size (stride·h and stride·w the same at every
+  // level), else kInvalidArgument; `cls_channels` is C_maps, the class maps'
+  // channel count.
   Status process_raw(std::span<const RawHeadLevel> levels, int cls_channels, int reg_max,
                      BoxScale scale, std::vector<Detection>* out);
 
+  // The network input size (width, height) the raw maps' strides are derived
+  // from in process(): stride = input size / map size, an integer, the same in
+  // H and W. 0x0 (the default): unknown; the largest map is then taken to
+  // have DAMO-YOLO's finest stride, 8. Detector sets it from its model; set it
+  // when calling process() on the raw maps of a model whose finest stride is
+  // not 8. Negative or half-zero sizes are kInvalidArgument.
+  Status set_input_size(int width, int height);
+
   // Either form straight from a session's outputs, bound by index: 2 tensors
-  // (scores [N,A,C], boxes [N,A,4]) or 6 (cls [N,C,h,w] ×3, reg [N,4(R+1),h,w]
-  // ×3, strides 8/16/32). Uses batch element `batch`.
+  // (scores [N,A,C], boxes [N,A,4]) or 2L (cls [N,C,h,w] ×L, then reg
+  // [N,4(R+1),h,w] ×L; the --benchmark export has L = 3), recognised and
+  // checked by model::recognise_head. Uses batch element `batch`.
   Status process(const std::vector<Tensor>& outputs, BoxScale scale, int batch,
                  std::vector<Detection>* out);
   Result<std::vector<Detection>> process(const std::vector<Tensor>& outputs, BoxScale scale,

@@ -4,6 +4,8 @@
 #include <chrono>
 #include <new>
 
+#include "model/head_layout.h"
+
 namespace damoyolo {
 
 namespace {
@@ -41,18 +43,18 @@ struct Detector::Impl {
                                          const DetectorOptions& options);
 };
 
+// The session's head layout (export form, input size, classes, levels), with
+// model_path in front of any error.
+Result<model::HeadLayout> detector_layout(const Session& s, const std::string& model_path) {
+  auto layout = model::recognise_head(s.inputs(), s.outputs());
+  if (!layout.ok()) return Status(layout.status().code(), model_path + ": " + layout.status().message());
+  return layout;
+}
+
 Result<int> detector_class_count(const Session& s, const std::string& model_path) {
-  if (s.inputs().size() != 1 || s.inputs()[0].dims.size() != 4 || s.inputs()[0].dims[1] != 3)
-    return Status(ErrorCode::kInvalidArgument,
-                  model_path + ": not a DAMO-YOLO detector (expected one input [N,3,H,W], got " +
-                      std::to_string(s.inputs().size()) + " input(s)" +
-                      (s.inputs().empty() ? "" : " " + shape_to_string(s.inputs()[0].dims)) + ")");
-  const auto& outs = s.outputs();
-  if (outs.size() == 2 && outs[0].dims.size() == 3) return static_cast<int>(outs[0].dims[2]);
-  if (outs.size() == 6 && outs[0].dims.size() == 4) return static_cast<int>(outs[0].dims[1]);
-  return Status(ErrorCode::kInvalidArgument,
-                model_path + ": outputs are neither the default export (scores, boxes) nor the --benchmark "
-                             "export (six head maps); got " + std::to_string(outs.size()) + " output(s)");
+  auto layout = detector_layout(s, model_path);
+  if (!layout.ok()) return layout.status();
+  return layout->num_classes;
 }
 
 Detector::Detector() = default;
@@ -97,11 +99,11 @@ Result<Detector> Detector::Impl::create_checked(Session session, const std::stri
   impl->session = std::move(session);
   const Session& s = impl->session;
 
-  auto classes = detector_class_count(s, model_path);
-  if (!classes.ok()) return classes.status();
-  impl->classes = *classes;
-  impl->in_h = static_cast<int>(s.inputs()[0].dims[2]);
-  impl->in_w = static_cast<int>(s.inputs()[0].dims[3]);
+  auto layout = detector_layout(s, model_path);
+  if (!layout.ok()) return layout.status();
+  impl->classes = layout->num_classes;
+  impl->in_h = static_cast<int>(layout->input_h);
+  impl->in_w = static_cast<int>(layout->input_w);
 
   impl->family = options.family ? *options.family
                                 : (s.summary().depthwise_convs > 0 ? ModelFamily::kNano : ModelFamily::kGeneral);
@@ -112,6 +114,9 @@ Result<Detector> Detector::Impl::create_checked(Session session, const std::stri
   po.class_filter = options.class_filter;
   po.fast_nms = options.fast_nms;
   Status st = impl->postprocessor.set_options(po);
+  if (!st.ok()) return st;
+  // The raw form's strides are input size / map size.
+  st = impl->postprocessor.set_input_size(impl->in_w, impl->in_h);
   if (!st.ok()) return st;
   impl->post_options = po;
 

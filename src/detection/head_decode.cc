@@ -15,31 +15,26 @@ namespace {
   throw Error(ErrorCode::kInvalidArgument, "head decode: " + msg);
 }
 
+model::HeadLevel geometry(const HeadLevelMaps& lv) { return {lv.stride, lv.h, lv.w}; }
+
 bool same_geometry(const Priors& p, const HeadLevelMaps* levels, int num_levels) {
-  if (static_cast<int>(p.level_stride.size()) != num_levels) return false;
-  for (int l = 0; l < num_levels; ++l) {
-    if (p.level_stride[l] != levels[l].stride || p.level_h[l] != levels[l].h ||
-        p.level_w[l] != levels[l].w)
-      return false;
-  }
+  if (static_cast<int>(p.levels.size()) != num_levels) return false;
+  for (int l = 0; l < num_levels; ++l)
+    if (!p.levels[l].same_geometry(geometry(levels[l]))) return false;
   return true;
 }
 
 Priors build_priors(const HeadLevelMaps* levels, int num_levels) {
   Priors p;
-  int64_t total = 0;
-  for (int l = 0; l < num_levels; ++l) total += int64_t{levels[l].h} * levels[l].w;
+  for (int l = 0; l < num_levels; ++l) p.levels.push_back(geometry(levels[l]));
+  const int64_t total = model::assign_anchor_offsets(p.levels);
+  for (const model::HeadLevel& lv : p.levels) p.level_offset.push_back(lv.anchor_offset);
   p.num_anchors = total;
   p.px.resize(total);
   p.py.resize(total);
   p.stride.resize(total);
   int64_t a = 0;
-  for (int l = 0; l < num_levels; ++l) {
-    const HeadLevelMaps& lv = levels[l];
-    p.level_stride.push_back(lv.stride);
-    p.level_h.push_back(lv.h);
-    p.level_w.push_back(lv.w);
-    p.level_offset.push_back(a);
+  for (const model::HeadLevel& lv : p.levels) {
     const float s = static_cast<float>(lv.stride);
     for (int i = 0; i < lv.h; ++i) {
       for (int j = 0; j < lv.w; ++j, ++a) {

@@ -17,9 +17,14 @@
 #include <cstdint>
 #include <vector>
 
+#include "model/head_layout.h"
+
 namespace damoyolo::detection {
 
-struct HeadLevelMaps {  // one pyramid level, stride 8/16/32
+// One level's maps as the kernels read them. stride, h, w are the level's
+// model::HeadLevel geometry (model/head_layout.h: stride = input / map size),
+// filled from a HeadLayout by the post-processor and the fused head step.
+struct HeadLevelMaps {
   int stride, h, w;
   // element (anchor a=i*w+j, class c) at cls[a*cls_anchor_stride + c*cls_channel_stride]
   const float* cls;
@@ -36,11 +41,12 @@ struct HeadSpec {
   bool cls_is_logit = false;  // true: apply sigmoid
 };
 
-// Anchor points of every level concatenated (s8, s16, s32), as SoA arrays so
-// the block kernel loads 16 priors at once. Built once per level geometry.
+// Anchor points of every level concatenated in the levels' order (ascending
+// stride), as SoA arrays so the block kernel loads 16 priors at once. Built
+// once per level geometry.
 struct Priors {
-  std::vector<int> level_stride, level_h, level_w;
-  std::vector<int64_t> level_offset;  // first global anchor of each level
+  std::vector<model::HeadLevel> levels;  // geometry and anchor offsets (model::assign_anchor_offsets)
+  std::vector<int64_t> level_offset;     // levels[l].anchor_offset, flat for the kernels' lookups
   std::vector<float> px, py, stride;  // per global anchor
   int64_t num_anchors = 0;
 };

@@ -71,6 +71,31 @@ struct Postprocessor::Impl {
   std::vector<uint8_t> anchor_needed; // form (b): anchor has ≥ 1 candidate
   std::vector<int32_t> anchor_list;   // form (b): those anchors, ascending
   int64_t last_candidates = 0;
+  int64_t input_h = 0, input_w = 0;   // set_input_size; 0: unknown
+  // process(): the outputs' layout, recognised again only when their shapes,
+  // dtypes or the input size change (so a steady stream never allocates).
+  model::HeadLayout layout;
+  std::vector<TensorInfo> layout_infos;
+  int64_t layout_input_h = 0, layout_input_w = 0;
+  bool layout_ok = false;
+
+  const model::HeadLayout& layout_for(const std::vector<Tensor>& outputs) {
+    bool same = layout_ok && layout_infos.size() == outputs.size() && layout_input_h == input_h &&
+                layout_input_w == input_w;
+    for (size_t i = 0; same && i < outputs.size(); ++i)
+      same = outputs[i].dtype() == layout_infos[i].dtype && outputs[i].shape() == layout_infos[i].dims;
+    if (same) return layout;
+    layout_ok = false;
+    layout_infos.clear();
+    for (const Tensor& t : outputs) layout_infos.push_back({"", t.dtype(), t.shape()});
+    auto r = model::recognise_head(layout_infos, input_h, input_w);
+    if (!r.ok()) invalid(r.status().message());
+    layout = std::move(*r);
+    layout_input_h = input_h;
+    layout_input_w = input_w;
+    layout_ok = true;
+    return layout;
+  }
 
   void build_allowed(int num_classes) {
     if (opt.class_filter.empty()) {
@@ -118,16 +143,21 @@ struct Postprocessor::Impl {
 
   void raw(std::span<const RawHeadLevel> levels, int cls_channels, int reg_max, BoxScale scale,
            std::vector<Detection>* out) {
-    if (levels.empty() || levels.size() > 8) invalid("expected 1..8 head levels");
+    if (levels.empty() || levels.size() > model::kMaxLevels)
+      invalid("expected 1.." + std::to_string(model::kMaxLevels) + " head levels");
     if (cls_channels <= 0) invalid("cls_channels must be positive");
     const int C = opt.num_classes > 0 ? std::min(opt.num_classes, cls_channels) : cls_channels;
-    detection::HeadLevelMaps maps[8];
-    for (size_t l = 0; l < levels.size(); ++l) {
+    const int nl = static_cast<int>(levels.size());
+    // The caller's strides must describe one head (model/head_layout.h).
+    model::HeadLevel geometry[model::kMaxLevels];
+    for (int l = 0; l < nl; ++l) geometry[l] = {levels[l].stride, levels[l].h, levels[l].w};
+    model::check_levels(std::span<const model::HeadLevel>(geometry, nl), "postprocess");
+    detection::HeadLevelMaps maps[model::kMaxLevels];
+    for (int l = 0; l < nl; ++l) {
       const RawHeadLevel& r = levels[l];
       const int64_t hw = int64_t{r.h} * r.w;
       maps[l] = {r.stride, r.h, r.w, r.cls, 1, hw, r.reg, 1, hw};
     }
-    const int nl = static_cast<int>(levels.size());
     const detection::HeadSpec spec{C, reg_max, false};
     detection::check_head(spec, maps, nl);
     const detection::Priors& pr = priors.get(maps, nl);
@@ -209,57 +239,44 @@ Status Postprocessor::process_raw(std::span<const RawHeadLevel> levels, int cls_
   }
 }
 
+Status Postprocessor::set_input_size(int width, int height) {
+  if (width < 0 || height < 0 || (width == 0) != (height == 0))
+    return {ErrorCode::kInvalidArgument, "postprocess: input size " + std::to_string(width) + "x" +
+                                             std::to_string(height) + " must be positive (or 0x0: unknown)"};
+  impl_->input_w = width;
+  impl_->input_h = height;
+  return Status::Ok();
+}
+
 Status Postprocessor::process(const std::vector<Tensor>& outputs, BoxScale scale, int batch,
                               std::vector<Detection>* out) {
-  auto need_f32 = [](const Tensor& t, size_t rank, size_t i) {
-    if (t.dtype() != DType::kFloat32 || t.rank() != rank)
-      invalid("output " + std::to_string(i) + " must be float32 of rank " + std::to_string(rank) +
-              ", got " + dtype_name(t.dtype()) + " " + shape_to_string(t.shape()));
-  };
   try {
     if (batch < 0) invalid("negative batch index");
-    if (outputs.size() == 2) {
-      const Tensor& s = outputs[0];
-      const Tensor& b = outputs[1];
-      need_f32(s, 3, 0);
-      need_f32(b, 3, 1);
-      if (b.dim(2) != 4 || b.dim(0) != s.dim(0) || b.dim(1) != s.dim(1))
-        invalid("expected scores [N,A,C] and boxes [N,A,4], got " + shape_to_string(s.shape()) +
-                " and " + shape_to_string(b.shape()));
-      if (batch >= s.dim(0)) invalid("batch index " + std::to_string(batch) + " out of range");
-      const int64_t A = s.dim(1);
-      const int64_t C = s.dim(2);
-      if (C > INT32_MAX) invalid("too many classes");
+    // Which form, and where each tensor is: the one definition of both.
+    const model::HeadLayout& lay = impl_->layout_for(outputs);
+    if (batch >= lay.batch) invalid("batch index " + std::to_string(batch) + " out of range");
+    if (lay.form == model::ExportForm::kDecoded) {
+      const Tensor& s = outputs[lay.scores_output];
+      const Tensor& b = outputs[lay.boxes_output];
+      const int64_t A = lay.num_anchors;
+      const int64_t C = lay.num_classes;
       return process_dense(s.data<float>() + batch * A * C, b.data<float>() + batch * A * 4, A,
                            static_cast<int>(C), scale, out);
     }
-    if (outputs.size() == 6) {
-      RawHeadLevel levels[3];
-      int64_t C = -1, reg_ch = -1, input_h = -1, input_w = -1;
-      for (int l = 0; l < 3; ++l) {
-        const Tensor& c = outputs[l];
-        const Tensor& r = outputs[3 + l];
-        need_f32(c, 4, l);
-        need_f32(r, 4, 3 + l);
-        const int stride = 8 << l;  // the export lists s8, s16, s32
-        if (C < 0) C = c.dim(1), reg_ch = r.dim(1), input_h = c.dim(2) * stride,
-                   input_w = c.dim(3) * stride;
-        if (c.dim(1) != C || r.dim(1) != reg_ch || c.dim(2) != r.dim(2) || c.dim(3) != r.dim(3) ||
-            c.dim(2) * stride != input_h || c.dim(3) * stride != input_w || c.dim(0) != r.dim(0))
-          invalid("raw head maps are inconsistent at level " + std::to_string(l) + ": " +
-                  shape_to_string(c.shape()) + " and " + shape_to_string(r.shape()));
-        if (batch >= c.dim(0)) invalid("batch index " + std::to_string(batch) + " out of range");
-        const int64_t hw = c.dim(2) * c.dim(3);
-        levels[l] = {stride, static_cast<int>(c.dim(2)), static_cast<int>(c.dim(3)),
-                     c.data<float>() + batch * C * hw, r.data<float>() + batch * reg_ch * hw};
-      }
-      if (reg_ch % 4 != 0 || reg_ch < 4) invalid("regression maps need 4·(R+1) channels");
-      return process_raw(levels, static_cast<int>(C), static_cast<int>(reg_ch / 4 - 1), scale, out);
+    RawHeadLevel levels[model::kMaxLevels];
+    const int64_t C = lay.num_classes, reg_ch = 4 * int64_t{lay.reg_max + 1};
+    for (size_t l = 0; l < lay.levels.size(); ++l) {
+      const model::HeadLevel& lv = lay.levels[l];
+      const int64_t hw = lv.anchors();
+      levels[l] = {lv.stride, lv.h, lv.w, outputs[lay.cls_outputs[l]].data<float>() + batch * C * hw,
+                   outputs[lay.reg_outputs[l]].data<float>() + batch * reg_ch * hw};
     }
-    invalid("expected 2 outputs (default export) or 6 (--benchmark export), got " +
-            std::to_string(outputs.size()));
+    return process_raw(std::span<const RawHeadLevel>(levels, lay.levels.size()), lay.num_classes, lay.reg_max,
+                       scale, out);
   } catch (const Error& e) {
     return e.status();
+  } catch (const std::bad_alloc&) {
+    return {ErrorCode::kOutOfRange, "postprocess: out of memory"};
   }
 }
 

@@ -41,6 +41,7 @@
 #include "kernels/dnnl/dnnl_common.h"
 #include "kernels/dnnl/head_pattern.h"
 #include "kernels/reference/registry.h"
+#include "model/head_layout.h"
 #include "runtime/arena.h"
 #include "runtime/executor.h"
 #include "runtime/memory_plan.h"
@@ -257,11 +258,11 @@ class FallbackStep final : public Step {
 class FusedHeadStep final : public Step {
  public:
   detection::HeadSpec spec{};
-  struct Level {
-    int stride, h, w;
+  std::vector<model::HeadLevel> levels;  // the matched HeadLayout's levels (model/head_layout.h)
+  struct LevelMaps {
     Ref cls, reg;
   };
-  std::vector<Level> levels;
+  std::vector<LevelMaps> level_maps;  // per level
   Ref scores, boxes;  // plain [N, A, C] and [N, A, 4]
   int64_t batch = 1;
 
@@ -285,12 +286,13 @@ class FusedHeadStep final : public Step {
       const int64_t A = step->scores.shape[1], C = step->scores.shape[2];
       for (int64_t n = 0; n < step->batch; ++n) {
         for (size_t l = 0; l < maps.size(); ++l) {
-          const Level& lv = step->levels[l];
+          const model::HeadLevel& lv = step->levels[l];
+          const LevelMaps& m = step->level_maps[l];
           int64_t ca, cc, ci, ra, rc, ri;
-          strides_of(lv.cls, ca, cc, ci);
-          strides_of(lv.reg, ra, rc, ri);
-          const float* cls = reinterpret_cast<const float*>(rs.slot_ptr[lv.cls.slot] + lv.cls.offset) + n * ci;
-          const float* reg = reinterpret_cast<const float*>(rs.slot_ptr[lv.reg.slot] + lv.reg.offset) + n * ri;
+          strides_of(m.cls, ca, cc, ci);
+          strides_of(m.reg, ra, rc, ri);
+          const float* cls = reinterpret_cast<const float*>(rs.slot_ptr[m.cls.slot] + m.cls.offset) + n * ci;
+          const float* reg = reinterpret_cast<const float*>(rs.slot_ptr[m.reg.slot] + m.reg.offset) + n * ri;
           maps[l] = {lv.stride, lv.h, lv.w, cls, ca, cc, reg, ra, rc};
         }
         float* scores = reinterpret_cast<float*>(rs.slot_ptr[step->scores.slot] + step->scores.offset) + n * A * C;
@@ -1268,9 +1270,9 @@ void Compiler::try_fuse_head() {
   head_ = kernels::dnnl_ops::match_damoyolo_head(g_);
   if (!head_) return;
   head_nodes_.insert(head_->nodes.begin(), head_->nodes.end());
-  for (const auto& l : head_->levels) {
-    head_inputs_.insert(l.cls);
-    head_inputs_.insert(l.reg);
+  for (const auto& m : head_->maps) {
+    head_inputs_.insert(m.cls);
+    head_inputs_.insert(m.reg);
   }
 }
 
@@ -1354,23 +1356,26 @@ std::unique_ptr<OptimizedModel> Compiler::compile() {
     step->plan.op = "DamoYoloHead";
     step->plan.implementation = "decode_head_dense";
     for (size_t hn : head_->nodes) step->plan.nodes.push_back(g_.nodes[hn].name);
-    step->spec.num_classes = head_->num_classes;
-    step->spec.reg_max = head_->reg_max;
+    const model::HeadLayout& layout = head_->layout;
+    step->spec.num_classes = layout.num_classes;
+    step->spec.reg_max = layout.reg_max;
     step->spec.cls_is_logit = head_->cls_is_logit;
     step->batch = batch_;
+    step->levels = layout.levels;
     std::vector<Ref> touched;
-    for (const auto& l : head_->levels) {
-      FusedHeadStep::Level lv{l.stride, l.h, l.w, {}, {}};
-      for (auto [name, ref] : {std::pair{&l.cls, &lv.cls}, std::pair{&l.reg, &lv.reg}}) {
+    for (size_t l = 0; l < layout.levels.size(); ++l) {
+      const auto& names = head_->maps[l];
+      FusedHeadStep::LevelMaps m;
+      for (auto [name, ref] : {std::pair{&names.cls, &m.cls}, std::pair{&names.reg, &m.reg}}) {
         Ref r = dense_ref(*name);
         if (r.md.data_type() != dt::f32 || !is_plain_strided(r.md)) r = ensure(*name, nhwc_desc(r.shape, dt::f32));
         // Anchor index i*w+j must map to a single stride: rows contiguous in w.
         const auto& st = r.md.data.format_desc.blocking.strides;
-        if (st[2] != st[3] * l.w) r = ensure(*name, nhwc_desc(r.shape, dt::f32));
+        if (st[2] != st[3] * layout.levels[l].w) r = ensure(*name, nhwc_desc(r.shape, dt::f32));
         *ref = r;
         touched.push_back(r);
       }
-      step->levels.push_back(lv);
+      step->level_maps.push_back(m);
     }
     auto out_ref = [&](size_t idx) {
       Ref r;
@@ -1381,11 +1386,11 @@ std::unique_ptr<OptimizedModel> Compiler::compile() {
       define(g_.outputs[idx], r);
       return r;
     };
-    step->scores = out_ref(head_->scores_output);
-    step->boxes = out_ref(head_->boxes_output);
+    step->scores = out_ref(layout.scores_output);
+    step->boxes = out_ref(layout.boxes_output);
     touched.push_back(step->scores);
     touched.push_back(step->boxes);
-    step->plan.src = std::to_string(head_->levels.size()) + " levels: " + describe(step->levels[0].cls) + ", ...";
+    step->plan.src = std::to_string(step->levels.size()) + " levels: " + describe(step->level_maps[0].cls) + ", ...";
     step->plan.dst = describe(step->scores) + ", " + describe(step->boxes);
     add_step(std::move(step), touched);
   }
@@ -1428,8 +1433,8 @@ std::unique_ptr<OptimizedModel> Compiler::compile() {
   model->steps = std::move(steps_);
   for (const auto& v : g_.outputs) model->out_infos.push_back({v, DType::kFloat32, shape_of(v)});
   if (head_) {
-    model->out_infos[head_->scores_output].dims[0] = batch_;
-    model->out_infos[head_->boxes_output].dims[0] = batch_;
+    model->out_infos[head_->layout.scores_output].dims[0] = batch_;
+    model->out_infos[head_->layout.boxes_output].dims[0] = batch_;
   }
   return model;
 }

@@ -27,20 +27,23 @@ bool confirm_numerically(const graph::Graph& g, const HeadPattern& p) {
   std::uniform_real_distribution<float> prob(0.01f, 0.99f), logit(-4.f, 4.f);
   std::unordered_map<std::string, Tensor> vals;
   std::vector<detection::HeadLevelMaps> maps;
-  for (const auto& l : p.levels) {
-    const graph::ValueInfo* ci = g.info(l.cls);
-    const graph::ValueInfo* ri = g.info(l.reg);
+  const model::HeadLayout& layout = p.layout;
+  for (size_t l = 0; l < layout.levels.size(); ++l) {
+    const model::HeadLevel& lv = layout.levels[l];
+    const HeadPattern::LevelMaps& m = p.maps[l];
+    const graph::ValueInfo* ci = g.info(m.cls);
+    const graph::ValueInfo* ri = g.info(m.reg);
     Shape cs = ci->shape, rs = ri->shape;
     cs[0] = rs[0] = 1;  // one image is enough to confirm the maths
     Tensor ct(DType::kFloat32, cs), rt(DType::kFloat32, rs);
     for (int64_t i = 0; i < ct.numel(); ++i) ct.data<float>()[i] = p.cls_is_logit ? logit(rng) : prob(rng);
     for (int64_t i = 0; i < rt.numel(); ++i) rt.data<float>()[i] = logit(rng);
-    const int64_t hw = int64_t{l.h} * l.w;
-    maps.push_back({l.stride, l.h, l.w, ct.data<float>(), 1, hw, rt.data<float>(), 1, hw});
-    vals[l.cls] = ct;
-    vals[l.reg] = rt;
+    const int64_t hw = lv.anchors();
+    maps.push_back({lv.stride, lv.h, lv.w, ct.data<float>(), 1, hw, rt.data<float>(), 1, hw});
+    vals[m.cls] = ct;
+    vals[m.reg] = rt;
   }
-  const int64_t batch = g.info(p.levels[0].cls)->shape[0];
+  const int64_t batch = g.info(p.maps[0].cls)->shape[0];
   if (batch != 1) return false;  // the export's constants are per batch; fixtures and releases are batch 1
   for (size_t ni : p.nodes) {
     const graph::Node& n = g.nodes[ni];
@@ -55,19 +58,18 @@ bool confirm_numerically(const graph::Graph& g, const HeadPattern& p) {
     std::vector<Tensor> out = ref::kernel_for(n, g.opset()).compute(ctx, in);
     for (size_t i = 0; i < n.outputs.size() && i < out.size(); ++i) vals[n.outputs[i]] = out[i];
   }
-  const Tensor& rs = vals[g.outputs[p.scores_output]];
-  const Tensor& rb = vals[g.outputs[p.boxes_output]];
+  const Tensor& rs = vals[g.outputs[layout.scores_output]];
+  const Tensor& rb = vals[g.outputs[layout.boxes_output]];
   // decode_head_dense writes one row per anchor of the levels: the reference
   // outputs must have exactly that many, or the comparison below over-reads.
-  int64_t A = 0;
-  for (const auto& l : p.levels) A += int64_t{l.h} * l.w;
-  if (rs.dtype() != DType::kFloat32 || rb.dtype() != DType::kFloat32 || rs.numel() != A * p.num_classes ||
-      rb.numel() != A * 4)
+  const int64_t A = layout.num_anchors;
+  const int C = layout.num_classes;
+  if (rs.dtype() != DType::kFloat32 || rb.dtype() != DType::kFloat32 || rs.numel() != A * C || rb.numel() != A * 4)
     return false;
-  std::vector<float> scores(static_cast<size_t>(A * p.num_classes)), boxes(static_cast<size_t>(A * 4));
-  detection::HeadSpec spec{p.num_classes, p.reg_max, p.cls_is_logit};
+  std::vector<float> scores(static_cast<size_t>(A * C)), boxes(static_cast<size_t>(A * 4));
+  detection::HeadSpec spec{C, layout.reg_max, p.cls_is_logit};
   detection::decode_head_dense(spec, maps.data(), static_cast<int>(maps.size()), scores.data(), boxes.data());
-  for (int64_t i = 0; i < A * p.num_classes; ++i)
+  for (int64_t i = 0; i < A * C; ++i)
     if (std::fabs(scores[i] - rs.data<float>()[i]) > 1e-5f) return false;
   for (int64_t i = 0; i < A * 4; ++i)
     if (std::fabs(boxes[i] - rb.data<float>()[i]) > 1e-2f) return false;
@@ -77,19 +79,24 @@ bool confirm_numerically(const graph::Graph& g, const HeadPattern& p) {
 }  // namespace
 
 std::optional<HeadPattern> match_damoyolo_head(const graph::Graph& g) {
-  if (g.outputs.size() != 2 || g.inputs.size() != 1) return std::nullopt;
-  const graph::ValueInfo* in = g.info(g.inputs[0]);
-  const graph::ValueInfo* o0 = g.info(g.outputs[0]);
-  const graph::ValueInfo* o1 = g.info(g.outputs[1]);
-  if (!in || !o0 || !o1 || !in->fully_known() || !o0->fully_known() || !o1->fully_known()) return std::nullopt;
-  if (in->shape.size() != 4 || o0->shape.size() != 3 || o1->shape.size() != 3) return std::nullopt;
+  // Only the decoded export (scores, boxes) has a decode subgraph to fuse;
+  // model::recognise_head decides that, and binds the outputs by position.
+  auto infos = [&](const std::vector<std::string>& names) -> std::optional<std::vector<TensorInfo>> {
+    std::vector<TensorInfo> v;
+    for (const auto& n : names) {
+      const graph::ValueInfo* vi = g.info(n);
+      if (!vi || !vi->fully_known()) return std::nullopt;
+      v.push_back({n, vi->dtype, vi->shape});
+    }
+    return v;
+  };
+  const auto in_infos = infos(g.inputs), out_infos = infos(g.outputs);
+  if (!in_infos || !out_infos) return std::nullopt;
+  auto layout = model::recognise_head(*in_infos, *out_infos);
+  if (!layout.ok() || layout->form != model::ExportForm::kDecoded) return std::nullopt;
   HeadPattern p;
-  // Bind by position (the default export's order); boxes must have last dim 4.
-  if (o1->shape[2] != 4 || o0->shape[1] != o1->shape[1]) return std::nullopt;
-  // Sizes below become ints and divisors: keep them positive and in range.
-  if (o0->shape[2] < 1 || o0->shape[2] > INT32_MAX || o0->shape[1] < 1) return std::nullopt;
-  p.num_classes = static_cast<int>(o0->shape[2]);
-  const int64_t A = o0->shape[1];
+  p.layout = std::move(*layout);
+  const int num_classes = p.layout.num_classes;
 
   const auto producers = g.producers();
   const auto consumers = g.consumers();
@@ -139,7 +146,7 @@ std::optional<HeadPattern> match_damoyolo_head(const graph::Graph& g) {
     }
 
   // Levels: one class map and one regression map per feature size.
-  std::map<std::pair<int64_t, int64_t>, HeadPattern::Level> by_size;
+  std::map<std::pair<int64_t, int64_t>, HeadPattern::LevelMaps> by_size;
   int reg_ch = -1;
   for (const auto& v : frontier) {
     const graph::ValueInfo* vi = g.info(v);
@@ -147,12 +154,10 @@ std::optional<HeadPattern> match_damoyolo_head(const graph::Graph& g) {
     const int64_t ch = vi->shape[1], h = vi->shape[2], w = vi->shape[3];
     if (h < 1 || w < 1 || h > INT32_MAX || w > INT32_MAX || ch > INT32_MAX) return std::nullopt;
     auto& lv = by_size[{h, w}];
-    lv.h = static_cast<int>(h);
-    lv.w = static_cast<int>(w);
-    if (ch == p.num_classes && lv.cls.empty()) {
+    if (ch == num_classes && lv.cls.empty()) {
       lv.cls = v;
       p.cls_is_logit = !produced_by(v, "Sigmoid");
-    } else if (ch % 4 == 0 && ch != p.num_classes && lv.reg.empty() && (reg_ch < 0 || reg_ch == ch)) {
+    } else if (ch % 4 == 0 && ch != num_classes && lv.reg.empty() && (reg_ch < 0 || reg_ch == ch)) {
       lv.reg = v;
       reg_ch = static_cast<int>(ch);
     } else {
@@ -160,18 +165,25 @@ std::optional<HeadPattern> match_damoyolo_head(const graph::Graph& g) {
     }
   }
   if (by_size.empty() || reg_ch < 4) return std::nullopt;
-  p.reg_max = reg_ch / 4 - 1;
-  int64_t anchors = 0;
-  for (auto& [hw, lv] : by_size) {
+  p.layout.reg_max = reg_ch / 4 - 1;
+  // Strides from the input size (model::derive_levels), ascending; the
+  // levels' anchors must be exactly the outputs' A.
+  std::vector<model::MapSize> sizes;
+  std::vector<HeadPattern::LevelMaps> found;
+  for (const auto& [hw, lv] : by_size) {
     if (lv.cls.empty() || lv.reg.empty()) return std::nullopt;
-    if (in->shape[2] % lv.h || in->shape[3] % lv.w) return std::nullopt;
-    lv.stride = static_cast<int>(in->shape[2] / lv.h);
-    if (lv.stride != in->shape[3] / lv.w) return std::nullopt;
-    anchors += int64_t{lv.h} * lv.w;
-    p.levels.push_back(lv);
+    sizes.push_back({hw.first, hw.second, "value '" + lv.cls + "'"});
+    found.push_back(lv);
   }
-  if (anchors != A) return std::nullopt;
-  std::sort(p.levels.begin(), p.levels.end(), [](const auto& a, const auto& b) { return a.stride < b.stride; });
+  std::vector<size_t> order;
+  try {
+    p.layout.levels = model::derive_levels(p.layout.input_h, p.layout.input_w, sizes, &order);
+  } catch (const Error&) {
+    return std::nullopt;
+  }
+  const model::HeadLevel& last = p.layout.levels.back();
+  if (last.anchor_offset + last.anchors() != p.layout.num_anchors) return std::nullopt;
+  for (size_t i : order) p.maps.push_back(found[i]);
   p.nodes.assign(region.begin(), region.end());
   std::sort(p.nodes.begin(), p.nodes.end());  // graph order is topological
   try {

@@ -17,20 +17,22 @@
 #include <vector>
 
 #include "graph/graph.h"
+#include "model/head_layout.h"
 
 namespace damoyolo::kernels::dnnl_ops {
 
 struct HeadPattern {
-  struct Level {
-    int stride, h, w;
+  // The decoded form's layout (model/head_layout.h), its levels derived from
+  // the conv maps below: ascending stride, the export's anchor order.
+  // num_classes, reg_max, scores_output and boxes_output (indices into
+  // Graph::outputs) come from it too.
+  model::HeadLayout layout;
+  struct LevelMaps {
     std::string cls, reg;  // 4-D values [N,C,h,w] and [N,4(R+1),h,w] the head reads
   };
-  std::vector<Level> levels;  // ascending stride (s8, s16, s32), the export's anchor order
-  int num_classes = 0;
-  int reg_max = 0;
+  std::vector<LevelMaps> maps;  // per layout.levels[l]
   bool cls_is_logit = false;
-  size_t scores_output = 0, boxes_output = 1;  // indices into Graph::outputs
-  std::vector<size_t> nodes;                   // node indices the fused step replaces
+  std::vector<size_t> nodes;  // node indices the fused step replaces
 };
 
 std::optional<HeadPattern> match_damoyolo_head(const graph::Graph& g);
