@@ -625,7 +625,7 @@ Ref Compiler::ensure(const std::string& v, const memory::desc& md) {
 // Row-major dense f32 (or the value's own dtype when oneDNN can't describe it).
 Ref Compiler::ensure_plain(const std::string& v) {
   const Ref& cur = current(v);
-  if (cur.md.get_size() == 0 || cur.dtype != DType::kFloat32 && cur.dtype != DType::kBFloat16) {
+  if (cur.md.get_size() == 0 || (cur.dtype != DType::kFloat32 && cur.dtype != DType::kBFloat16)) {
     if (cur.view) throw unsupported("value '" + v + "' is a strided view of a non-float type");
     return cur;
   }
