@@ -5,7 +5,7 @@
 #include <string>
 
 #include "damoyolo/status.h"
-#include "detection/simd_math.h"
+#include "detection/simd_kernels.h"
 
 namespace damoyolo::detection {
 
@@ -48,6 +48,8 @@ Priors build_priors(const HeadLevelMaps* levels, int num_levels) {
   return p;
 }
 
+constexpr int kLanes = kDecodeLanes;
+
 // Block buffers for up to kLanes anchors: logits transposed to [channel][lane]
 // so the kernel works on whole vectors, never on one anchor at a time.
 struct Block {
@@ -56,27 +58,9 @@ struct Block {
   alignas(64) float out[4][kLanes];
 };
 
-// softmax → integral → distance2bbox for kLanes anchors.
-void decode_block(Block& b, int bins) {
-  v16f d[4];
-  for (int side = 0; side < 4; ++side) {
-    const float* L = b.logits + side * bins * kLanes;
-    // Subtracting the max keeps exp's argument ≤ 0: no overflow for any logit.
-    v16f m = vload(L);
-    for (int k = 1; k < bins; ++k) m = vmax(m, vload(L + k * kLanes));
-    v16f sum = vsplat(0.f), wsum = vsplat(0.f);
-    for (int k = 0; k < bins; ++k) {
-      v16f e = vexp(vload(L + k * kLanes) - m);
-      sum += e;
-      wsum += e * static_cast<float>(k);
-    }
-    d[side] = wsum / sum;
-  }
-  const v16f px = vload(b.px), py = vload(b.py), st = vload(b.st);
-  vstore(b.out[0], px - d[0] * st);
-  vstore(b.out[1], py - d[1] * st);
-  vstore(b.out[2], px + d[2] * st);
-  vstore(b.out[3], py + d[3] * st);
+// softmax → integral → distance2bbox for kLanes anchors, at the caller's level.
+inline void decode_block(DecodeBlockFn kernel, Block& b, int bins) {
+  kernel(b.logits, bins, b.px, b.py, b.st, &b.out[0][0]);
 }
 
 void write_boxes(const Block& b, int n, float* dst /* [n,4] */) {
@@ -88,8 +72,8 @@ void write_boxes(const Block& b, int n, float* dst /* [n,4] */) {
   }
 }
 
-void decode_level_boxes(const HeadSpec& spec, const HeadLevelMaps& lv, const Priors& pr,
-                        int64_t level_offset, float* boxes) {
+void decode_level_boxes(DecodeBlockFn kernel, const HeadSpec& spec, const HeadLevelMaps& lv,
+                        const Priors& pr, int64_t level_offset, float* boxes) {
   const int bins = spec.reg_max + 1;
   const int channels = 4 * bins;
   const int64_t hw = int64_t{lv.h} * lv.w;
@@ -114,7 +98,7 @@ void decode_level_boxes(const HeadSpec& spec, const HeadLevelMaps& lv, const Pri
       b.py[lane] = live ? pr.py[g + lane] : 0.f;
       b.st[lane] = live ? pr.stride[g + lane] : 0.f;
     }
-    decode_block(b, bins);
+    decode_block(kernel, b, bins);
     write_boxes(b, n, boxes + g * 4);
   }
 }
@@ -174,12 +158,13 @@ void decode_head_dense(const HeadSpec& spec, const HeadLevelMaps* levels, int nu
                        float* scores, float* boxes, PriorCache& cache) {
   check_head(spec, levels, num_levels);
   const Priors& pr = cache.get(levels, num_levels);
+  const cpu::IsaLevel isa = cpu::isa_level();
   for (int l = 0; l < num_levels; ++l) {
     const int64_t off = pr.level_offset[l];
     if (scores) copy_level_scores(spec, levels[l], scores + off * spec.num_classes);
-    if (boxes) decode_level_boxes(spec, levels[l], pr, off, boxes);
+    if (boxes) decode_level_boxes(kDecodeBlock.at(isa), spec, levels[l], pr, off, boxes);
   }
-  if (scores && spec.cls_is_logit) sigmoid_inplace(scores, pr.num_anchors * spec.num_classes);
+  if (scores && spec.cls_is_logit) kSigmoid.at(isa)(scores, pr.num_anchors * spec.num_classes);
 }
 
 void decode_head_dense(const HeadSpec& spec, const HeadLevelMaps* levels, int num_levels,
@@ -193,6 +178,7 @@ void decode_boxes_selected(const HeadSpec& spec, const HeadLevelMaps* levels, in
                            float* boxes) {
   const int bins = spec.reg_max + 1;
   const int channels = 4 * bins;
+  const DecodeBlockFn kernel = kDecodeBlock.current();
   Block b;
   int32_t lane_anchor[kLanes];
   for (int64_t i0 = 0; i0 < count; i0 += kLanes) {
@@ -215,7 +201,7 @@ void decode_boxes_selected(const HeadSpec& spec, const HeadLevelMaps* levels, in
       b.py[lane] = pr.py[g];
       b.st[lane] = pr.stride[g];
     }
-    decode_block(b, bins);
+    decode_block(kernel, b, bins);
     for (int lane = 0; lane < n; ++lane) {
       float* dst = boxes + int64_t{lane_anchor[lane]} * 4;
       dst[0] = b.out[0][lane];

@@ -11,6 +11,8 @@
 // Every decode path (dense, selected anchors) goes through one 16-lane block
 // kernel, so a box decoded densely and the same box decoded on demand are
 // bit-identical: the thresholded raw path must give exactly the dense result.
+// That kernel (kDecodeBlock, simd_kernels.h) exists per SIMD level, every
+// level computing the same bits.
 #pragma once
 
 #include <cstddef>

@@ -1,6 +1,7 @@
 // Both NMS implementations must round every IoU identically, so FMA
-// contraction (which GCC does even in ISO mode) is off for this file:
-// union = a + b − w·h must not become fma(−w, h, a + b) in one path only.
+// contraction (which GCC does even in ISO mode) is off for this file and for
+// the IoU kernels (simd_kernels.cc): union = a + b − w·h must not become
+// fma(−w, h, a + b) in one path only.
 #if defined(__clang__)
 #pragma clang fp contract(off)
 #elif defined(__GNUC__)
@@ -15,12 +16,7 @@
 #include <cstring>
 #include <limits>
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-// GCC 12 false positive: the max/min intrinsics start from _mm512_undefined_ps(),
-// which it reports as possibly uninitialised once inlined here.
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+#include "detection/simd_kernels.h"
 
 namespace damoyolo::detection {
 
@@ -135,45 +131,6 @@ void FastNms::run_reference(const float* boxes, const NmsParams& params,
   nms_reference(boxes, all, params, out);
 }
 
-bool FastNms::suppressed(const KeptBoxes& k, float x1, float y1, float x2, float y2, float area,
-                         float thr_f) {
-#if defined(__AVX512F__)
-  const __m512 bx1 = _mm512_set1_ps(x1), by1 = _mm512_set1_ps(y1);
-  const __m512 bx2 = _mm512_set1_ps(x2), by2 = _mm512_set1_ps(y2);
-  const __m512 barea = _mm512_set1_ps(area), thr = _mm512_set1_ps(thr_f);
-  const __m512 zero = _mm512_setzero_ps();
-  for (int i = 0; i < k.n; i += 16) {
-    // Same operations, same order as the reference's scalar loop.
-    const __m512 xx1 = _mm512_max_ps(_mm512_loadu_ps(k.x1.data() + i), bx1);
-    const __m512 yy1 = _mm512_max_ps(_mm512_loadu_ps(k.y1.data() + i), by1);
-    const __m512 xx2 = _mm512_min_ps(_mm512_loadu_ps(k.x2.data() + i), bx2);
-    const __m512 yy2 = _mm512_min_ps(_mm512_loadu_ps(k.y2.data() + i), by2);
-    const __m512 w = _mm512_max_ps(_mm512_sub_ps(xx2, xx1), zero);
-    const __m512 h = _mm512_max_ps(_mm512_sub_ps(yy2, yy1), zero);
-    const __m512 inter = _mm512_mul_ps(w, h);
-    const __m512 uni = _mm512_sub_ps(_mm512_add_ps(_mm512_loadu_ps(k.area.data() + i), barea), inter);
-    const __m512 ovr = _mm512_div_ps(inter, uni);
-    // Ordered compare: a NaN IoU (0/0 for two empty boxes) never suppresses,
-    // like the scalar `ovr > thr`.
-    if (_mm512_cmp_ps_mask(ovr, thr, _CMP_GT_OQ)) return true;
-  }
-  return false;
-#else
-  for (int i = 0; i < k.n; ++i) {
-    const float xx1 = std::max(k.x1[i], x1);
-    const float yy1 = std::max(k.y1[i], y1);
-    const float xx2 = std::min(k.x2[i], x2);
-    const float yy2 = std::min(k.y2[i], y2);
-    const float w = std::max(0.f, xx2 - xx1);
-    const float h = std::max(0.f, yy2 - yy1);
-    const float inter = w * h;
-    const float ovr = inter / (k.area[i] + area - inter);
-    if (ovr > thr_f) return true;
-  }
-  return false;
-#endif
-}
-
 void FastNms::KeptBoxes::push(float bx1, float by1, float bx2, float by2, float barea) {
   if (n % 16 == 0) {
     const size_t need = static_cast<size_t>(n) + 16;
@@ -211,6 +168,7 @@ void FastNms::run(const float* boxes, const NmsParams& params, std::vector<Candi
   out->clear();
   const size_t cap = cap_of(params.max_det);
   const float thr = float_threshold_below(params.iou_threshold);
+  const IouAboveFn iou_above = kIouAbove.current();  // this CPU's (or DAMOYOLO_ISA's) level
 
   const bool trick = uses_coordinate_trick(params, count_);
   float shift_unit = 0.f;
@@ -250,7 +208,8 @@ void FastNms::run(const float* boxes, const NmsParams& params, std::vector<Candi
       const float x2 = trick ? b[2] + off : b[2];
       const float y2 = trick ? b[3] + off : b[3];
       const float area = (x2 - x1) * (y2 - y1);
-      if (!suppressed(kept, x1, y1, x2, y2, area, thr)) {
+      if (!iou_above(kept.x1.data(), kept.y1.data(), kept.x2.data(), kept.y2.data(), kept.area.data(),
+                     kept.n, x1, y1, x2, y2, area, thr)) {
         kept.push(x1, y1, x2, y2, area);
         out->push_back(cand);
       }

@@ -6,7 +6,8 @@
 //  * FastNms — candidates bucketed per class as packed 64-bit sort keys. Each
 //    class is a stream sorted lazily in growing chunks; the streams are merged
 //    in global rank order and each candidate is tested against a SoA list of
-//    its class's kept boxes with a 16-lane IoU test. Greedy NMS per class only
+//    its class's kept boxes with a SIMD IoU test (kIouAbove in simd_kernels.h,
+//    at the level common/cpu_features.h picks). Greedy NMS per class only
 //    needs each class in rank order, so merging classes changes nothing — and
 //    it lets the run stop as soon as max_det boxes are kept: every remaining
 //    candidate ranks below all of them. Only the candidates ranked above the
@@ -90,16 +91,13 @@ class FastNms {
   struct Stream {
     size_t pos = 0, sorted_end = 0, next_chunk = 0;
   };
-  // Kept boxes of one class, SoA, zero-padded to 16 lanes so the IoU loop
-  // needs no tail (a zero box has inter = 0 and never suppresses).
+  // Kept boxes of one class, SoA, zero-padded to 16 lanes so the IoU kernels
+  // load whole vectors (they ignore the lanes past n).
   struct KeptBoxes {
     std::vector<float> x1, y1, x2, y2, area;
     int n = 0;
     void push(float bx1, float by1, float bx2, float by2, float barea);
   };
-  // True when a kept box of the same class overlaps the box by IoU > thr.
-  static bool suppressed(const KeptBoxes& k, float x1, float y1, float x2, float y2, float area,
-                         float thr);
   // Makes keys[pos] of class c available in sorted order; false at the end.
   bool ensure_sorted(int c);
   Candidate head(int c) const {

@@ -5,10 +5,7 @@
 #include "damoyolo/detection.h"
 #include "detection/head_decode.h"
 #include "detection/nms.h"
-
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
+#include "detection/simd_kernels.h"
 
 namespace damoyolo {
 
@@ -21,24 +18,23 @@ using detection::Candidate;
 }
 
 // Calls fn(index, value) for every x[index] > thr, index in [0, n). Almost
-// every score is below the threshold, so the scan is a 16-wide compare and
-// only set mask bits cost anything.
+// every score is below the threshold, so the scan is a SIMD compare into bit
+// masks (kAboveMask, one chunk at a time) and only set bits cost anything.
 template <class Fn>
 inline void for_each_above(const float* x, int64_t n, float thr, Fn&& fn) {
-  int64_t i = 0;
-#if defined(__AVX512F__)
-  const __m512 t = _mm512_set1_ps(thr);
-  for (; i + 16 <= n; i += 16) {
-    uint32_t m = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + i), t, _CMP_GT_OQ);
-    while (m) {
-      const int b = __builtin_ctz(m);
-      fn(i + b, x[i + b]);
-      m &= m - 1;
+  constexpr int64_t kChunk = 4096;
+  uint64_t masks[kChunk / 64];
+  const detection::AboveMaskFn scan = detection::kAboveMask.current();
+  for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
+    const int64_t len = std::min(kChunk, n - c0);
+    scan(x + c0, len, thr, masks);
+    for (int64_t w = 0; w * 64 < len; ++w) {
+      for (uint64_t m = masks[w]; m; m &= m - 1) {
+        const int64_t i = c0 + w * 64 + __builtin_ctzll(m);
+        fn(i, x[i]);
+      }
     }
   }
-#endif
-  for (; i < n; ++i)
-    if (x[i] > thr) fn(i, x[i]);
 }
 
 }  // namespace

@@ -1,11 +1,14 @@
-// 16-lane float maths for the detection kernels, on GCC/Clang vector
-// extensions: one zmm register with AVX-512, split by the compiler otherwise.
-// Every decode path calls the same out-of-line block kernel, so results are
-// bit-identical between paths whatever the compiler contracts into FMAs.
+// 16-lane float maths for the detection kernels (simd_kernels.cc only), on
+// GCC/Clang vector extensions. Everything here is always_inline: it becomes
+// the code of the level it is inlined into (one zmm per vector in an
+// AVX-512 kernel, two ymm in an AVX2 one, four xmm in the scalar one), and
+// with FMA contraction off in that file every level rounds identically.
 #pragma once
 
 #include <cstdint>
 #include <cstring>
+
+#define DAMOYOLO_VINLINE [[gnu::always_inline]] inline
 
 namespace damoyolo::detection {
 
@@ -13,20 +16,20 @@ inline constexpr int kLanes = 16;
 typedef float v16f __attribute__((vector_size(64)));
 typedef int32_t v16i __attribute__((vector_size(64)));
 
-inline v16f vsplat(float x) { return v16f{} + x; }
-inline v16f vload(const float* p) {
+DAMOYOLO_VINLINE v16f vsplat(float x) { return v16f{} + x; }
+DAMOYOLO_VINLINE v16f vload(const float* p) {
   v16f v;
   std::memcpy(&v, p, sizeof v);
   return v;
 }
-inline void vstore(float* p, v16f v) { std::memcpy(p, &v, sizeof v); }
-inline v16f vmax(v16f a, v16f b) { return a > b ? a : b; }
-inline v16f vmin(v16f a, v16f b) { return a < b ? a : b; }
+DAMOYOLO_VINLINE void vstore(float* p, v16f v) { std::memcpy(p, &v, sizeof v); }
+DAMOYOLO_VINLINE v16f vmax(v16f a, v16f b) { return a > b ? a : b; }
+DAMOYOLO_VINLINE v16f vmin(v16f a, v16f b) { return a < b ? a : b; }
 
 // exp(x) to ~1 ulp (Cephes expf polynomial). Hand-written because std::exp
 // does not vectorise without -ffast-math, and the head needs 32 exps per anchor.
 // Inputs are clamped to the range where 2^n stays a normal float.
-inline v16f vexp(v16f x) {
+DAMOYOLO_VINLINE v16f vexp(v16f x) {
   x = vmin(vmax(x, vsplat(-87.0f)), vsplat(88.0f));
   // Adding 1.5·2^23 rounds x·log2(e) to the nearest integer n in the low
   // mantissa bits: no float→int rounding-mode dependence.
@@ -47,21 +50,6 @@ inline v16f vexp(v16f x) {
   // (Casts between same-size vector types reinterpret the bits.)
   const v16i bits = (((v16i)t - 0x4B400000) + 127) << 23;
   return y * (v16f)bits;
-}
-
-inline void sigmoid_inplace(float* x, int64_t n) {
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    const v16f v = vload(x + i);
-    vstore(x + i, 1.0f / (1.0f + vexp(-v)));
-  }
-  if (i < n) {
-    alignas(64) float tail[kLanes] = {};
-    std::memcpy(tail, x + i, sizeof(float) * (n - i));
-    const v16f v = vload(tail);
-    vstore(tail, 1.0f / (1.0f + vexp(-v)));
-    std::memcpy(x + i, tail, sizeof(float) * (n - i));
-  }
 }
 
 }  // namespace damoyolo::detection

@@ -7,10 +7,10 @@
 #include <new>
 #include <random>
 
+#include "common/cpu_features.h"
 #include "damoyolo/detection.h"
-#include "testutil/alloc_counter.h"
 #include "detection/nms.h"
-
+#include "testutil/alloc_counter.h"
 
 namespace damoyolo::detection {
 namespace {
@@ -74,14 +74,21 @@ void expect_same(const std::vector<Candidate>& a, const std::vector<Candidate>& 
   }
 }
 
+// FastNms at every SIMD level this CPU supports (its IoU kernel is picked per
+// run) against the one reference.
 void compare_fast_reference(const RandomSet& s, int num_classes, const NmsParams& p) {
   FastNms fast;
   fast.begin(num_classes);
   for (const Candidate& c : s.cands) fast.add(c.class_id, c.score, c.anchor);
   std::vector<Candidate> got, want;
-  fast.run(s.boxes.data(), p, &got);
   nms_reference(s.boxes.data(), s.cands, p, &want);
-  expect_same(got, want);
+  for (cpu::IsaLevel level : cpu::kIsaLevels) {
+    if (!cpu::isa_level_supported(level)) continue;
+    SCOPED_TRACE(cpu::isa_level_name(level));
+    cpu::ScopedIsaLevel scoped(level);
+    fast.run(s.boxes.data(), p, &got);
+    expect_same(got, want);
+  }
   // The FastNms "off switch" goes through the same reference.
   std::vector<Candidate> via_switch;
   fast.run_reference(s.boxes.data(), p, &via_switch);
