@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "common/cpu_features.h"
 #include "damoyolo/image.h"
 
 namespace {
@@ -38,12 +39,13 @@ void check_image(const damoyolo::Image& img) {
 void preprocess(const damoyolo::Image& img) {
   if (img.empty()) return;
   // Odd, small destination sizes: resize tables for down- and upscaling,
-  // both resize modes, the scalar and SIMD paths.
+  // both resize modes, the kernels of every SIMD level this CPU supports
+  // (a Preprocessor picks its level when constructed).
   std::vector<float> out(3 * 23 * 17);
-  for (bool simd : {true, false}) {
-    damoyolo::PreprocessOptions po;
-    po.use_simd = simd;
-    damoyolo::Preprocessor p(po);
+  for (damoyolo::cpu::IsaLevel level : damoyolo::cpu::kIsaLevels) {
+    if (!damoyolo::cpu::isa_level_supported(level)) continue;
+    damoyolo::cpu::ScopedIsaLevel scoped(level);
+    damoyolo::Preprocessor p;
     (void)p.run(img.view(), 17, 23, damoyolo::ResizeMode::kStretch, out.data());
     (void)p.run(img.view(), 17, 23, damoyolo::ResizeMode::kLetterbox, out.data());
   }

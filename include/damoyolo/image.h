@@ -231,8 +231,10 @@ struct PreprocessInfo {
 };
 
 struct PreprocessOptions {
-  // Use the AVX-512 kernels when the build and the CPU have them. The scalar
-  // path computes the same bits; tests run both (the optimisation's off switch).
+  // Use the SIMD row kernels (AVX-512 or AVX2, picked at run time from the
+  // CPU; DAMOYOLO_ISA in the environment can cap the level, docs/performance.md).
+  // The scalar path computes the same bits; tests run every level (false is
+  // the optimisation's off switch).
   bool use_simd = true;
 };
 
@@ -272,8 +274,8 @@ class Preprocessor {
 
   // For tests: bytes currently reserved by the cached tables and row buffers.
   size_t reserved_bytes() const;
-  // True when the AVX-512 kernels are compiled in, supported by this CPU and
-  // enabled in the options.
+  // True when SIMD kernels (AVX2 or AVX-512) were picked at construction:
+  // enabled in the options and supported by this CPU (within DAMOYOLO_ISA).
   bool simd_active() const;
 
   class Impl;

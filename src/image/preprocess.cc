@@ -96,8 +96,12 @@ PreprocessInfo geometry(int sw, int sh, int dw, int dh, ResizeMode mode) {
 
 class Preprocessor::Impl {
  public:
+  // The kernels are picked once, here: the level the CPU supports (or
+  // DAMOYOLO_ISA allows), or scalar when the options turn SIMD off.
   explicit Impl(PreprocessOptions o)
-      : options(o), simd(o.use_simd && image_internal::avx512_supported()) {}
+      : options(o),
+        kernels(&image_internal::row_kernels(o.use_simd ? cpu::isa_level() : cpu::IsaLevel::kScalar)),
+        simd(kernels->level != cpu::IsaLevel::kScalar) {}
 
   // Runs the resize of `src` to rw x rh; calls store(dy, rgb_planes, plane_stride)
   // for every output row.
@@ -112,7 +116,8 @@ class Preprocessor::Impl {
   }
 
   PreprocessOptions options;
-  bool simd;
+  const image_internal::RowKernels* kernels;
+  bool simd;  // kernels->hresize_row reads source rows directly (no unpacking)
 
  private:
   void prepare(int sw, int sh, int dw, int dh, PixelFormat format);
@@ -227,7 +232,7 @@ void Preprocessor::Impl::compute_row(const ImageView& src, int y, int16_t* out) 
     }
     const uint8_t* next =
         (tiny_rows_ || y + 1 >= src.height) ? nullptr : src.data + static_cast<ptrdiff_t>(y + 1) * src.stride;
-    image_internal::hresize_row_avx512(row, next, tables_, key_dw_, stride_, out);
+    kernels->hresize_row(row, next, tables_, key_dw_, stride_, out);
   } else {
     image_internal::unpack_row_scalar(row, src.format, src.width, unpacked.data());
     image_internal::hresize_row_scalar(unpacked.data(), tables_, key_dw_, stride_, out);
@@ -259,11 +264,9 @@ void Preprocessor::Impl::execute(const ImageView& src, int rw, int rh, Store&& s
       tag[s1] = y1;
     }
     if (tables_.area2) {
-      (simd ? image_internal::vresize_area2_avx512 : image_internal::vresize_area2_scalar)(
-          slot[s0], slot[s1], n, vrow.data());
+      kernels->vresize_area2(slot[s0], slot[s1], n, vrow.data());
     } else {
-      (simd ? image_internal::vresize_linear_avx512 : image_internal::vresize_linear_scalar)(
-          slot[s0], slot[s1], beta0[dy], beta1[dy], n, vrow.data());
+      kernels->vresize_linear(slot[s0], slot[s1], beta0[dy], beta1[dy], n, vrow.data());
     }
     store(dy, vrow.data(), stride_);
   }
@@ -318,7 +321,7 @@ Status Preprocessor::run(const ImageView& src, int dst_w, int dst_h, ResizeMode 
   return run_guarded(src, dst_w, dst_h, mode, dst, info, [&](const PreprocessInfo& g) {
     const size_t plane = static_cast<size_t>(dst_w) * dst_h;
     const int rw = g.resized_w, rh = g.resized_h;
-    auto convert = impl.simd ? image_internal::u8_to_f32_avx512 : image_internal::u8_to_f32_scalar;
+    auto convert = impl.kernels->u8_to_f32;
     impl.execute(src, rw, rh, [&](int dy, const uint8_t* rgb, int stride) {
       for (int c = 0; c < 3; ++c) {
         float* out = dst + c * plane + static_cast<size_t>(dy) * dst_w;

@@ -1,22 +1,20 @@
 // Row kernels of the fused preprocessor (see resize_kernels.h for the maths).
 //
-// The AVX-512 kernels are compiled with target attributes rather than relying
-// on -march=native, so a portable build (DAMOYOLO_NATIVE=OFF) keeps them and
-// picks them at run time when the CPU has AVX-512 BW + VBMI.
+// The AVX2 and AVX-512 kernels are compiled with target attributes
+// (common/cpu_features.h) whatever the build's -march, so a portable build
+// (DAMOYOLO_NATIVE=OFF) has them too; row_kernels() hands out the level the
+// caller picked at run time.
 #include "image/resize_kernels.h"
 
 #include <algorithm>
 #include <cstring>
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define DAMOYOLO_HAVE_AVX512_KERNELS 1
+#if DAMOYOLO_X86_SIMD
 #include <immintrin.h>
 // GCC 12 warns inside its own headers that the "undefined" source register of
 // gathers/permutes may be uninitialised; it is deliberately so (a known false
 // positive), and the warning would bury real ones.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#else
-#define DAMOYOLO_HAVE_AVX512_KERNELS 0
 #endif
 
 namespace damoyolo::image_internal {
@@ -81,26 +79,121 @@ void u8_to_f32_scalar(const uint8_t* in, int n, float* out) {
   for (int i = 0; i < n; ++i) out[i] = static_cast<float>(in[i]);
 }
 
+#if DAMOYOLO_X86_SIMD
+
+namespace {
+
 // ---------------------------------------------------------------------------
-// AVX-512
+// AVX2
 // ---------------------------------------------------------------------------
 
-#if DAMOYOLO_HAVE_AVX512_KERNELS
-
-// avx512vl: u8_to_f32_avx512's masked 128-bit load (_mm_maskz_loadu_epi8).
-// Without it a build without -march=native (scripts/package.sh) fails.
-#define DAMOYOLO_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi")))
-
-bool avx512_compiled() { return true; }
-
-bool avx512_supported() {
-  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vbmi");
-  return ok;
+DAMOYOLO_TARGET_AVX2 void hresize_row_avx2(const uint8_t* row, const uint8_t* next_row,
+                                           const ResizeTables& t, int dst_w, int stride, int16_t* out) {
+  // Per 8 destination columns: two 4-qword gathers (one 8-byte load covers
+  // both taps, as in the AVX-512 kernel), the first for columns 0,1,4,5 and
+  // the second for 2,3,6,7, so that per 128-bit lane a vpshufb of each puts
+  // the columns' u16 pairs (left tap | right tap << 16, channel byte cb) in
+  // natural order: dwords 0,1 from the first gather, 2,3 from the second.
+  const int bpp = pixel_format_bytes(t.format);
+  int cb[3];
+  channel_bytes(t.format, cb);
+  __m256i pick_a[3], pick_b[3];
+  for (int c = 0; c < 3; ++c) {
+    alignas(32) int8_t a[32], b[32];
+    std::memset(a, -128, sizeof a);  // 0x80: zero the byte
+    std::memset(b, -128, sizeof b);
+    for (int lane = 0; lane < 2; ++lane) {
+      for (int j = 0; j < 2; ++j) {  // the lane's two qwords (columns)
+        const int8_t left = static_cast<int8_t>(8 * j + cb[c]), right = static_cast<int8_t>(8 * j + cb[c] + bpp);
+        a[16 * lane + 4 * j + 0] = left;
+        a[16 * lane + 4 * j + 2] = right;
+        b[16 * lane + 8 + 4 * j + 0] = left;
+        b[16 * lane + 8 + 4 * j + 2] = right;
+      }
+    }
+    pick_a[c] = _mm256_load_si256(reinterpret_cast<const __m256i*>(a));
+    pick_b[c] = _mm256_load_si256(reinterpret_cast<const __m256i*>(b));
+  }
+  // int32 → int16 by truncation (like the scalar cast): the low u16 of each
+  // dword to the lane's low qword; then qwords 0 and 2 to the low 128 bits.
+  const __m256i low_words = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1,
+                                             0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1);
+  const __m256i order = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
+  const __m128i shift = _mm_cvtsi32_si128(t.hshift);
+  const long long* base = reinterpret_cast<const long long*>(row);
+  for (int dx = 0; dx < dst_w; dx += 8) {  // tables are padded: whole vectors are safe
+    const __m256i ofs = _mm256_permutevar8x32_epi32(
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t.byte_ofs + dx)), order);
+    __m256i q0 = _mm256_i32gather_epi64(base, _mm256_castsi256_si128(ofs), 1);
+    __m256i q1 = _mm256_i32gather_epi64(base, _mm256_extracti128_si256(ofs, 1), 1);
+    const __m256i s03 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t.byte_shift + dx));
+    const __m256i s47 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t.byte_shift + dx + 4));
+    q0 = _mm256_srlv_epi64(q0, _mm256_permute2x128_si256(s03, s47, 0x20));  // columns 0,1,4,5
+    q1 = _mm256_srlv_epi64(q1, _mm256_permute2x128_si256(s03, s47, 0x31));  // columns 2,3,6,7
+    if (next_row) {
+      _mm_prefetch(reinterpret_cast<const char*>(next_row + t.byte_ofs[dx]), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(next_row + t.byte_ofs[dx + 7] + 7), _MM_HINT_T0);
+    }
+    const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t.alpha + dx));
+    for (int c = 0; c < 3; ++c) {
+      const __m256i pairs = _mm256_or_si256(_mm256_shuffle_epi8(q0, pick_a[c]), _mm256_shuffle_epi8(q1, pick_b[c]));
+      const __m256i sum = _mm256_sra_epi32(_mm256_madd_epi16(pairs, a), shift);
+      const __m256i w = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(sum, low_words), _MM_SHUFFLE(3, 1, 2, 0));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + c * stride + dx), _mm256_castsi256_si128(w));
+    }
+  }
 }
 
-DAMOYOLO_AVX512 void hresize_row_avx512(const uint8_t* row, const uint8_t* next_row,
-                                        const ResizeTables& t, int dst_w, int stride, int16_t* out) {
+// 16 outputs of the vertical passes, as int16 (a lambda would not inherit
+// the target attribute).
+DAMOYOLO_TARGET_AVX2 inline __m256i vlinear16_avx2(const int16_t* h0, const int16_t* h1, __m256i vb0,
+                                                   __m256i vb1) {
+  const __m256i s0 = _mm256_mulhi_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(h0)), vb0);
+  const __m256i s1 = _mm256_mulhi_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(h1)), vb1);
+  return _mm256_srai_epi16(_mm256_add_epi16(_mm256_add_epi16(s0, s1), _mm256_set1_epi16(2)), 2);
+}
+
+DAMOYOLO_TARGET_AVX2 inline __m256i varea16_avx2(const int16_t* h0, const int16_t* h1) {
+  const __m256i s = _mm256_add_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(h0)),
+                                     _mm256_loadu_si256(reinterpret_cast<const __m256i*>(h1)));
+  return _mm256_srai_epi16(_mm256_add_epi16(s, _mm256_set1_epi16(2)), 2);
+}
+
+// vpackuswb saturates int16 to [0, 255] like the scalar clamp; it works per
+// 128-bit lane, hence the qword permute after it.
+DAMOYOLO_TARGET_AVX2 void vresize_linear_avx2(const int16_t* h0, const int16_t* h1, int b0, int b1,
+                                              int n, uint8_t* out) {
+  const __m256i vb0 = _mm256_set1_epi16(static_cast<int16_t>(b0));
+  const __m256i vb1 = _mm256_set1_epi16(static_cast<int16_t>(b1));
+  for (int i = 0; i < n; i += 32) {  // n is a multiple of kRowPad
+    const __m256i v = _mm256_packus_epi16(vlinear16_avx2(h0 + i, h1 + i, vb0, vb1),
+                                          vlinear16_avx2(h0 + i + 16, h1 + i + 16, vb0, vb1));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), _mm256_permute4x64_epi64(v, _MM_SHUFFLE(3, 1, 2, 0)));
+  }
+}
+
+DAMOYOLO_TARGET_AVX2 void vresize_area2_avx2(const int16_t* h0, const int16_t* h1, int n, uint8_t* out) {
+  for (int i = 0; i < n; i += 32) {
+    const __m256i v = _mm256_packus_epi16(varea16_avx2(h0 + i, h1 + i), varea16_avx2(h0 + i + 16, h1 + i + 16));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), _mm256_permute4x64_epi64(v, _MM_SHUFFLE(3, 1, 2, 0)));
+  }
+}
+
+DAMOYOLO_TARGET_AVX2 void u8_to_f32_avx2(const uint8_t* in, int n, float* out) {
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m128i v = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(in + i));
+    _mm256_storeu_ps(out + i, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v)));
+  }
+  for (; i < n; ++i) out[i] = static_cast<float>(in[i]);  // the caller's buffer: no overrun
+}
+
+// ---------------------------------------------------------------------------
+// AVX-512 (F, BW, VL, VBMI)
+// ---------------------------------------------------------------------------
+
+DAMOYOLO_TARGET_AVX512 void hresize_row_avx512(const uint8_t* row, const uint8_t* next_row,
+                                               const ResizeTables& t, int dst_w, int stride, int16_t* out) {
   // vpermt2b indices: for destination column i (lane i of the two 8-qword
   // gathers, bytes 8i.. of the 128-byte pair), put channel byte cb of the left
   // pixel in the low u16 and of the right pixel (bpp bytes on) in the high u16
@@ -147,8 +240,8 @@ DAMOYOLO_AVX512 void hresize_row_avx512(const uint8_t* row, const uint8_t* next_
 
 // mulhi_epi16 is exactly (b * h) >> 16 for these non-negative operands, which
 // is how OpenCV's own SIMD vertical pass computes it.
-DAMOYOLO_AVX512 void vresize_linear_avx512(const int16_t* h0, const int16_t* h1, int b0, int b1,
-                                           int n, uint8_t* out) {
+DAMOYOLO_TARGET_AVX512 void vresize_linear_avx512(const int16_t* h0, const int16_t* h1, int b0, int b1,
+                                                  int n, uint8_t* out) {
   const __m512i vb0 = _mm512_set1_epi16(static_cast<int16_t>(b0));
   const __m512i vb1 = _mm512_set1_epi16(static_cast<int16_t>(b1));
   const __m512i two = _mm512_set1_epi16(2);
@@ -160,8 +253,8 @@ DAMOYOLO_AVX512 void vresize_linear_avx512(const int16_t* h0, const int16_t* h1,
   }
 }
 
-DAMOYOLO_AVX512 void vresize_area2_avx512(const int16_t* h0, const int16_t* h1, int n,
-                                          uint8_t* out) {
+DAMOYOLO_TARGET_AVX512 void vresize_area2_avx512(const int16_t* h0, const int16_t* h1, int n,
+                                                 uint8_t* out) {
   const __m512i two = _mm512_set1_epi16(2);
   for (int i = 0; i < n; i += 32) {
     const __m512i s = _mm512_add_epi16(_mm512_loadu_si512(h0 + i), _mm512_loadu_si512(h1 + i));
@@ -170,7 +263,7 @@ DAMOYOLO_AVX512 void vresize_area2_avx512(const int16_t* h0, const int16_t* h1, 
   }
 }
 
-DAMOYOLO_AVX512 void u8_to_f32_avx512(const uint8_t* in, int n, float* out) {
+DAMOYOLO_TARGET_AVX512 void u8_to_f32_avx512(const uint8_t* in, int n, float* out) {
   int i = 0;
   for (; i + 16 <= n; i += 16) {
     const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + i));
@@ -182,17 +275,34 @@ DAMOYOLO_AVX512 void u8_to_f32_avx512(const uint8_t* in, int n, float* out) {
   }
 }
 
-#else  // no AVX-512 kernels in this build: never selected (avx512_supported() is false)
+}  // namespace
 
-bool avx512_compiled() { return false; }
-bool avx512_supported() { return false; }
-void hresize_row_avx512(const uint8_t*, const uint8_t*, const ResizeTables&, int, int, int16_t*) {}
-void vresize_linear_avx512(const int16_t* a, const int16_t* b, int b0, int b1, int n, uint8_t* o) {
-  vresize_linear_scalar(a, b, b0, b1, n, o);
-}
-void vresize_area2_avx512(const int16_t* a, const int16_t* b, int n, uint8_t* o) { vresize_area2_scalar(a, b, n, o); }
-void u8_to_f32_avx512(const uint8_t* in, int n, float* out) { u8_to_f32_scalar(in, n, out); }
+#endif  // DAMOYOLO_X86_SIMD
 
+namespace {
+
+using cpu::IsaLevel;
+
+const RowKernels kScalarKernels = {IsaLevel::kScalar, nullptr, vresize_linear_scalar, vresize_area2_scalar,
+                                   u8_to_f32_scalar};
+#if DAMOYOLO_X86_SIMD
+const RowKernels kAvx2Kernels = {IsaLevel::kAvx2, hresize_row_avx2, vresize_linear_avx2, vresize_area2_avx2,
+                                 u8_to_f32_avx2};
+const RowKernels kAvx512Kernels = {IsaLevel::kAvx512, hresize_row_avx512, vresize_linear_avx512,
+                                   vresize_area2_avx512, u8_to_f32_avx512};
 #endif
+
+}  // namespace
+
+const RowKernels& row_kernels(IsaLevel level) {
+#if DAMOYOLO_X86_SIMD
+  switch (level) {
+    case IsaLevel::kAvx512: return kAvx512Kernels;
+    case IsaLevel::kAvx2: return kAvx2Kernels;
+    case IsaLevel::kScalar: break;
+  }
+#endif
+  return kScalarKernels;
+}
 
 }  // namespace damoyolo::image_internal

@@ -1,5 +1,5 @@
-// Row kernels of the fused preprocessor, in a scalar and an AVX-512 flavour
-// that compute identical bits. The data flow for one output row is
+// Row kernels of the fused preprocessor, in scalar, AVX2 and AVX-512 flavours
+// that compute identical bits (picked at run time: common/cpu_features.h). The data flow for one output row is
 //
 //   source row (any PixelFormat) --hresize--> int16 planar [3][dst_w_padded]
 //                                            (per source row, cached)
@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "common/cpu_features.h"
 #include "damoyolo/image.h"
 
 namespace damoyolo::image_internal {
@@ -50,7 +51,9 @@ struct ResizeTables {
 // Which byte of a pixel holds R, G, B for each format (gray: byte 0 thrice).
 void channel_bytes(PixelFormat format, int out[3]);
 
-// Scalar kernels (reference and fallback).
+// Scalar kernels (reference and fallback). The vector kernels equal them on
+// the inputs the horizontal pass can produce: h ≥ 0 for vresize_linear
+// (b0, b1 in [0, 2048]), h0 + h1 ≤ 1020 for vresize_area2.
 void unpack_row_scalar(const uint8_t* src, PixelFormat format, int width, uint32_t* out);
 void hresize_row_scalar(const uint32_t* px, const ResizeTables& t, int dst_w, int stride,
                         int16_t* out);
@@ -59,19 +62,25 @@ void vresize_linear_scalar(const int16_t* h0, const int16_t* h1, int b0, int b1,
 void vresize_area2_scalar(const int16_t* h0, const int16_t* h1, int n, uint8_t* out);
 void u8_to_f32_scalar(const uint8_t* in, int n, float* out);
 
-// AVX-512 (F, BW, VBMI) kernels; call only when avx512_supported().
-bool avx512_compiled();
-bool avx512_supported();
-// Reads the source row directly (no unpacking); `row` must hold at least 8
-// bytes (callers copy tinier rows into a padded buffer).
-// `next_row` (may be null) is prefetched along the way: the gathers defeat the
-// hardware prefetcher, and the next source row is almost always needed next.
-// Writes planar int16 [3][stride] like the scalar kernel.
-void hresize_row_avx512(const uint8_t* row, const uint8_t* next_row, const ResizeTables& t,
-                        int dst_w, int stride, int16_t* out);
-void vresize_linear_avx512(const int16_t* h0, const int16_t* h1, int b0, int b1, int n,
-                           uint8_t* out);
-void vresize_area2_avx512(const int16_t* h0, const int16_t* h1, int n, uint8_t* out);
-void u8_to_f32_avx512(const uint8_t* in, int n, float* out);
+// One SIMD level's row kernels (common/cpu_features.h), each computing the
+// same bits as its scalar counterpart above.
+struct RowKernels {
+  cpu::IsaLevel level;
+  // Reads the source row directly (no unpacking); `row` must hold at least 8
+  // bytes (callers copy tinier rows into a padded buffer). `next_row` (may be
+  // null) is prefetched along the way: the gathers defeat the hardware
+  // prefetcher, and the next source row is almost always needed next.
+  // Writes planar int16 [3][stride] like hresize_row_scalar.
+  // Null at the scalar level: unpack_row_scalar + hresize_row_scalar instead.
+  void (*hresize_row)(const uint8_t* row, const uint8_t* next_row, const ResizeTables& t, int dst_w,
+                      int stride, int16_t* out);
+  void (*vresize_linear)(const int16_t* h0, const int16_t* h1, int b0, int b1, int n, uint8_t* out);
+  void (*vresize_area2)(const int16_t* h0, const int16_t* h1, int n, uint8_t* out);
+  void (*u8_to_f32)(const uint8_t* in, int n, float* out);
+};
+
+// The kernels of `level` (scalar where a level has no kernels in this build:
+// off x86-64). Call only with a level the CPU supports.
+const RowKernels& row_kernels(cpu::IsaLevel level);
 
 }  // namespace damoyolo::image_internal

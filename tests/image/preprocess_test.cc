@@ -6,12 +6,14 @@
 #include <opencv2/imgproc.hpp>
 
 #include <cstring>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
-#include "testutil/alloc_counter.h"
+#include "common/cpu_features.h"
 #include "damoyolo/image.h"
+#include "testutil/alloc_counter.h"
 #include "testutil/testutil.h"
 
 namespace damoyolo {
@@ -20,13 +22,24 @@ namespace {
 using testing::fixture_image_path;
 using testing::fixtures_dir;
 
-// Both kernel flavours must give the same bits; every exactness test runs both.
-class BothPaths : public ::testing::TestWithParam<bool> {
+// Every SIMD level's kernels (common/cpu_features.h) must give the same bits:
+// every exactness test runs at each level this CPU supports (the others are
+// skipped), whatever DAMOYOLO_ISA says.
+class EveryLevel : public ::testing::TestWithParam<cpu::IsaLevel> {
  protected:
-  PreprocessOptions options() const { return {GetParam()}; }
+  void SetUp() override {
+    if (!cpu::isa_level_supported(GetParam()))
+      GTEST_SKIP() << "this CPU does not support " << cpu::isa_level_name(GetParam());
+    level_ = std::make_unique<cpu::ScopedIsaLevel>(GetParam());
+  }
+  // The Preprocessor picks its kernels at construction, at the level set above.
+  PreprocessOptions options() const { return {true}; }
+
+ private:
+  std::unique_ptr<cpu::ScopedIsaLevel> level_;
 };
-INSTANTIATE_TEST_SUITE_P(Kernels, BothPaths, ::testing::Values(true, false),
-                         [](const auto& info) { return info.param ? "simd" : "scalar"; });
+INSTANTIATE_TEST_SUITE_P(Kernels, EveryLevel, ::testing::ValuesIn(cpu::kIsaLevels),
+                         [](const auto& info) { return std::string(cpu::isa_level_name(info.param)); });
 
 struct GoldenCase {
   const char* model;
@@ -34,7 +47,7 @@ struct GoldenCase {
 };
 constexpr GoldenCase kGoldenModels[] = {{"damoyolo_T_640", 640}, {"damoyolo_Ns_416", 416}};
 
-TEST_P(BothPaths, MatchesGoldenNetworkInputs) {
+TEST_P(EveryLevel, MatchesGoldenNetworkInputs) {
   Preprocessor pre(options());
   for (const auto& m : kGoldenModels) {
     for (const char* name : testing::kFixtureImages) {
@@ -119,7 +132,7 @@ Source make_source(int w, int h, PixelFormat format, int extra_stride, std::mt19
   return ::testing::AssertionSuccess();
 }
 
-TEST_P(BothPaths, MatchesOpenCvOnSpecialSizes) {
+TEST_P(EveryLevel, MatchesOpenCvOnSpecialSizes) {
   struct Pair {
     int sw, sh, dw, dh;
   };
@@ -156,7 +169,7 @@ TEST_P(BothPaths, MatchesOpenCvOnSpecialSizes) {
   }
 }
 
-TEST_P(BothPaths, MatchesOpenCvOnRandomSizesFormatsAndStrides) {
+TEST_P(EveryLevel, MatchesOpenCvOnRandomSizesFormatsAndStrides) {
   std::mt19937 rng(42);
   std::uniform_int_distribution<int> side(1, 260), fmt(0, 4), pad(0, 1);
   Preprocessor pre(options());
@@ -188,7 +201,7 @@ TEST(Preprocess, NegativeStrideReadsBottomUp) {
   EXPECT_TRUE(matches_opencv(rgb_flipped, out, 50, 40, 50, 40));
 }
 
-TEST_P(BothPaths, LetterboxGeometryAndPadding) {
+TEST_P(EveryLevel, LetterboxGeometryAndPadding) {
   struct Case {
     int sw, sh, s, rw, rh;
   };
@@ -224,7 +237,7 @@ TEST_P(BothPaths, LetterboxGeometryAndPadding) {
   }
 }
 
-TEST_P(BothPaths, LayoutsAgree) {
+TEST_P(EveryLevel, LayoutsAgree) {
   std::mt19937 rng(11);
   Source s = make_source(333, 222, PixelFormat::kBGRA8, 12, rng);
   Preprocessor pre(options());
@@ -301,10 +314,16 @@ TEST(Preprocess, RejectsBadArguments) {
 TEST(Preprocess, ReportsSimdAvailability) {
   Preprocessor off(PreprocessOptions{false});
   EXPECT_FALSE(off.simd_active());
+  // Any build (native or portable) on a CPU with AVX2 or better must use SIMD
+  // kernels, at the level in force (the CPU's best unless DAMOYOLO_ISA lowers it).
   Preprocessor on;
-#if defined(__AVX512BW__) && defined(__AVX512VBMI__)
-  EXPECT_TRUE(on.simd_active());  // a -march=native build on this CPU must use the fast path
-#endif
+  EXPECT_EQ(on.simd_active(), cpu::isa_level() != cpu::IsaLevel::kScalar);
+  for (cpu::IsaLevel level : cpu::kIsaLevels) {
+    if (!cpu::isa_level_supported(level)) continue;
+    cpu::ScopedIsaLevel scoped(level);
+    EXPECT_EQ(Preprocessor().simd_active(), level != cpu::IsaLevel::kScalar) << cpu::isa_level_name(level);
+    EXPECT_FALSE(Preprocessor(PreprocessOptions{false}).simd_active());
+  }
 }
 
 }  // namespace
