@@ -80,6 +80,7 @@ int run_bench(BenchArgs a) {
   int threads = a.engine.threads > 0 ? a.engine.threads : omp_get_max_threads();
   double peak = a.no_peak ? 0 : measure_fma_peak_gflops(threads);
   double achieved = gflop / (median * 1e-3);
+  const SimdReport simd = simd_report();
 
   nlohmann::json j = {
       {"model", a.model},
@@ -97,6 +98,7 @@ int run_bench(BenchArgs a) {
       {"achieved_gflops", achieved},
       {"fma_peak_gflops", peak},
       {"fraction_of_peak", peak > 0 ? achieved / peak : 0.0},
+      {"simd", simd.level},
   };
   if (a.json) {
     std::cout << j.dump(2) << "\n";
@@ -114,7 +116,8 @@ int run_bench(BenchArgs a) {
   std::cout << "\n"
             << "memory       peak RSS " << peak_rss_mib() << " MiB, arena " << session->arena_bytes() / 1048576.0
             << " MiB\n"
-            << "load         " << load_ms << " ms\n";
+            << "load         " << load_ms << " ms\n"
+            << "simd         " << simd_text(simd) << "\n";
   return 0;
 }
 }  // namespace

@@ -7,6 +7,7 @@
 #include "commands.h"
 #include "damoyolo/detector.h"
 #include "damoyolo/session.h"
+#include "machine_peak.h"
 #include "options.h"
 
 namespace damoyolo::cli {
@@ -73,6 +74,8 @@ int run_info(const InfoArgs& a) {
     j["macs"] = s.macs;
     j["gflops"] = s.gflops();
     j["metadata"] = s.metadata;
+    const SimdReport simd = simd_report();
+    j["simd"] = {{"level", simd.level}, {"cpu", simd.cpu}, {"DAMOYOLO_ISA", simd.isa_env}};
     if (labels.ok()) {
       j["classes"] = labels->names;
       j["class_names_source"] = label_source_name(labels->source);
@@ -96,6 +99,7 @@ int run_info(const InfoArgs& a) {
   std::cout << "parameters: " << s.parameters / 1e6 << " M (" << s.parameters << " initializer elements; "
             << s.layer_weights / 1e6 << " M in layer weights)\n";
   std::cout << "FLOPs:      " << s.gflops() << " GFLOPs (2 x " << s.macs << " MACs)\n";
+  std::cout << "simd:       " << simd_text(simd_report()) << "\n";
   if (labels.ok()) {
     std::cout << "classes:    " << *class_count << ", names from " << label_source_name(labels->source)
               << (labels->origin.empty() ? "" : " (" + labels->origin + ")") << ":";

@@ -1,16 +1,55 @@
 #include "machine_peak.h"
 
-#include <immintrin.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
+
+#include "common/cpu_features.h"
+
+#if DAMOYOLO_X86_SIMD
+#include <immintrin.h>
+#endif
 
 namespace damoyolo::cli {
 
 namespace {
-// 12 independent accumulators hide the 4-cycle FMA latency on two FMA ports.
-double fma_block(long iters) {
-#if defined(__AVX512F__)
+// One FMA loop per SIMD level, picked at run time like the library's kernels
+// (common/cpu_features.h), so a portable build measures the same peak as a
+// native one. 12 independent accumulators hide the 4-cycle FMA latency on two
+// FMA ports. Each returns a value to keep the loop alive; the flops per
+// iteration and accumulator are 2 × lanes.
+using FmaBlockFn = double (*)(long iters);
+
+double fma_block_scalar(long iters) {
+  float acc[12][8] = {};
+  for (long it = 0; it < iters; ++it)
+    for (int i = 0; i < 12; ++i)
+      for (int l = 0; l < 8; ++l) acc[i][l] = acc[i][l] * 0.999999f + 1e-7f;
+  double s = 0;
+  for (auto& r : acc)
+    for (float v : r) s += v;
+  return s;
+}
+
+#if DAMOYOLO_X86_SIMD
+DAMOYOLO_TARGET_AVX2 double fma_block_avx2(long iters) {
+  __m256 acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = _mm256_set1_ps(0.001f * i);
+  const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
+  for (long it = 0; it < iters; ++it)
+    for (int i = 0; i < 12; ++i) acc[i] = _mm256_fmadd_ps(acc[i], a, b);
+  __m256 s = acc[0];
+  for (int i = 1; i < 12; ++i) s = _mm256_add_ps(s, acc[i]);
+  alignas(32) float out[8];
+  _mm256_store_ps(out, s);
+  double r = 0;
+  for (float v : out) r += v;
+  return r;
+}
+
+DAMOYOLO_TARGET_AVX512 double fma_block_avx512(long iters) {
   __m512 acc[12];
   for (int i = 0; i < 12; ++i) acc[i] = _mm512_set1_ps(0.001f * i);
   const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
@@ -18,41 +57,64 @@ double fma_block(long iters) {
     for (int i = 0; i < 12; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
   __m512 s = acc[0];
   for (int i = 1; i < 12; ++i) s = _mm512_add_ps(s, acc[i]);
-  return _mm512_reduce_add_ps(s);
-#else
-  float acc[12][8] = {};
-  for (long it = 0; it < iters; ++it)
-    for (int i = 0; i < 12; ++i)
-      for (int l = 0; l < 8; ++l) acc[i][l] = acc[i][l] * 0.999999f + 1e-7f;
-  double s = 0;
-  for (auto& r : acc) for (float v : r) s += v;
-  return s;
-#endif
+  alignas(64) float out[16];
+  _mm512_store_ps(out, s);
+  double r = 0;
+  for (float v : out) r += v;
+  return r;
 }
-constexpr int kLanes =
-#if defined(__AVX512F__)
-    16;
-#else
-    8;
 #endif
+
+struct FmaBlock {
+  FmaBlockFn fn;
+  int lanes;
+};
+
+FmaBlock fma_block_for(cpu::IsaLevel level) {
+#if DAMOYOLO_X86_SIMD
+  if (level == cpu::IsaLevel::kAvx512) return {fma_block_avx512, 16};
+  if (level == cpu::IsaLevel::kAvx2) return {fma_block_avx2, 8};
+#endif
+  (void)level;
+  return {fma_block_scalar, 8};
+}
 }  // namespace
+
+SimdReport simd_report() {
+  SimdReport r;
+  r.level = cpu::isa_level_name(cpu::isa_level());
+  r.cpu = cpu::isa_level_name(cpu::cpu_isa_level());
+  if (const char* env = std::getenv("DAMOYOLO_ISA")) r.isa_env = env;
+  r.note = cpu::isa_level_note();
+  return r;
+}
+
+std::string simd_text(const SimdReport& r) {
+  if (r.isa_env.empty() && r.level == r.cpu) return r.level;
+  std::string s = r.level + " (";
+  if (!r.isa_env.empty()) s += "DAMOYOLO_ISA=" + r.isa_env + "; ";
+  return s + "this CPU: " + r.cpu + ")";
+}
 
 double measure_fma_peak_gflops(int threads, double seconds) {
   using clock = std::chrono::steady_clock;
   const long iters = 1'000'000;
+  const FmaBlock block = fma_block_for(cpu::isa_level());
   double best = 0;
   auto until = clock::now() + std::chrono::duration<double>(seconds);
-  volatile double sink = 0;
+  volatile double sink = 0;  // keeps the loops' results alive
   while (clock::now() < until) {
     auto t0 = clock::now();
+    double total = 0;
 #pragma omp parallel num_threads(threads)
     {
-      double r = fma_block(iters);
+      double r = block.fn(iters);
 #pragma omp atomic
-      sink = sink + r;
+      total += r;
     }
+    sink = sink + total;
     double dt = std::chrono::duration<double>(clock::now() - t0).count();
-    double flops = 2.0 * kLanes * 12.0 * iters * threads;
+    double flops = 2.0 * block.lanes * 12.0 * iters * threads;
     best = std::max(best, flops / dt * 1e-9);
   }
   return best;

@@ -2,10 +2,25 @@
 // "fraction of peak" compares numbers taken under the same conditions.
 #pragma once
 
+#include <string>
+
 namespace damoyolo::cli {
 
-// GFLOP/s of an AVX-512 (or widest available) FMA loop on `threads` threads,
-// each running independent accumulator chains for ~`seconds`.
+// The SIMD level damoyolo's kernels run at (common/cpu_features.h), for
+// `damoyolo info` and `damoyolo bench`.
+struct SimdReport {
+  std::string level;     // in use: "scalar", "avx2", "avx512"
+  std::string cpu;       // the best this CPU supports
+  std::string isa_env;   // DAMOYOLO_ISA's value, "" when unset
+  std::string note;      // why DAMOYOLO_ISA was not used as given, "" normally
+};
+SimdReport simd_report();
+// "avx512", or e.g. "avx2 (DAMOYOLO_ISA=avx2; this CPU: avx512)".
+std::string simd_text(const SimdReport& r);
+
+// GFLOP/s of an FMA loop at the SIMD level the library's kernels use
+// (cpu::isa_level(): AVX-512, AVX2, or a plain float loop) on `threads`
+// threads, each running independent accumulator chains for ~`seconds`.
 double measure_fma_peak_gflops(int threads, double seconds = 0.5);
 
 }  // namespace damoyolo::cli

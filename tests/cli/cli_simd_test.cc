@@ -1,0 +1,66 @@
+// `damoyolo info` and `bench` report the SIMD level the kernels run at, and
+// DAMOYOLO_ISA in the environment lowers it (common/cpu_features.h).
+#include <cstdlib>
+
+#include "cli_util.h"
+#include "common/cpu_features.h"
+
+namespace {
+
+using namespace cli_test;
+
+fs::path bundled() { return damoyolo::testing::source_dir() / "models" / "damoyolo_demo.onnx"; }
+
+// Runs the CLI with DAMOYOLO_ISA set (or unset: nullptr) for that one child.
+// This process has fixed its own level already (the first isa_level() reads
+// the variable once), so setting it here changes nothing in it.
+RunResult run_with_isa(const char* value, const std::vector<std::string>& args, const fs::path& dir) {
+  (void)damoyolo::cpu::isa_level();
+  const char* old = std::getenv("DAMOYOLO_ISA");
+  const std::string saved = old ? old : "";
+  if (value) setenv("DAMOYOLO_ISA", value, 1);
+  else unsetenv("DAMOYOLO_ISA");
+  RunResult r = run_cli(args, dir);
+  if (old) setenv("DAMOYOLO_ISA", saved.c_str(), 1);
+  else unsetenv("DAMOYOLO_ISA");
+  return r;
+}
+
+TEST_F(CliTest, InfoReportsTheSimdLevelAndDamoyoloIsaLowersIt) {
+  const std::string best = damoyolo::cpu::isa_level_name(damoyolo::cpu::cpu_isa_level());
+  RunResult r = run_with_isa(nullptr, {"info", "-m", bundled().string(), "--json"}, dir_);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  json j = json::parse(r.out);
+  EXPECT_EQ(j["simd"]["level"], best);
+  EXPECT_EQ(j["simd"]["cpu"], best);
+  EXPECT_EQ(j["simd"]["DAMOYOLO_ISA"], "");
+
+  r = run_with_isa("scalar", {"info", "-m", bundled().string(), "--json"}, dir_);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  j = json::parse(r.out);
+  EXPECT_EQ(j["simd"]["level"], "scalar");
+  EXPECT_EQ(j["simd"]["cpu"], best);
+  EXPECT_EQ(j["simd"]["DAMOYOLO_ISA"], "scalar");
+  EXPECT_EQ(r.err, "");
+
+  r = run_with_isa("scalar", {"info", "-m", bundled().string()}, dir_);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("simd:       scalar (DAMOYOLO_ISA=scalar; this CPU: " + best + ")\n"), std::string::npos)
+      << r.out;
+
+  // An unknown value: the CPU's best, and one warning line that says so.
+  r = run_with_isa("sse9", {"info", "-m", bundled().string(), "--json"}, dir_);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["simd"]["level"], best);
+  EXPECT_NE(r.err.find("damoyolo: DAMOYOLO_ISA=sse9 is not one of scalar, avx2, avx512, auto"), std::string::npos)
+      << r.err;
+}
+
+TEST_F(CliTest, BenchReportsTheSimdLevel) {
+  RunResult r = run_with_isa("scalar", {"bench", "-m", bundled().string(), "--iters", "1", "--warmup", "0",
+                                        "--no-peak", "--json"}, dir_);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["simd"], "scalar");
+}
+
+}  // namespace
