@@ -9,6 +9,7 @@
 //    FastNms and NMS run (bucketing included, as in the real path);
 //  * Decode/<image>/{dense,thresholded}: the --benchmark export's six maps to
 //    detections, either decode_head_dense + process_dense, or process_raw.
+// All at the SIMD level in force (DAMOYOLO_ISA=avx2|scalar lowers it).
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -21,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "common/cpu_features.h"
 #include "damoyolo/detection.h"
 #include "detection/head_decode.h"
 #include "detection/nms.h"
@@ -238,6 +240,10 @@ int main(int argc, char** argv) {
 
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  // Every case runs at the SIMD level in force: the CPU's best, or lower with
+  // DAMOYOLO_ISA=avx2|scalar (common/cpu_features.h).
+  std::printf("SIMD level %s (CPU: %s)\n", damoyolo::cpu::isa_level_name(damoyolo::cpu::isa_level()),
+              damoyolo::cpu::isa_level_name(damoyolo::cpu::cpu_isa_level()));
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

@@ -1,6 +1,8 @@
 // Preprocessing and decoding speed, single thread.
 //
-//   fused/*      damoyolo::Preprocessor, 1920x1080 -> 640x640 float NCHW
+//   fused/*      damoyolo::Preprocessor, 1920x1080 -> 640x640 float NCHW, at the
+//                SIMD level in force (the CPU's best, or DAMOYOLO_ISA's);
+//                fused_<level>/bgr8 at each level (skipped where the CPU lacks it)
 //   opencv/*     the sequence it replaces: cvtColor(BGR->RGB) -> resize(INTER_LINEAR)
 //                -> convertTo(CV_32F) -> split into the same NCHW buffer
 //   decode/*     JPEG 1920x1080 full vs DCT-scaled (jpeg_scale_denom 2, 4, 8)
@@ -17,9 +19,11 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "common/cpu_features.h"
 #include "damoyolo/image.h"
 
 namespace {
@@ -55,7 +59,17 @@ const std::vector<uint8_t>& frame_jpeg() {
 
 double min_of(const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); }
 
-void fused(benchmark::State& state, damoyolo::PixelFormat format, bool simd) {
+// level: the kernels' SIMD level; nullopt: whatever is in force.
+void fused(benchmark::State& state, damoyolo::PixelFormat format, std::optional<damoyolo::cpu::IsaLevel> level) {
+  using damoyolo::cpu::IsaLevel;
+  if (level && !damoyolo::cpu::isa_level_supported(*level)) {
+    state.SkipWithError("this CPU lacks that SIMD level");
+    for (auto _ : state) {
+    }
+    return;
+  }
+  const IsaLevel use = level.value_or(damoyolo::cpu::isa_level());
+  damoyolo::cpu::ScopedIsaLevel scoped(use);  // the Preprocessor picks its kernels when constructed
   const cv::Mat& bgr = frame_bgr();
   cv::Mat src;
   switch (format) {
@@ -66,8 +80,8 @@ void fused(benchmark::State& state, damoyolo::PixelFormat format, bool simd) {
   }
   const damoyolo::ImageView view{src.data, src.cols, src.rows, static_cast<ptrdiff_t>(src.step), format};
   std::vector<float> out(size_t{3} * kDst * kDst);
-  damoyolo::Preprocessor pre(damoyolo::PreprocessOptions{simd});
-  if (simd && !pre.simd_active()) state.SkipWithError("AVX-512 kernels not available");
+  damoyolo::Preprocessor pre(damoyolo::PreprocessOptions{use != IsaLevel::kScalar});
+  state.SetLabel(damoyolo::cpu::isa_level_name(use));
   for (auto _ : state) {
     auto st = pre.run(view, kDst, kDst, damoyolo::ResizeMode::kStretch, out.data());
     if (!st.ok()) state.SkipWithError(st.to_string().c_str());
@@ -135,17 +149,24 @@ int main(int argc, char** argv) {
   frame_bgr();
   frame_jpeg();
   using damoyolo::PixelFormat;
-  configure(benchmark::RegisterBenchmark("fused/bgr8->f32nchw", fused, PixelFormat::kBGR8, true));
-  configure(benchmark::RegisterBenchmark("fused/rgb8->f32nchw", fused, PixelFormat::kRGB8, true));
-  configure(benchmark::RegisterBenchmark("fused/bgra8->f32nchw", fused, PixelFormat::kBGRA8, true));
-  configure(benchmark::RegisterBenchmark("fused/gray8->f32nchw", fused, PixelFormat::kGray8, true));
-  configure(benchmark::RegisterBenchmark("fused_scalar/bgr8->f32nchw", fused, PixelFormat::kBGR8, false));
+  using damoyolo::cpu::IsaLevel;
+  const std::optional<IsaLevel> in_force;
+  configure(benchmark::RegisterBenchmark("fused/bgr8->f32nchw", fused, PixelFormat::kBGR8, in_force));
+  configure(benchmark::RegisterBenchmark("fused/rgb8->f32nchw", fused, PixelFormat::kRGB8, in_force));
+  configure(benchmark::RegisterBenchmark("fused/bgra8->f32nchw", fused, PixelFormat::kBGRA8, in_force));
+  configure(benchmark::RegisterBenchmark("fused/gray8->f32nchw", fused, PixelFormat::kGray8, in_force));
+  for (IsaLevel level : damoyolo::cpu::kIsaLevels)
+    configure(benchmark::RegisterBenchmark(
+        (std::string("fused_") + damoyolo::cpu::isa_level_name(level) + "/bgr8->f32nchw").c_str(), fused,
+        PixelFormat::kBGR8, std::optional<IsaLevel>(level)));
   configure(benchmark::RegisterBenchmark("opencv/cvtColor+resize+convertTo+split", opencv_sequence));
   configure(benchmark::RegisterBenchmark("decode/jpeg_1920x1080", decode_jpeg)->Arg(1)->Arg(2)->Arg(4)->Arg(8));
   configure(benchmark::RegisterBenchmark("decode+fused/jpeg_1920x1080", decode_and_preprocess)->Arg(1)->Arg(2));
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  std::printf("OpenCV %s, threads=%d\n", CV_VERSION, cv::getNumThreads());
+  std::printf("OpenCV %s, threads=%d; SIMD level in force %s (CPU: %s)\n", CV_VERSION, cv::getNumThreads(),
+              damoyolo::cpu::isa_level_name(damoyolo::cpu::isa_level()),
+              damoyolo::cpu::isa_level_name(damoyolo::cpu::cpu_isa_level()));
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;
