@@ -7,9 +7,11 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "common/cpu_features.h"
 #include "damoyolo/detector.h"
 #include "damoyolo/optimizations.h"
 #include "testutil/detection_match.h"
@@ -165,6 +167,30 @@ TEST(BundledModel, EveryConfigurationGivesTheSameDetections) {
   EXPECT_EQ(m.found, truth.size()) << "bf16: " << m.describe();
   EXPECT_TRUE(m.extra.empty()) << "bf16: " << m.describe();
   EXPECT_TRUE(m.known_not_seen.empty()) << "bf16: " << m.describe();
+}
+
+// The SIMD level (common/cpu_features.h) changes the pre- and post-processing
+// kernels (resize rows, fused head decode, score scan, NMS) but never a bit of
+// the result: every level this CPU supports gives exactly the scalar
+// detections. A Detector picks its kernels when created.
+TEST(BundledModel, EverySimdLevelGivesIdenticalDetections) {
+  auto detect_at = [](cpu::IsaLevel level) {
+    cpu::ScopedIsaLevel scoped(level);
+    auto det = Detector::create((models_dir() / "damoyolo_demo.onnx").string(), bundled_options());
+    EXPECT_TRUE(det.ok()) << det.status().to_string();
+    auto r = det->detect_file((models_dir() / "demo.jpg").string());
+    EXPECT_TRUE(r.ok()) << r.status().to_string();
+    return r->detections;
+  };
+  const std::vector<Detection> want = detect_at(cpu::IsaLevel::kScalar);
+  ASSERT_FALSE(want.empty());
+  for (cpu::IsaLevel level : cpu::kIsaLevels) {
+    if (level == cpu::IsaLevel::kScalar || !cpu::isa_level_supported(level)) continue;
+    const std::vector<Detection> got = detect_at(level);
+    ASSERT_EQ(got.size(), want.size()) << cpu::isa_level_name(level);
+    EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(Detection)), 0)
+        << cpu::isa_level_name(level) << ": detections differ from the scalar level's";
+  }
 }
 
 }  // namespace
