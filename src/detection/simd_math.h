@@ -10,6 +10,15 @@
 
 #define DAMOYOLO_VINLINE [[gnu::always_inline]] inline
 
+// "AVX vector return without AVX-512 enabled changes the ABI": about passing
+// v16f by value between functions, which never happens here (all
+// always_inline, inside one level's kernel).
+#if defined(__clang__)
+#pragma clang diagnostic ignored "-Wpsabi"
+#elif defined(__GNUC__)
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+
 namespace damoyolo::detection {
 
 inline constexpr int kLanes = 16;
