@@ -50,8 +50,9 @@ Priors build_priors(const HeadLevelMaps* levels, int num_levels) {
 
 constexpr int kLanes = kDecodeLanes;
 
-// Block buffers for up to kLanes anchors: logits transposed to [channel][lane]
-// so the kernel works on whole vectors, never on one anchor at a time.
+// decode_boxes_selected's block buffers (the dense decode has its own, inside
+// kDecodeLevel): logits transposed to [channel][lane] so the kernel works on
+// whole vectors, never on one anchor at a time.
 struct Block {
   alignas(64) float logits[4 * 64 * kLanes];  // 4·(R+1) channels, R ≤ 63
   alignas(64) float px[kLanes], py[kLanes], st[kLanes];
@@ -61,67 +62,6 @@ struct Block {
 // softmax → integral → distance2bbox for kLanes anchors, at the caller's level.
 inline void decode_block(DecodeBlockFn kernel, Block& b, int bins) {
   kernel(b.logits, bins, b.px, b.py, b.st, &b.out[0][0]);
-}
-
-void write_boxes(const Block& b, int n, float* dst /* [n,4] */) {
-  for (int lane = 0; lane < n; ++lane) {
-    dst[lane * 4 + 0] = b.out[0][lane];
-    dst[lane * 4 + 1] = b.out[1][lane];
-    dst[lane * 4 + 2] = b.out[2][lane];
-    dst[lane * 4 + 3] = b.out[3][lane];
-  }
-}
-
-void decode_level_boxes(DecodeBlockFn kernel, const HeadSpec& spec, const HeadLevelMaps& lv,
-                        const Priors& pr, int64_t level_offset, float* boxes) {
-  const int bins = spec.reg_max + 1;
-  const int channels = 4 * bins;
-  const int64_t hw = int64_t{lv.h} * lv.w;
-  Block b;
-  for (int64_t a0 = 0; a0 < hw; a0 += kLanes) {
-    const int n = static_cast<int>(std::min<int64_t>(kLanes, hw - a0));
-    for (int ch = 0; ch < channels; ++ch) {
-      const float* src = lv.reg + ch * lv.reg_channel_stride + a0 * lv.reg_anchor_stride;
-      float* dst = b.logits + ch * kLanes;
-      if (lv.reg_anchor_stride == 1) {
-        std::memcpy(dst, src, sizeof(float) * n);
-      } else {
-        for (int lane = 0; lane < n; ++lane) dst[lane] = src[lane * lv.reg_anchor_stride];
-      }
-      // Padding lanes get a valid finite input so the unused results stay finite.
-      for (int lane = n; lane < kLanes; ++lane) dst[lane] = 0.f;
-    }
-    const int64_t g = level_offset + a0;
-    for (int lane = 0; lane < kLanes; ++lane) {
-      const bool live = lane < n;
-      b.px[lane] = live ? pr.px[g + lane] : 0.f;
-      b.py[lane] = live ? pr.py[g + lane] : 0.f;
-      b.st[lane] = live ? pr.stride[g + lane] : 0.f;
-    }
-    decode_block(kernel, b, bins);
-    write_boxes(b, n, boxes + g * 4);
-  }
-}
-
-void copy_level_scores(const HeadSpec& spec, const HeadLevelMaps& lv, float* scores /* [hw,C] */) {
-  const int C = spec.num_classes;
-  const int64_t hw = int64_t{lv.h} * lv.w;
-  if (lv.cls_channel_stride == 1) {  // NHWC-like: rows are already [C]
-    for (int64_t a = 0; a < hw; ++a)
-      std::memcpy(scores + a * C, lv.cls + a * lv.cls_anchor_stride, sizeof(float) * C);
-    return;
-  }
-  // NCHW → [A,C] is a transpose; 16×16 tiles keep both sides in cache lines.
-  constexpr int64_t T = 16;
-  for (int64_t a0 = 0; a0 < hw; a0 += T) {
-    const int64_t a1 = std::min(hw, a0 + T);
-    for (int64_t c0 = 0; c0 < C; c0 += T) {
-      const int64_t c1 = std::min<int64_t>(C, c0 + T);
-      for (int64_t a = a0; a < a1; ++a)
-        for (int64_t c = c0; c < c1; ++c)
-          scores[a * C + c] = lv.cls[a * lv.cls_anchor_stride + c * lv.cls_channel_stride];
-    }
-  }
 }
 
 }  // namespace
@@ -158,11 +98,17 @@ void decode_head_dense(const HeadSpec& spec, const HeadLevelMaps* levels, int nu
                        float* scores, float* boxes, PriorCache& cache) {
   check_head(spec, levels, num_levels);
   const Priors& pr = cache.get(levels, num_levels);
+  // The level's kernels whole (not only the block maths): the gathers around
+  // the block kernel cost as much, and they vectorise per level too.
   const cpu::IsaLevel isa = cpu::isa_level();
+  const GatherScoresFn gather_scores = kGatherScores.at(isa);
+  const DecodeLevelFn decode_level = kDecodeLevel.at(isa);
   for (int l = 0; l < num_levels; ++l) {
     const int64_t off = pr.level_offset[l];
-    if (scores) copy_level_scores(spec, levels[l], scores + off * spec.num_classes);
-    if (boxes) decode_level_boxes(kDecodeBlock.at(isa), spec, levels[l], pr, off, boxes);
+    if (scores) gather_scores(levels[l], spec.num_classes, scores + off * spec.num_classes);
+    if (boxes)
+      decode_level(levels[l], spec.reg_max + 1, pr.px.data() + off, pr.py.data() + off, pr.stride.data() + off,
+                   boxes + off * 4);
   }
   if (scores && spec.cls_is_logit) kSigmoid.at(isa)(scores, pr.num_anchors * spec.num_classes);
 }

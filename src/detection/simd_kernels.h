@@ -1,6 +1,6 @@
 // The detection stage's SIMD kernels, one per level (common/cpu_features.h):
-// the head decode's 16-anchor block, the sigmoid, the score scan and the NMS
-// IoU test. Each table's entries compute identical results: the same IEEE
+// the head decode (its 16-anchor block, a whole level, the score gather), the
+// sigmoid, the score scan and the NMS IoU test. Each table's entries compute identical results: the same IEEE
 // operations in the same order, FMA contraction off (simd_kernels.cc), and
 // compares and min/max written so NaNs and signed zeros go the scalar way.
 // Callers take kernel.current() once per operation.
@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "common/cpu_features.h"
+#include "detection/head_decode.h"
 
 namespace damoyolo::detection {
 
@@ -21,6 +22,19 @@ inline constexpr int kDecodeLanes = 16;
 using DecodeBlockFn = void (*)(const float* logits, int bins, const float* px, const float* py,
                                const float* st, float* out);
 extern const cpu::PerIsa<DecodeBlockFn> kDecodeBlock;
+
+// The dense decode of one pyramid level: for every anchor a < h·w of `lv`,
+// boxes[4a .. 4a+3] = x1, y1, x2, y2, through the block kernel above (so
+// bit-identical to decoding the same anchors with kDecodeBlock). px, py, st:
+// that level's priors [h·w]; bins = R + 1 ≤ 64.
+using DecodeLevelFn = void (*)(const HeadLevelMaps& lv, int bins, const float* px, const float* py,
+                               const float* st, float* boxes);
+extern const cpu::PerIsa<DecodeLevelFn> kDecodeLevel;
+
+// scores[a·C + c] = lv.cls[a·cls_anchor_stride + c·cls_channel_stride] for
+// every anchor a < h·w of `lv` and class c < C (NCHW: a tiled transpose).
+using GatherScoresFn = void (*)(const HeadLevelMaps& lv, int C, float* scores);
+extern const cpu::PerIsa<GatherScoresFn> kGatherScores;
 
 // x[i] = 1 / (1 + exp(-x[i])) with the decode's exp (≈1 ulp).
 using SigmoidFn = void (*)(float* x, int64_t n);

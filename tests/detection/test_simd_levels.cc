@@ -43,6 +43,8 @@ bool same_bits(const float* a, const float* b, size_t n) {
 TEST_P(AtLevel, TablesHoldThatLevelsKernels) {
   // A build without this level's kernels would hold the scalar ones here.
   EXPECT_NE(kDecodeBlock.at(GetParam()), kDecodeBlock.scalar);
+  EXPECT_NE(kDecodeLevel.at(GetParam()), kDecodeLevel.scalar);
+  EXPECT_NE(kGatherScores.at(GetParam()), kGatherScores.scalar);
   EXPECT_NE(kSigmoid.at(GetParam()), kSigmoid.scalar);
   EXPECT_NE(kAboveMask.at(GetParam()), kAboveMask.scalar);
   EXPECT_NE(kIouAbove.at(GetParam()), kIouAbove.scalar);
@@ -157,6 +159,47 @@ TEST_P(AtLevel, DecodeAndSigmoidKernelsEqualScalarBitForBit) {
     kSigmoid.scalar(want.data(), n);
     sig(got.data(), n);
     ASSERT_TRUE(same_bits(got.data(), want.data(), n)) << "n " << n;
+  }
+}
+
+// The dense decode (per-level kernel, score gather, sigmoid) on random maps in
+// both layouts, odd level sizes (partial blocks) and several R.
+TEST_P(AtLevel, DenseDecodeEqualsScalarInBothLayouts) {
+  std::mt19937 rng(404);
+  std::normal_distribution<float> n(0.f, 5.f);
+  for (int R : {0, 7, 16, 63}) {
+    const int C = 7, ch = 4 * (R + 1);
+    const int sizes[3] = {13, 7, 3};
+    std::vector<float> cls_nchw[3], reg_nchw[3], cls_nhwc[3], reg_nhwc[3];
+    HeadLevelMaps nchw[3], nhwc[3];
+    int A = 0;
+    for (int l = 0; l < 3; ++l) {
+      const int hw = sizes[l] * (sizes[l] + 2);
+      A += hw;
+      cls_nchw[l].resize(C * hw), reg_nchw[l].resize(ch * hw), cls_nhwc[l].resize(C * hw), reg_nhwc[l].resize(ch * hw);
+      for (auto& v : cls_nchw[l]) v = n(rng);
+      for (auto& v : reg_nchw[l]) v = n(rng);
+      for (int a = 0; a < hw; ++a) {
+        for (int c = 0; c < C; ++c) cls_nhwc[l][a * C + c] = cls_nchw[l][c * hw + a];
+        for (int c = 0; c < ch; ++c) reg_nhwc[l][a * ch + c] = reg_nchw[l][c * hw + a];
+      }
+      nchw[l] = {8 << l, sizes[l], sizes[l] + 2, cls_nchw[l].data(), 1, hw, reg_nchw[l].data(), 1, hw};
+      nhwc[l] = {8 << l, sizes[l], sizes[l] + 2, cls_nhwc[l].data(), C, 1, reg_nhwc[l].data(), ch, 1};
+    }
+    for (const HeadLevelMaps* maps : {nchw, nhwc}) {
+      const HeadSpec spec{C, R, /*cls_is_logit=*/true};
+      std::vector<float> s_want(A * C), b_want(A * 4), s_got(A * C), b_got(A * 4);
+      {
+        cpu::ScopedIsaLevel scalar(IsaLevel::kScalar);
+        decode_head_dense(spec, maps, 3, s_want.data(), b_want.data());
+      }
+      {
+        cpu::ScopedIsaLevel level(GetParam());
+        decode_head_dense(spec, maps, 3, s_got.data(), b_got.data());
+      }
+      ASSERT_TRUE(same_bits(s_got.data(), s_want.data(), s_want.size())) << "R " << R;
+      ASSERT_TRUE(same_bits(b_got.data(), b_want.data(), b_want.size())) << "R " << R;
+    }
   }
 }
 
