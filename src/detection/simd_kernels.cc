@@ -19,7 +19,9 @@
 #include <immintrin.h>
 // GCC 12 false positive: the max/min intrinsics start from _mm512_undefined_ps(),
 // which it reports as possibly uninitialised once inlined.
+#if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #endif
 
 namespace damoyolo::detection {

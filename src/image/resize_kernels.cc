@@ -14,7 +14,9 @@
 // GCC 12 warns inside its own headers that the "undefined" source register of
 // gathers/permutes may be uninitialised; it is deliberately so (a known false
 // positive), and the warning would bury real ones.
+#if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #endif
 
 namespace damoyolo::image_internal {
