@@ -37,9 +37,10 @@ set(CPACK_STRIP_FILES ON)
 
 set(_damoyolo_cpu_note "")
 if(DAMOYOLO_NATIVE)
-  # -march=native code (AVX-512 in NMS and post-processing on Zen 4) dies
-  # with SIGILL on a CPU without the build machine's instruction set; the
-  # description says so, for a package built that way by hand.
+  # -march=native code (the compiler's own vectorisation of everything but
+  # the run-time-dispatched SIMD kernels) dies with SIGILL on a CPU without
+  # the build machine's instruction set; the description says so, for a
+  # package built that way by hand.
   set(_damoyolo_cpu_note "\n\nBuilt with -march=native: runs only on CPUs with the instruction set of\nthe machine it was built on.")
 endif()
 

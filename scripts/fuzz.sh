@@ -52,8 +52,9 @@ done
 
 if [[ ! -f $BUILD_DIR/build.ninja ]]; then
   ./scripts/install-deps.sh --sanitizers
+  # The same configuration as scripts/sanitize.sh's (portable: DAMOYOLO_NATIVE=OFF).
   cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=clang++ \
-    -DDAMOYOLO_SANITIZE=address,undefined -DDAMOYOLO_FUZZ=ON -DDAMOYOLO_BUILD_BENCH=OFF >/dev/null
+    -DDAMOYOLO_SANITIZE=address,undefined -DDAMOYOLO_FUZZ=ON -DDAMOYOLO_BUILD_BENCH=OFF -DDAMOYOLO_NATIVE=OFF >/dev/null
 fi
 cmake --build "$BUILD_DIR" -j "$JOBS" --target "${TARGETS[@]/#/fuzz_}"
 

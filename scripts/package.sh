@@ -6,8 +6,8 @@
 # Its own build directory, configured for a package rather than for this
 # machine:
 #   DAMOYOLO_NATIVE=OFF      no -march=native, so the package runs on any
-#                            x86-64 CPU (oneDNN still picks AVX2/AVX-512
-#                            kernels at run time);
+#                            x86-64 CPU (oneDNN and damoyolo's own SIMD
+#                            kernels still pick AVX2/AVX-512 at run time);
 #   CMAKE_INSTALL_PREFIX=/usr  GNUInstallDirs then uses Debian's multiarch
 #                            library directory, lib/x86_64-linux-gnu;
 #   no tests, no benchmarks: they are not packaged.

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The sanitizer stage of the test command (scripts/test.sh runs it last;
 # docs/fuzzing.md). Three steps, each timed:
-#   1. build-asan/ (clang, ASan + UBSan, -fsanitize=fuzzer-no-link): the
-#      library, the CLI, the test binaries and the fuzz targets; ctest there,
-#      less the labels and tests in ASAN_CTEST_EXCLUDE(_TESTS) (see below);
+#   1. build-asan/ (clang, ASan + UBSan, -fsanitize=fuzzer-no-link, and the
+#      portable configuration DAMOYOLO_NATIVE=OFF: no -march=native, SIMD
+#      kernels picked at run time, as in a package): the library, the CLI, the
+#      test binaries and the fuzz targets; ctest there, less the labels and
+#      tests in ASAN_CTEST_EXCLUDE(_TESTS) (see below);
 #   2. every fuzz target for FUZZ_SECONDS (default 30) from its seeds, with
 #      -seed=1: the same inputs in the same order each time (scripts/fuzz.sh);
 #   3. build-tsan/ (clang, TSan): the library and tests/concurrency only, run
@@ -64,8 +66,11 @@ stage_start "build-asan: configure + build"
 if ! ./scripts/python-env.sh >/dev/null; then
   echo "damoyolo: WARNING: no pycocotools; the Pycocotools.* tests will fail" >&2
 fi
+# DAMOYOLO_NATIVE=OFF: the normal build/ is native, so this one covers the
+# portable configuration (what scripts/package.sh builds) at no extra build
+# cost; the SIMD kernels still run at this CPU's best level (test_cpu checks).
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=clang++ \
-  -DDAMOYOLO_SANITIZE=address,undefined -DDAMOYOLO_FUZZ=ON -DDAMOYOLO_BUILD_BENCH=OFF \
+  -DDAMOYOLO_SANITIZE=address,undefined -DDAMOYOLO_FUZZ=ON -DDAMOYOLO_BUILD_BENCH=OFF -DDAMOYOLO_NATIVE=OFF \
   -DDAMOYOLO_PYCOCOTOOLS_PYTHON="$ROOT/build/pyvenv/bin/python3" >/dev/null
 cmake --build build-asan -j "$JOBS"
 stage_end
