@@ -4,6 +4,7 @@
 // build — a portable (DAMOYOLO_NATIVE=OFF) build included.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <set>
