@@ -32,7 +32,15 @@ ASAN_CTEST_EXCLUDE=${ASAN_CTEST_EXCLUDE-'^(python|install)$'}
 # Nor DecompressionBomb.TheEstimateCoversWhatTheDecodeTakes: it compares the
 # decoder's memory estimate with the process's peak RSS, which ASan's redzones
 # and shadow memory make ~10-15% bigger.
-ASAN_CTEST_EXCLUDE_TESTS=${ASAN_CTEST_EXCLUDE_TESTS-'^(Reference/GoldenParity[.]|DecompressionBomb[.]TheEstimateCoversWhatTheDecodeTakes$)'}
+# Nor Precisions/Ops.Conv/bf16 (tests/ops): about one run in three, oneDNN 2.6
+# (libdnnl.so, not instrumented) faults with a READ of an unmapped address in
+# ASan's heap region while *creating* one of its bf16 convolution primitives
+# (dnnl_primitive_create, before any data is touched), always the same
+# address: an over-read inside oneDNN that the normal allocator's neighbouring
+# pages hide. Seen in the fresh-root check and reproduced here; it passes in
+# the normal suite and the other BF16 tests run under ASan. Open: find the
+# shape and report it upstream (docs/fuzzing.md).
+ASAN_CTEST_EXCLUDE_TESTS=${ASAN_CTEST_EXCLUDE_TESTS-'^(Reference/GoldenParity[.]|DecompressionBomb[.]TheEstimateCoversWhatTheDecodeTakes$|Precisions/Ops[.]Conv/bf16( |$))'}
 
 ./scripts/install-deps.sh --sanitizers
 
