@@ -45,6 +45,15 @@ struct PlanStep {
   std::string reason;
 };
 
+// One graph pass the optimised engine ran before lowering (the fusion
+// passes, graph/passes/fusion.h): how many rewrites it made and how many
+// nodes the graph had after it.
+struct PlanPass {
+  std::string name;  // "fuse_damoyolo_head", "fuse_silu", "fuse_conv_activation", ...
+  int rewrites = 0;
+  size_t nodes_after = 0;
+};
+
 struct CompiledPlan {
   Engine engine{};        // the engine in use (kAuto resolved)
   Precision precision{};
@@ -52,6 +61,7 @@ struct CompiledPlan {
   // Under Engine::kAuto, why the optimised engine was not used ("" when it is):
   // the whole model then runs on the reference engine.
   std::string engine_fallback_reason;
+  std::vector<PlanPass> passes;  // in the order they ran; switched-off passes are absent
   std::vector<PlanStep> steps;
   size_t arena_bytes = 0;       // planned intermediates, per execution context
   size_t scratchpad_bytes = 0;  // oneDNN scratch shared by the steps, per context
@@ -61,6 +71,12 @@ struct CompiledPlan {
     int n = 0;
     for (const auto& s : steps) n += s.kind == k;
     return n;
+  }
+  // Rewrites made by the pass `name` (0 when it did not run).
+  int rewrites(const std::string& name) const {
+    for (const auto& p : passes)
+      if (p.name == name) return p.rewrites;
+    return 0;
   }
   int fallbacks() const { return count(PlanStep::Kind::kFallback); }
   int reorders() const { return count(PlanStep::Kind::kReorder); }

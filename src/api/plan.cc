@@ -48,6 +48,11 @@ std::string CompiledPlan::to_text() const {
   if (!engine_fallback_reason.empty()) o << "optimised engine not used: " << engine_fallback_reason << "\n";
   o << "arena " << arena_bytes << " B + scratchpad " << scratchpad_bytes << " B per context; weights "
     << weight_bytes << " B shared\n";
+  if (!passes.empty()) {
+    o << "passes:";
+    for (const PlanPass& p : passes) o << " " << p.name << " " << p.rewrites;
+    o << " (rewrites; " << passes.back().nodes_after << " nodes after)\n";
+  }
   for (size_t i = 0; i < steps.size(); ++i) {
     const PlanStep& s = steps[i];
     o << std::setw(4) << i << "  " << std::left << std::setw(11) << plan_step_kind_name(s.kind) << std::setw(13) << s.op
@@ -79,6 +84,10 @@ std::string CompiledPlan::to_json(int indent) const {
                  {"view", count(PlanStep::Kind::kView)},
                  {"fallback", fallbacks()},
                  {"reference", count(PlanStep::Kind::kReference)}};
+  auto passes_json = nlohmann::ordered_json::array();
+  for (const PlanPass& p : passes)
+    passes_json.push_back({{"name", p.name}, {"rewrites", p.rewrites}, {"nodes_after", p.nodes_after}});
+  j["passes"] = std::move(passes_json);
   auto arr = nlohmann::ordered_json::array();
   for (const PlanStep& s : steps) {
     nlohmann::ordered_json e;

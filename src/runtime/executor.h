@@ -10,6 +10,7 @@
 #include "damoyolo/plan.h"
 #include "damoyolo/session.h"
 #include "graph/graph.h"
+#include "kernels/dnnl/weight_cache.h"
 
 namespace damoyolo::runtime {
 
@@ -39,12 +40,10 @@ class CompiledModel {
 // Packed weights shared by the optimised plans of one model (one plan per
 // batch size): a convolution whose packed layout another plan already made
 // reuses those bytes instead of packing a second copy. Thread-safe.
-struct WeightCache;
+using WeightCache = kernels::dnnl_ops::WeightCache;
+using WeightCacheStats = kernels::dnnl_ops::WeightCacheStats;
 std::shared_ptr<WeightCache> make_weight_cache();
 // Convolutions packed so far / found already packed (for tests).
-struct WeightCacheStats {
-  int packed = 0, reused = 0;
-};
 WeightCacheStats weight_cache_stats(const WeightCache& cache);
 
 // The oracle: walks the graph node by node with the reference kernels.

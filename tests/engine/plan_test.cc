@@ -99,6 +99,27 @@ TEST_P(FixturePlan, NoFallbackAndTheKnownSteps) {
     // post-op, so no standalone Sigmoid/Mul step remains.
     EXPECT_EQ(p.count_op("Sigmoid"), 0);
     EXPECT_EQ(p.count_op("Mul"), 0);
+
+    // The fusion passes ran, in order, and each rewrote what the model has:
+    // the head (decoded exports), a FusedConv per conv with a chain, residual sums (every fixture has them).
+    ASSERT_EQ(p.passes.size(), 5u);
+    const char* order[] = {"fuse_damoyolo_head", "fuse_silu", "fuse_conv_activation", "fuse_conv_residual",
+                           "zero_copy_concat"};
+    for (size_t i = 0; i < 5; ++i) EXPECT_EQ(p.passes[i].name, order[i]);
+    EXPECT_EQ(p.rewrites("fuse_damoyolo_head"), want.heads);
+    // (Convs with nothing after them but a residual Add, or nothing at all,
+    // such as the regression convs, stay Conv until the residual pass.)
+    EXPECT_GT(p.rewrites("fuse_conv_activation"), convs / 2);
+    EXPECT_LE(p.rewrites("fuse_conv_activation"), convs);
+    EXPECT_EQ(p.count_op("Relu"), 0);
+    EXPECT_GT(p.rewrites("fuse_conv_residual"), 0);
+    EXPECT_EQ(p.rewrites("zero_copy_concat"), want.views > 0 ? 1 : 0);
+    int sums = 0;
+    for (const auto& st : p.steps)
+      for (const auto& po : st.post_ops) sums += po == "sum" || po == "binary_add";
+    // A residual runs as the conv's post-op, or — where that would push
+    // oneDNN off its fast convolution on this CPU — as an Add step after it.
+    EXPECT_EQ(sums + p.count_op("Add"), p.rewrites("fuse_conv_residual"));
   }
 }
 

@@ -20,6 +20,7 @@ void ensure_registered() {
     register_elementwise_kernels();
     register_tensor_kernels();
     register_nn_kernels();
+    register_fused_kernels();
   });
 }
 
@@ -39,15 +40,19 @@ const OpKernel* find_kernel(std::string_view op_type) {
 std::vector<std::string> supported_ops() {
   ensure_registered();
   std::vector<std::string> ops;
-  for (const auto& [name, k] : table()) ops.push_back(name);
+  for (const auto& [name, k] : table())
+    if (k.domain.empty()) ops.push_back(name);  // the ONNX ops a model file may use
   return ops;
 }
 
 const OpKernel& kernel_for(const Node& node, int64_t opset) {
-  if (!node.domain.empty() && node.domain != "ai.onnx")
+  const bool onnx_domain = node.domain.empty() || node.domain == "ai.onnx";
+  const OpKernel* k = find_kernel(node.op_type);
+  // This project's own ops (graph/passes/fusion.h) live in their domain.
+  if (!onnx_domain && !(k && k->domain == node.domain))
     throw Error(ErrorCode::kUnsupported, node.describe() + ": operator domain '" + node.domain +
                                              "' is not supported (only the default ai.onnx domain)");
-  const OpKernel* k = find_kernel(node.op_type);
+  if (onnx_domain && k && !k->domain.empty()) k = nullptr;
   if (!k)
     throw Error(ErrorCode::kUnsupported, node.describe() + ": operator '" + node.op_type +
                                              "' is not supported (opset " + std::to_string(opset) + ")");

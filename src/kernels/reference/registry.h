@@ -40,6 +40,7 @@ using ComputeFn = std::function<std::vector<Tensor>(const OpContext&, const std:
 
 struct OpKernel {
   std::string op_type;
+  std::string domain;    // "" (ai.onnx) or "com.damoyolo" for the fusion passes' ops
   int min_opset = 1;     // lowest ai.onnx opset whose semantics this kernel implements
   int max_opset = 17;    // highest
   InferFn infer;
@@ -62,6 +63,7 @@ const OpKernel& kernel_for(const Node& node, int64_t opset);
 void register_elementwise_kernels();  // elementwise.cc: Add Sub Mul Div Relu Sigmoid Exp Floor LeakyRelu Identity Cast ...
 void register_tensor_kernels();       // tensor_ops.cc: Shape Constant Reshape Transpose Concat Slice Gather Unsqueeze Squeeze Flatten Split Pad
 void register_nn_kernels();           // nn_ops.cc: Conv BatchNormalization MaxPool Resize Softmax MatMul ReduceSum ReduceMax
+void register_fused_kernels();        // fused_ops.cc: com.damoyolo FusedConv Silu DamoYoloHead
 
 // Helpers shared by kernels.
 [[noreturn]] void fail(const OpContext& ctx, ErrorCode code, const std::string& what);

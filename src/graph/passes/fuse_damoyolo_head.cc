@@ -1,5 +1,22 @@
-#include "kernels/dnnl/head_pattern.h"
-
+// fuse_damoyolo_head: the DAMO-YOLO ZeroHead decode subgraph → one node.
+//
+//   cls_l = Sigmoid(Conv(...))  (or the conv's logits)       per level l
+//   reg_l = Mul(Conv(...), c)   (or the conv itself)
+//   ... Reshape/Transpose/Softmax (or Exp/ReduceSum/Div)/MatMul/Gather/
+//       Sub/Add/Concat ...  → scores [N,A,C], boxes [N,A,4]
+//        ─────────→
+//   scores, boxes = com.damoyolo.DamoYoloHead(cls_0, reg_0, cls_1, reg_1, ...)
+//                     {num_classes, reg_max, strides, cls_is_logit}
+//
+// The match is structural — every node between the per-level conv outputs
+// and the two graph outputs, nothing computed inside escaping — with the
+// levels' strides derived from the input size (model/head_layout.h, the one
+// definition of the head), and is then confirmed numerically: the matched
+// subgraph and the DamoYoloHead node are both run (by the caller's
+// evaluator: the reference kernels) on synthetic maps and must agree, so an
+// export whose decode differs in any detail (offsets, side order, prior
+// layout) is never fused. The optimised engine runs the node as one kernel
+// reading the conv outputs in their own layout (kernels/dnnl/lower_head.cc).
 #include <algorithm>
 #include <climits>
 #include <cmath>
@@ -8,11 +25,21 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "detection/head_decode.h"
-#include "kernels/reference/registry.h"
+#include "graph/passes/fusion.h"
+#include "model/head_layout.h"
 
-namespace damoyolo::kernels::dnnl_ops {
+namespace damoyolo::graph {
 namespace {
+
+struct HeadPattern {
+  model::HeadLayout layout;  // the decoded form's layout, levels derived from the maps below
+  struct LevelMaps {
+    std::string cls, reg;  // 4-D values [N,C,h,w] and [N,4(R+1),h,w] the head reads
+  };
+  std::vector<LevelMaps> maps;  // per layout.levels[l]
+  bool cls_is_logit = false;
+  std::vector<size_t> nodes;  // node indices the fused node replaces
+};
 
 // Ops the decode is built from (both softmax forms, opset-11 stack/flatten).
 const std::unordered_set<std::string> kHeadOps = {
@@ -20,33 +47,50 @@ const std::unordered_set<std::string> kHeadOps = {
     "Gather",  "Unsqueeze", "Squeeze", "Add",  "Mul",       "Concat",    "Slice",   "Flatten", "Sigmoid",
     "Identity", "Cast"};
 
-// Runs the matched nodes with the reference kernels on synthetic maps and
-// compares with decode_head_dense. Any disagreement means "don't fuse".
-bool confirm_numerically(const graph::Graph& g, const HeadPattern& p) {
+Node head_node(const Graph& g, const HeadPattern& p) {
+  Node n;
+  n.name = "DamoYoloHead";
+  n.op_type = "DamoYoloHead";
+  n.domain = kDamoyoloDomain;
+  Attribute strides;
+  strides.kind = Attribute::Kind::kInts;
+  for (size_t l = 0; l < p.maps.size(); ++l) {
+    n.inputs.push_back(p.maps[l].cls);
+    n.inputs.push_back(p.maps[l].reg);
+    strides.ints.push_back(p.layout.levels[l].stride);
+  }
+  n.outputs = {g.outputs[p.layout.scores_output], g.outputs[p.layout.boxes_output]};
+  n.attrs["strides"] = strides;
+  n.attrs["num_classes"] = Attribute{Attribute::Kind::kInt, 0, p.layout.num_classes};
+  n.attrs["reg_max"] = Attribute{Attribute::Kind::kInt, 0, p.layout.reg_max};
+  n.attrs["cls_is_logit"] = Attribute{Attribute::Kind::kInt, 0, p.cls_is_logit ? 1 : 0};
+  std::vector<std::string> names;
+  for (size_t ni : p.nodes) names.push_back(g.nodes[ni].name);
+  fusion::add_fused_names(n, names);
+  return n;
+}
+
+// Runs the matched nodes and the DamoYoloHead node on the same synthetic
+// maps. Any disagreement means "don't fuse".
+bool confirm_numerically(const Graph& g, const HeadPattern& p, const NodeEvaluator& eval) {
   std::mt19937 rng(1234);
   std::uniform_real_distribution<float> prob(0.01f, 0.99f), logit(-4.f, 4.f);
   std::unordered_map<std::string, Tensor> vals;
-  std::vector<detection::HeadLevelMaps> maps;
-  const model::HeadLayout& layout = p.layout;
-  for (size_t l = 0; l < layout.levels.size(); ++l) {
-    const model::HeadLevel& lv = layout.levels[l];
-    const HeadPattern::LevelMaps& m = p.maps[l];
-    const graph::ValueInfo* ci = g.info(m.cls);
-    const graph::ValueInfo* ri = g.info(m.reg);
-    Shape cs = ci->shape, rs = ri->shape;
-    cs[0] = rs[0] = 1;  // one image is enough to confirm the maths
-    Tensor ct(DType::kFloat32, cs), rt(DType::kFloat32, rs);
+  const int64_t batch = g.info(p.maps[0].cls)->shape[0];
+  if (batch != 1) return false;  // the export's constants are per batch; fixtures and releases are batch 1
+  for (const auto& m : p.maps) {
+    Tensor ct(DType::kFloat32, g.info(m.cls)->shape), rt(DType::kFloat32, g.info(m.reg)->shape);
     for (int64_t i = 0; i < ct.numel(); ++i) ct.data<float>()[i] = p.cls_is_logit ? logit(rng) : prob(rng);
     for (int64_t i = 0; i < rt.numel(); ++i) rt.data<float>()[i] = logit(rng);
-    const int64_t hw = lv.anchors();
-    maps.push_back({lv.stride, lv.h, lv.w, ct.data<float>(), 1, hw, rt.data<float>(), 1, hw});
     vals[m.cls] = ct;
     vals[m.reg] = rt;
   }
-  const int64_t batch = g.info(p.maps[0].cls)->shape[0];
-  if (batch != 1) return false;  // the export's constants are per batch; fixtures and releases are batch 1
+  const Node head = head_node(g, p);
+  std::vector<Tensor> head_in;
+  for (const auto& v : head.inputs) head_in.push_back(vals[v]);
+  const std::vector<Tensor> fused = eval(head, head_in, g.opset());
   for (size_t ni : p.nodes) {
-    const graph::Node& n = g.nodes[ni];
+    const Node& n = g.nodes[ni];
     std::vector<Tensor> in;
     for (const auto& v : n.inputs) {
       if (v.empty()) in.emplace_back();
@@ -54,37 +98,28 @@ bool confirm_numerically(const graph::Graph& g, const HeadPattern& p) {
       else if (auto it = vals.find(v); it != vals.end()) in.push_back(it->second);
       else return false;
     }
-    ref::OpContext ctx{n, g.opset()};
-    std::vector<Tensor> out = ref::kernel_for(n, g.opset()).compute(ctx, in);
+    std::vector<Tensor> out = eval(n, in, g.opset());
     for (size_t i = 0; i < n.outputs.size() && i < out.size(); ++i) vals[n.outputs[i]] = out[i];
   }
-  const Tensor& rs = vals[g.outputs[layout.scores_output]];
-  const Tensor& rb = vals[g.outputs[layout.boxes_output]];
-  // decode_head_dense writes one row per anchor of the levels: the reference
-  // outputs must have exactly that many, or the comparison below over-reads.
-  const int64_t A = layout.num_anchors;
-  const int C = layout.num_classes;
-  if (rs.dtype() != DType::kFloat32 || rb.dtype() != DType::kFloat32 || rs.numel() != A * C || rb.numel() != A * 4)
-    return false;
-  std::vector<float> scores(static_cast<size_t>(A * C)), boxes(static_cast<size_t>(A * 4));
-  detection::HeadSpec spec{C, layout.reg_max, p.cls_is_logit};
-  detection::decode_head_dense(spec, maps.data(), static_cast<int>(maps.size()), scores.data(), boxes.data());
-  for (int64_t i = 0; i < A * C; ++i)
-    if (std::fabs(scores[i] - rs.data<float>()[i]) > 1e-5f) return false;
-  for (int64_t i = 0; i < A * 4; ++i)
-    if (std::fabs(boxes[i] - rb.data<float>()[i]) > 1e-2f) return false;
+  for (int k = 0; k < 2; ++k) {
+    const Tensor& ref = vals[head.outputs[k]];
+    const Tensor& got = fused[k];
+    // Exactly as many rows as the levels' anchors, or the comparison is void.
+    if (ref.dtype() != DType::kFloat32 || ref.numel() != got.numel()) return false;
+    const float tol = k == 0 ? 1e-5f : 1e-2f;  // boxes are in pixels
+    for (int64_t i = 0; i < ref.numel(); ++i)
+      if (!(std::fabs(ref.data<float>()[i] - got.data<float>()[i]) <= tol)) return false;
+  }
   return true;
 }
 
-}  // namespace
-
-std::optional<HeadPattern> match_damoyolo_head(const graph::Graph& g) {
+std::optional<HeadPattern> match(const Graph& g, const NodeEvaluator& eval) {
   // Only the decoded export (scores, boxes) has a decode subgraph to fuse;
   // model::recognise_head decides that, and binds the outputs by position.
   auto infos = [&](const std::vector<std::string>& names) -> std::optional<std::vector<TensorInfo>> {
     std::vector<TensorInfo> v;
     for (const auto& n : names) {
-      const graph::ValueInfo* vi = g.info(n);
+      const ValueInfo* vi = g.info(n);
       if (!vi || !vi->fully_known()) return std::nullopt;
       v.push_back({n, vi->dtype, vi->shape});
     }
@@ -120,7 +155,7 @@ std::optional<HeadPattern> match_damoyolo_head(const graph::Graph& g) {
     if (!seen.insert(v).second || g.is_constant(v)) continue;
     auto it = producers.find(v);
     if (it == producers.end()) return std::nullopt;  // reached the graph input: not a conv head
-    const graph::Node& n = g.nodes[it->second];
+    const Node& n = g.nodes[it->second];
     bool stop = n.op_type == "Conv";
     if (n.op_type == "Sigmoid" && produced_by(n.input(0), "Conv")) stop = true;
     if (n.op_type == "Mul" && n.inputs.size() == 2 &&
@@ -149,7 +184,7 @@ std::optional<HeadPattern> match_damoyolo_head(const graph::Graph& g) {
   std::map<std::pair<int64_t, int64_t>, HeadPattern::LevelMaps> by_size;
   int reg_ch = -1;
   for (const auto& v : frontier) {
-    const graph::ValueInfo* vi = g.info(v);
+    const ValueInfo* vi = g.info(v);
     if (!vi || !vi->fully_known() || vi->shape.size() != 4) return std::nullopt;
     const int64_t ch = vi->shape[1], h = vi->shape[2], w = vi->shape[3];
     if (h < 1 || w < 1 || h > INT32_MAX || w > INT32_MAX || ch > INT32_MAX) return std::nullopt;
@@ -187,11 +222,26 @@ std::optional<HeadPattern> match_damoyolo_head(const graph::Graph& g) {
   p.nodes.assign(region.begin(), region.end());
   std::sort(p.nodes.begin(), p.nodes.end());  // graph order is topological
   try {
-    if (!confirm_numerically(g, p)) return std::nullopt;
+    if (!confirm_numerically(g, p, eval)) return std::nullopt;
   } catch (const Error&) {
     return std::nullopt;
   }
   return p;
 }
 
-}  // namespace damoyolo::kernels::dnnl_ops
+}  // namespace
+
+int fuse_damoyolo_head(Graph& g, const NodeEvaluator& eval) {
+  if (g.nodes.empty() || g.outputs.size() < 2) return 0;
+  const std::optional<HeadPattern> p = match(g, eval);
+  if (!p) return 0;
+  std::unordered_map<size_t, Node> replace;
+  std::vector<bool> remove(g.nodes.size(), false);
+  for (size_t ni : p->nodes) remove[ni] = true;
+  // At the last replaced node's place: every map it reads is computed by then.
+  replace[p->nodes.back()] = head_node(g, *p);
+  fusion::rewrite(g, replace, remove);
+  return 1;
+}
+
+}  // namespace damoyolo::graph

@@ -1,0 +1,74 @@
+// The fusion pipeline and the helpers the fusion passes share.
+#include <unordered_set>
+
+#include "graph/passes/fusion.h"
+
+namespace damoyolo::graph {
+
+namespace fusion {
+
+std::optional<size_t> sole_consumer(const Graph& g,
+                                    const std::unordered_map<std::string, std::vector<size_t>>& consumers,
+                                    const std::string& v) {
+  auto it = consumers.find(v);
+  if (it == consumers.end() || it->second.size() != 1) return std::nullopt;
+  for (const auto& o : g.outputs)
+    if (o == v) return std::nullopt;
+  return it->second[0];
+}
+
+std::optional<float> scalar_constant(const Graph& g, const std::string& v) {
+  const Tensor* t = g.constant(v);
+  if (!t || t->numel() != 1 || t->dtype() != DType::kFloat32) return std::nullopt;
+  return t->data<float>()[0];
+}
+
+void rewrite(Graph& g, std::unordered_map<size_t, Node>& replace, const std::vector<bool>& remove) {
+  std::vector<Node> nodes;
+  std::vector<std::string> gone;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    if (auto it = replace.find(i); it != replace.end()) {
+      for (const auto& o : g.nodes[i].outputs) gone.push_back(o);
+      nodes.push_back(std::move(it->second));
+    } else if (remove[i]) {
+      for (const auto& o : g.nodes[i].outputs) gone.push_back(o);
+    } else {
+      nodes.push_back(std::move(g.nodes[i]));
+    }
+  }
+  g.nodes = std::move(nodes);
+  std::unordered_set<std::string> live(g.inputs.begin(), g.inputs.end());
+  live.insert(g.outputs.begin(), g.outputs.end());
+  for (const auto& n : g.nodes) live.insert(n.outputs.begin(), n.outputs.end());
+  for (const auto& v : gone)
+    if (!live.count(v)) g.values.erase(v);
+}
+
+void add_fused_names(Node& fused, const std::vector<std::string>& names) {
+  Attribute& a = fused.attrs["fused_nodes"];
+  a.kind = Attribute::Kind::kStrings;
+  a.strings.insert(a.strings.end(), names.begin(), names.end());
+}
+
+void append_names(std::vector<std::string>& names, const Node& n) {
+  names.push_back(n.name);
+  if (auto it = n.attrs.find("fused_nodes"); it != n.attrs.end())
+    names.insert(names.end(), it->second.strings.begin(), it->second.strings.end());
+}
+
+}  // namespace fusion
+
+std::vector<PassRecord> run_fusion_passes(Graph& g, const FusionOptions& o, const NodeEvaluator& eval) {
+  std::vector<PassRecord> records;
+  auto record = [&](const char* name, int rewrites) { records.push_back({name, rewrites, g.nodes.size()}); };
+  if (o.fuse_head) record("fuse_damoyolo_head", fuse_damoyolo_head(g, eval));
+  if (o.fuse_conv_activation) {
+    record("fuse_silu", fuse_silu(g));
+    record("fuse_conv_activation", fuse_conv_activation(g));
+  }
+  if (o.fuse_conv_residual) record("fuse_conv_residual", fuse_conv_residual(g, o.fuse_conv_activation));
+  if (o.zero_copy_concat) record("zero_copy_concat", mark_zero_copy_concat(g));
+  return records;
+}
+
+}  // namespace damoyolo::graph

@@ -1,0 +1,182 @@
+// Reference kernels for the ops the fusion passes create (domain
+// com.damoyolo, graph/passes/fusion.h). Each is defined by the ONNX nodes it
+// replaces and computes exactly what they compute, in the same order, with the
+// same reference kernels — so a fused graph runs on the reference engine (the
+// passes' off/on tests) and a fused node that oneDNN cannot take falls back to
+// its reference kernel alone.
+//   FusedConv(X, W, [B], [R]){scale, post_ops}  Conv, ·scale, then post_ops in
+//                                               order: relu | logistic | swish | sum (+R)
+//   Silu(X)                                     X · Sigmoid(X)
+//   DamoYoloHead(cls0, reg0, cls1, reg1, ...){num_classes, reg_max, strides, cls_is_logit}
+//                                               → scores [N,A,C], boxes [N,A,4]
+#include <cmath>
+
+#include "detection/head_decode.h"
+#include "kernels/reference/registry.h"
+#include "model/head_layout.h"
+
+namespace damoyolo::kernels::ref {
+namespace {
+
+const char* kDomain = "com.damoyolo";
+
+// The same formula as the reference Sigmoid kernel (elementwise.cc).
+float sigmoid(float v) {
+  if (v >= 0.f) return 1.f / (1.f + std::exp(-v));
+  const float e = std::exp(v);
+  return e / (1.f + e);
+}
+
+// The node as the plain Conv it started from.
+Node conv_node(const Node& n) {
+  Node c;
+  c.name = n.name;
+  c.op_type = "Conv";
+  for (const char* a : {"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"})
+    if (auto it = n.attrs.find(a); it != n.attrs.end()) c.attrs[a] = it->second;
+  c.inputs.assign(n.inputs.begin(), n.inputs.begin() + std::min<size_t>(3, n.inputs.size()));
+  c.outputs = n.outputs;
+  return c;
+}
+
+OpKernel fused_conv_kernel() {
+  OpKernel k;
+  k.op_type = "FusedConv";
+  k.domain = kDomain;
+  k.infer = [](const OpContext& ctx, const std::vector<InferInput>& in) {
+    const Node c = conv_node(ctx.node);
+    std::vector<InferInput> conv_in(in.begin(), in.begin() + std::min<size_t>(3, in.size()));
+    return kernel_for(c, ctx.opset).infer(OpContext{c, ctx.opset}, conv_in);
+  };
+  k.compute = [](const OpContext& ctx, const std::vector<Tensor>& in) {
+    const Node c = conv_node(ctx.node);
+    std::vector<Tensor> conv_in(in.begin(), in.begin() + std::min<size_t>(3, in.size()));
+    std::vector<Tensor> out = kernel_for(c, ctx.opset).compute(OpContext{c, ctx.opset}, conv_in);
+    Tensor& y = out[0];
+    if (y.dtype() != DType::kFloat32) fail(ctx, ErrorCode::kUnsupported, "FusedConv computes float32 only");
+    float* p = y.data<float>();
+    const int64_t count = y.numel();
+    const float scale = ctx.node.attr_f("scale", 1.f);
+    if (scale != 1.f)
+      for (int64_t i = 0; i < count; ++i) p[i] *= scale;
+    std::vector<std::string> posts;
+    if (auto it = ctx.node.attrs.find("post_ops"); it != ctx.node.attrs.end()) posts = it->second.strings;
+    for (const auto& op : posts) {
+      if (op == "relu") {
+        for (int64_t i = 0; i < count; ++i) p[i] = p[i] > 0.f ? p[i] : 0.f;
+      } else if (op == "logistic") {
+        for (int64_t i = 0; i < count; ++i) p[i] = sigmoid(p[i]);
+      } else if (op == "swish") {
+        for (int64_t i = 0; i < count; ++i) p[i] = p[i] * sigmoid(p[i]);
+      } else if (op == "sum") {
+        if (in.size() < 4 || !in[3].defined() || in[3].shape() != y.shape() || in[3].dtype() != DType::kFloat32)
+          fail(ctx, ErrorCode::kInvalidArgument, "the residual input must be float32 of the output's shape");
+        const float* r = in[3].data<float>();
+        for (int64_t i = 0; i < count; ++i) p[i] += r[i];
+      } else {
+        fail(ctx, ErrorCode::kUnsupported, "unknown post-op '" + op + "'");
+      }
+    }
+    return out;
+  };
+  return k;
+}
+
+OpKernel silu_kernel() {
+  OpKernel k;
+  k.op_type = "Silu";
+  k.domain = kDomain;
+  k.infer = [](const OpContext& ctx, const std::vector<InferInput>& in) {
+    if (in.size() != 1) fail(ctx, ErrorCode::kInvalidArgument, "Silu takes one input");
+    return std::vector<ValueInfo>{in[0].info};
+  };
+  k.compute = [](const OpContext& ctx, const std::vector<Tensor>& in) {
+    if (in.size() != 1 || in[0].dtype() != DType::kFloat32)
+      fail(ctx, ErrorCode::kUnsupported, "Silu computes float32 only");
+    Tensor y(DType::kFloat32, in[0].shape());
+    const float* x = in[0].data<float>();
+    float* p = y.data<float>();
+    for (int64_t i = 0; i < y.numel(); ++i) p[i] = x[i] * sigmoid(x[i]);
+    return std::vector<Tensor>{y};
+  };
+  return k;
+}
+
+struct HeadAttrs {
+  int64_t num_classes, reg_max;
+  std::vector<int64_t> strides;
+};
+
+HeadAttrs head_attrs(const OpContext& ctx, size_t inputs) {
+  HeadAttrs h{ctx.node.attr_i("num_classes", 0), ctx.node.attr_i("reg_max", -1), ctx.node.attr_ints("strides")};
+  if (h.num_classes < 1 || h.reg_max < 0 || h.strides.empty() || inputs != 2 * h.strides.size())
+    fail(ctx, ErrorCode::kInvalidArgument, "malformed DamoYoloHead (classes, reg_max, strides, inputs)");
+  return h;
+}
+
+OpKernel head_kernel() {
+  OpKernel k;
+  k.op_type = "DamoYoloHead";
+  k.domain = kDomain;
+  k.infer = [](const OpContext& ctx, const std::vector<InferInput>& in) {
+    const HeadAttrs h = head_attrs(ctx, in.size());
+    int64_t anchors = 0, batch = -1;
+    for (size_t l = 0; l < h.strides.size(); ++l) {
+      const Shape& s = in[2 * l].info.shape;
+      if (s.size() != 4) fail(ctx, ErrorCode::kInvalidArgument, "level maps must be 4-D");
+      anchors += s[2] * s[3];
+      batch = s[0];
+    }
+    ValueInfo scores{DType::kFloat32, {batch, anchors, h.num_classes}, true};
+    ValueInfo boxes{DType::kFloat32, {batch, anchors, 4}, true};
+    return std::vector<ValueInfo>{scores, boxes};
+  };
+  k.compute = [](const OpContext& ctx, const std::vector<Tensor>& in) {
+    const HeadAttrs h = head_attrs(ctx, in.size());
+    const size_t L = h.strides.size();
+    std::vector<model::HeadLevel> levels(L);
+    int64_t batch = -1;
+    for (size_t l = 0; l < L; ++l) {
+      const Tensor &c = in[2 * l], &r = in[2 * l + 1];
+      if (c.dtype() != DType::kFloat32 || r.dtype() != DType::kFloat32 || c.rank() != 4 || r.rank() != 4 ||
+          c.dim(1) != h.num_classes || r.dim(1) != 4 * (h.reg_max + 1) || c.dim(2) != r.dim(2) ||
+          c.dim(3) != r.dim(3) || c.dim(0) != r.dim(0) || (batch >= 0 && c.dim(0) != batch))
+        fail(ctx, ErrorCode::kInvalidArgument, "level " + std::to_string(l) + " maps " +
+                                                   shape_to_string(c.shape()) + ", " + shape_to_string(r.shape()) +
+                                                   " do not match the head");
+      batch = c.dim(0);
+      levels[l].stride = static_cast<int>(h.strides[l]);
+      levels[l].h = static_cast<int>(c.dim(2));
+      levels[l].w = static_cast<int>(c.dim(3));
+    }
+    const int64_t A = model::assign_anchor_offsets(levels);
+    const int64_t C = h.num_classes;
+    Tensor scores(DType::kFloat32, {batch, A, C}), boxes(DType::kFloat32, {batch, A, 4});
+    const detection::HeadSpec spec{static_cast<int>(C), static_cast<int>(h.reg_max),
+                                   ctx.node.attr_i("cls_is_logit", 0) != 0};
+    std::vector<detection::HeadLevelMaps> maps(L);
+    for (int64_t n = 0; n < batch; ++n) {
+      for (size_t l = 0; l < L; ++l) {
+        const int64_t hw = levels[l].anchors();
+        // NCHW: anchor stride 1, channel stride h·w.
+        maps[l] = {levels[l].stride, levels[l].h, levels[l].w,
+                   in[2 * l].data<float>() + n * C * hw, 1, hw,
+                   in[2 * l + 1].data<float>() + n * 4 * (h.reg_max + 1) * hw, 1, hw};
+      }
+      detection::decode_head_dense(spec, maps.data(), static_cast<int>(L), scores.data<float>() + n * A * C,
+                                   boxes.data<float>() + n * A * 4);
+    }
+    return std::vector<Tensor>{scores, boxes};
+  };
+  return k;
+}
+
+}  // namespace
+
+void register_fused_kernels() {
+  register_kernel(fused_conv_kernel());
+  register_kernel(silu_kernel());
+  register_kernel(head_kernel());
+}
+
+}  // namespace damoyolo::kernels::ref
