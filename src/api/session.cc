@@ -13,18 +13,6 @@
 #include "runtime/executor.h"
 
 namespace damoyolo {
-
-const char* engine_name(Engine e) {
-  switch (e) {
-    case Engine::kAuto: return "auto";
-    case Engine::kReference: return "reference";
-    case Engine::kOptimized: return "optimized";
-  }
-  return "?";
-}
-
-const char* precision_name(Precision p) { return p == Precision::kBF16 ? "bf16" : "fp32"; }
-
 namespace {
 
 // Counts saturate at INT64_MAX: a hostile graph's shapes may multiply past it.
