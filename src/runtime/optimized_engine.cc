@@ -37,7 +37,7 @@
 #include <unordered_set>
 
 #include "common/checked_size.h"
-#include "detection/head_decode.h"
+#include "kernels/head/head_decode.h"
 #include "kernels/dnnl/dnnl_common.h"
 #include "kernels/dnnl/head_pattern.h"
 #include "kernels/reference/registry.h"
@@ -257,7 +257,7 @@ class FallbackStep final : public Step {
 // wrote (channels-last: anchor stride C, channel stride 1), so no transposes.
 class FusedHeadStep final : public Step {
  public:
-  detection::HeadSpec spec{};
+  kernels::head::HeadSpec spec{};
   std::vector<model::HeadLevel> levels;  // the matched HeadLayout's levels (model/head_layout.h)
   struct LevelMaps {
     Ref cls, reg;
@@ -280,8 +280,8 @@ class FusedHeadStep final : public Step {
   struct Bound final : BoundStep {
     explicit Bound(const FusedHeadStep* s) : step(s), maps(s->levels.size()) {}
     const FusedHeadStep* step;
-    std::vector<detection::HeadLevelMaps> maps;  // sized once; filled per image
-    detection::PriorCache cache;                 // per context: priors built once per geometry
+    std::vector<kernels::head::HeadLevelMaps> maps;  // sized once; filled per image
+    kernels::head::PriorCache cache;                 // per context: priors built once per geometry
     void run(RunState& rs) override {
       const int64_t A = step->scores.shape[1], C = step->scores.shape[2];
       for (int64_t n = 0; n < step->batch; ++n) {
@@ -297,7 +297,7 @@ class FusedHeadStep final : public Step {
         }
         float* scores = reinterpret_cast<float*>(rs.slot_ptr[step->scores.slot] + step->scores.offset) + n * A * C;
         float* boxes = reinterpret_cast<float*>(rs.slot_ptr[step->boxes.slot] + step->boxes.offset) + n * A * 4;
-        detection::decode_head_dense(step->spec, maps.data(), static_cast<int>(maps.size()), scores, boxes, cache);
+        kernels::head::decode_head_dense(step->spec, maps.data(), static_cast<int>(maps.size()), scores, boxes, cache);
       }
     }
   };

@@ -8,7 +8,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "detection/head_decode.h"
+#include "kernels/head/head_decode.h"
 #include "kernels/reference/registry.h"
 
 namespace damoyolo::kernels::dnnl_ops {
@@ -26,7 +26,7 @@ bool confirm_numerically(const graph::Graph& g, const HeadPattern& p) {
   std::mt19937 rng(1234);
   std::uniform_real_distribution<float> prob(0.01f, 0.99f), logit(-4.f, 4.f);
   std::unordered_map<std::string, Tensor> vals;
-  std::vector<detection::HeadLevelMaps> maps;
+  std::vector<head::HeadLevelMaps> maps;
   const model::HeadLayout& layout = p.layout;
   for (size_t l = 0; l < layout.levels.size(); ++l) {
     const model::HeadLevel& lv = layout.levels[l];
@@ -67,8 +67,8 @@ bool confirm_numerically(const graph::Graph& g, const HeadPattern& p) {
   if (rs.dtype() != DType::kFloat32 || rb.dtype() != DType::kFloat32 || rs.numel() != A * C || rb.numel() != A * 4)
     return false;
   std::vector<float> scores(static_cast<size_t>(A * C)), boxes(static_cast<size_t>(A * 4));
-  detection::HeadSpec spec{C, layout.reg_max, p.cls_is_logit};
-  detection::decode_head_dense(spec, maps.data(), static_cast<int>(maps.size()), scores.data(), boxes.data());
+  head::HeadSpec spec{C, layout.reg_max, p.cls_is_logit};
+  head::decode_head_dense(spec, maps.data(), static_cast<int>(maps.size()), scores.data(), boxes.data());
   for (int64_t i = 0; i < A * C; ++i)
     if (std::fabs(scores[i] - rs.data<float>()[i]) > 1e-5f) return false;
   for (int64_t i = 0; i < A * 4; ++i)

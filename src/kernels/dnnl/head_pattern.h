@@ -1,5 +1,5 @@
 // Recognises the DAMO-YOLO ZeroHead decode subgraph so the optimised engine
-// can replace it with one detection::decode_head_dense call.
+// can replace it with one kernels::head::decode_head_dense call.
 //
 //   cls conv → Sigmoid ─┐                                  ┌→ scores [N,A,C]
 //   reg conv → Mul(scale)→ Reshape/Transpose/Softmax(or Exp/ReduceSum/Div)
