@@ -24,7 +24,7 @@
 
 #include "common/cpu_features.h"
 #include "damoyolo/detection.h"
-#include "detection/head_decode.h"
+#include "kernels/head/head_decode.h"
 #include "detection/nms.h"
 
 namespace {
@@ -131,14 +131,14 @@ struct RawFixture {
 void bench_decode(benchmark::State& st, const RawFixture* fx, bool thresholded) {
   const int H[3] = {52, 26, 13};
   damoyolo::RawHeadLevel levels[3];
-  damoyolo::detection::HeadLevelMaps maps[3];
+  damoyolo::kernels::head::HeadLevelMaps maps[3];
   for (int l = 0; l < 3; ++l) {
     const int64_t hw = int64_t{H[l]} * H[l];
     levels[l] = {8 << l, H[l], H[l], fx->cls[l].data(), fx->reg[l].data()};
     maps[l] = {8 << l, H[l], H[l], fx->cls[l].data(), 1, hw, fx->reg[l].data(), 1, hw};
   }
   Postprocessor pp(PostprocessOptions::for_family(damoyolo::ModelFamily::kNano));
-  damoyolo::detection::PriorCache cache;
+  damoyolo::kernels::head::PriorCache cache;
   std::vector<float> scores(3549 * 80), boxes(3549 * 4);
   std::vector<Detection> out;
   for (auto _ : st) {
@@ -146,7 +146,7 @@ void bench_decode(benchmark::State& st, const RawFixture* fx, bool thresholded) 
     if (thresholded) {
       ok = pp.process_raw(levels, 80, 7, {}, &out).ok();
     } else {
-      damoyolo::detection::decode_head_dense({80, 7}, maps, 3, scores.data(), boxes.data(), cache);
+      damoyolo::kernels::head::decode_head_dense({80, 7}, maps, 3, scores.data(), boxes.data(), cache);
       ok = pp.process_dense(scores.data(), boxes.data(), 3549, 80, {}, &out).ok();
     }
     if (!ok) st.SkipWithError("decode failed");
@@ -157,15 +157,15 @@ void bench_decode(benchmark::State& st, const RawFixture* fx, bool thresholded) 
 
 void bench_decode_only(benchmark::State& st, const RawFixture* fx) {
   const int H[3] = {52, 26, 13};
-  damoyolo::detection::HeadLevelMaps maps[3];
+  damoyolo::kernels::head::HeadLevelMaps maps[3];
   for (int l = 0; l < 3; ++l) {
     const int64_t hw = int64_t{H[l]} * H[l];
     maps[l] = {8 << l, H[l], H[l], fx->cls[l].data(), 1, hw, fx->reg[l].data(), 1, hw};
   }
-  damoyolo::detection::PriorCache cache;
+  damoyolo::kernels::head::PriorCache cache;
   std::vector<float> scores(3549 * 80), boxes(3549 * 4);
   for (auto _ : st) {
-    damoyolo::detection::decode_head_dense({80, 7}, maps, 3, scores.data(), boxes.data(), cache);
+    damoyolo::kernels::head::decode_head_dense({80, 7}, maps, 3, scores.data(), boxes.data(), cache);
     benchmark::DoNotOptimize(boxes.data());
   }
 }

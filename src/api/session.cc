@@ -9,22 +9,11 @@
 
 #include "common/checked_size.h"
 #include "graph/passes/passes.h"
+#include "kernels/reference/registry.h"  // evaluator(): constant folding computes with the reference kernels
 #include "onnx/onnx_loader.h"
 #include "runtime/executor.h"
 
 namespace damoyolo {
-
-const char* engine_name(Engine e) {
-  switch (e) {
-    case Engine::kAuto: return "auto";
-    case Engine::kReference: return "reference";
-    case Engine::kOptimized: return "optimized";
-  }
-  return "?";
-}
-
-const char* precision_name(Precision p) { return p == Precision::kBF16 ? "bf16" : "fp32"; }
-
 namespace {
 
 // Counts saturate at INT64_MAX: a hostile graph's shapes may multiply past it.
@@ -391,7 +380,7 @@ Result<Session> SessionFactory::build(graph::Graph g, const SessionOptions& opti
     if (options.engine == Engine::kAuto) unprocessed = g;  // shares weight storage; cheap
     std::string engine_fallback;  // why kAuto runs the reference engine
     try {
-      graph::run_standard_passes(g, popts);
+      graph::run_standard_passes(g, popts, kernels::ref::evaluator());
     } catch (const Error& e) {
       if (options.engine != Engine::kAuto || e.code() != ErrorCode::kUnsupported) throw;
       engine_fallback = e.what();
@@ -401,7 +390,7 @@ Result<Session> SessionFactory::build(graph::Graph g, const SessionOptions& opti
       ref_opts.constant_folding = options.opt.constant_folding;
       ref_opts.require_static_shapes = false;
       ref_opts.limits = options.limits;
-      graph::run_standard_passes(g, ref_opts);
+      graph::run_standard_passes(g, ref_opts, kernels::ref::evaluator());
       optimized_possible = false;
     }
     summarize(g, s);

@@ -1,6 +1,6 @@
 // Both NMS implementations must round every IoU identically, so FMA
 // contraction (which GCC does even in ISO mode) is off for this file and for
-// the IoU kernels (simd_kernels.cc): union = a + b − w·h must not become
+// the IoU kernels (nms_simd.cc): union = a + b − w·h must not become
 // fma(−w, h, a + b) in one path only.
 #if defined(__clang__)
 #pragma clang fp contract(off)
@@ -16,7 +16,7 @@
 #include <cstring>
 #include <limits>
 
-#include "detection/simd_kernels.h"
+#include "detection/nms_simd.h"
 
 namespace damoyolo::detection {
 

@@ -6,7 +6,7 @@
 //  * FastNms — candidates bucketed per class as packed 64-bit sort keys. Each
 //    class is a stream sorted lazily in growing chunks; the streams are merged
 //    in global rank order and each candidate is tested against a SoA list of
-//    its class's kept boxes with a SIMD IoU test (kIouAbove in simd_kernels.h,
+//    its class's kept boxes with a SIMD IoU test (kIouAbove in nms_simd.h,
 //    at the level common/cpu_features.h picks). Greedy NMS per class only
 //    needs each class in rank order, so merging classes changes nothing — and
 //    it lets the run stop as soon as max_det boxes are kept: every remaining

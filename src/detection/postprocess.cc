@@ -3,9 +3,9 @@
 #include <string>
 
 #include "damoyolo/detection.h"
-#include "detection/head_decode.h"
 #include "detection/nms.h"
-#include "detection/simd_kernels.h"
+#include "detection/nms_simd.h"
+#include "kernels/head/head_decode.h"
 
 namespace damoyolo {
 
@@ -60,7 +60,7 @@ BoxScale box_scale(int original_w, int original_h, int input_w, int input_h) {
 struct Postprocessor::Impl {
   PostprocessOptions opt;
   detection::FastNms nms;
-  detection::PriorCache priors;
+  kernels::head::PriorCache priors;
   std::vector<char> allowed;          // per class: passes the class filter
   std::vector<Candidate> kept;
   std::vector<float> raw_boxes;       // form (b): [A,4], only candidate anchors written
@@ -148,15 +148,15 @@ struct Postprocessor::Impl {
     model::HeadLevel geometry[model::kMaxLevels];
     for (int l = 0; l < nl; ++l) geometry[l] = {levels[l].stride, levels[l].h, levels[l].w};
     model::check_levels(std::span<const model::HeadLevel>(geometry, nl), "postprocess");
-    detection::HeadLevelMaps maps[model::kMaxLevels];
+    kernels::head::HeadLevelMaps maps[model::kMaxLevels];
     for (int l = 0; l < nl; ++l) {
       const RawHeadLevel& r = levels[l];
       const int64_t hw = int64_t{r.h} * r.w;
       maps[l] = {r.stride, r.h, r.w, r.cls, 1, hw, r.reg, 1, hw};
     }
-    const detection::HeadSpec spec{C, reg_max, false};
-    detection::check_head(spec, maps, nl);
-    const detection::Priors& pr = priors.get(maps, nl);
+    const kernels::head::HeadSpec spec{C, reg_max, false};
+    kernels::head::check_head(spec, maps, nl);
+    const kernels::head::Priors& pr = priors.get(maps, nl);
     const int64_t A = pr.num_anchors;
     if (A > INT32_MAX) invalid("too many anchors");
 
@@ -181,7 +181,7 @@ struct Postprocessor::Impl {
     for (int64_t a = 0; a < A; ++a)
       if (anchor_needed[a]) anchor_list.push_back(static_cast<int32_t>(a));
     if (static_cast<int64_t>(raw_boxes.size()) < A * 4) raw_boxes.resize(A * 4);
-    detection::decode_boxes_selected(spec, maps, nl, pr, anchor_list.data(),
+    kernels::head::decode_boxes_selected(spec, maps, nl, pr, anchor_list.data(),
                                      static_cast<int64_t>(anchor_list.size()), raw_boxes.data());
     finish(raw_boxes.data(), scale, out);
   }

@@ -43,6 +43,12 @@ int64_t Graph::opset() const {
   return it != opsets.end() ? it->second : 1;
 }
 
+int64_t Graph::opset_for(const Node& node) const {
+  if (node.domain.empty() || node.domain == "ai.onnx") return opset();
+  auto it = opsets.find(node.domain);
+  return it != opsets.end() ? it->second : 1;
+}
+
 const Tensor* Graph::constant(const std::string& v) const {
   auto it = constants.find(v);
   return it == constants.end() ? nullptr : &it->second;

@@ -65,6 +65,10 @@ struct Graph {
   std::map<std::string, std::string> metadata;
   std::map<std::string, int64_t> opsets;  // domain -> version ("" = ai.onnx)
   int64_t opset() const;                  // ai.onnx version
+  // The version of the node's domain ("" and "ai.onnx" alike); 1 for a
+  // domain the model does not import (passes that insert this project's own
+  // ops need not declare it).
+  int64_t opset_for(const Node& node) const;
 
   std::vector<Node> nodes;                 // topological order
   std::vector<std::string> inputs;         // runtime inputs (initializers excluded)

@@ -24,7 +24,7 @@
 //   * detection/postprocess.cc: Postprocessor::process binds the outputs of
 //     either form through recognise_head, and process_raw checks its levels
 //     with check_levels;
-//   * detection/head_decode.cc: Priors keep their levels as HeadLevel
+//   * kernels/head/head_decode.cc: Priors keep their levels as HeadLevel
 //     (offsets from assign_anchor_offsets);
 //   * kernels/dnnl/head_pattern.cc: the matcher recognises the decoded form
 //     and derives the levels from the conv maps it stops at (derive_levels);

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "damoyolo/plan.h"
-#include "damoyolo/session.h"
+#include "damoyolo/options.h"  // Engine, Precision, SessionOptions
 #include "graph/graph.h"
 #include "kernels/dnnl/weight_cache.h"
 

@@ -288,9 +288,7 @@ std::unique_ptr<CompiledModel> compile_optimized(const graph::Graph& g_in, const
   fo.fuse_conv_activation = opts.opt.fuse_conv_activation;
   fo.fuse_conv_residual = opts.opt.fuse_conv_residual;
   fo.zero_copy_concat = opts.opt.zero_copy_concat;
-  const graph::NodeEvaluator eval = [](const graph::Node& n, const std::vector<Tensor>& in, int64_t opset) {
-    return kernels::ref::kernel_for(n, opset).compute(kernels::ref::OpContext{n, opset}, in);
-  };
+  const graph::Evaluator eval = kernels::ref::evaluator();
   std::vector<PlanPass> passes;
   for (const auto& r : graph::run_fusion_passes(g, fo, eval)) passes.push_back({r.name, r.rewrites, r.nodes_after});
 

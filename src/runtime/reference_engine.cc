@@ -38,7 +38,7 @@ class ReferenceModel final : public CompiledModel {
       st.nodes = {n.name};
       st.implementation = "reference";
       plan_.steps.push_back(std::move(st));
-      kernels_.push_back(&kernels::ref::kernel_for(n, graph_.opset()));
+      kernels_.push_back(&kernels::ref::kernel_for(n, graph_.opset_for(n)));
       // Outputs whose shape was not known at load time (it depends on data)
       // are sized and checked against the limits at run time, before the
       // kernel allocates them.
@@ -112,7 +112,7 @@ void ReferenceContext::run(const std::vector<Tensor>& inputs, std::vector<Tensor
         throw Error(ErrorCode::kInternal, node.describe() + ": input '" + node.inputs[i] + "' was never computed");
       args[i] = it->second;
     }
-    kernels::ref::OpContext ctx{node, g.opset()};
+    kernels::ref::OpContext ctx{node, g.opset_for(node)};
     if (model_.check_at_run(k)) check_outputs(model_.kernel(k), ctx, args, model_.limits());
     std::vector<Tensor> outs = model_.kernel(k).compute(ctx, args);
     for (size_t i = 0; i < node.outputs.size() && i < outs.size(); ++i)

@@ -5,7 +5,7 @@
 #include <cmath>
 #include <cstdio>
 
-#include "detection/head_decode.h"
+#include "kernels/head/head_decode.h"
 #include "golden_util.h"
 
 namespace damoyolo {
@@ -81,8 +81,8 @@ struct RawMaps {
       EXPECT_EQ(reg[l].size(), size_t(32) * kH[l] * kH[l]);
     }
   }
-  std::vector<detection::HeadLevelMaps> maps() const {
-    std::vector<detection::HeadLevelMaps> m;
+  std::vector<kernels::head::HeadLevelMaps> maps() const {
+    std::vector<kernels::head::HeadLevelMaps> m;
     for (int l = 0; l < 3; ++l) {
       const int64_t hw = int64_t{kH[l]} * kH[l];
       m.push_back({8 << l, kH[l], kH[l], cls[l].data(), 1, hw, reg[l].data(), 1, hw});
@@ -106,7 +106,7 @@ TEST_P(GoldenRaw, DenseDecodeReproducesDefaultExport) {
   const auto want_boxes = load_output("damoyolo_Ns_416", image, 1);
   const int64_t A = 3549;
   std::vector<float> scores(A * 80), boxes(A * 4);
-  detection::decode_head_dense({80, 7}, maps.data(), 3, scores.data(), boxes.data());
+  kernels::head::decode_head_dense({80, 7}, maps.data(), 3, scores.data(), boxes.data());
   ASSERT_EQ(want_scores.size(), scores.size());
   float max_ds = 0, max_db = 0;
   for (size_t i = 0; i < scores.size(); ++i) max_ds = std::max(max_ds, std::abs(scores[i] - want_scores[i]));
@@ -126,7 +126,7 @@ TEST_P(GoldenRaw, ThresholdedRawPathEqualsDensePath) {
   const BoxScale scale = box_scale(g.width, g.height, 416, 416);
 
   std::vector<float> scores(3549 * 80), boxes(3549 * 4);
-  detection::decode_head_dense({80, 7}, maps.data(), 3, scores.data(), boxes.data());
+  kernels::head::decode_head_dense({80, 7}, maps.data(), 3, scores.data(), boxes.data());
   Postprocessor pp(PostprocessOptions::for_family(ModelFamily::kNano));
   std::vector<Detection> dense, thresholded;
   ASSERT_TRUE(pp.process_dense(scores.data(), boxes.data(), 3549, 80, scale, &dense).ok());

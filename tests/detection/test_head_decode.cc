@@ -5,9 +5,9 @@
 #include <random>
 
 #include "damoyolo/status.h"
-#include "detection/head_decode.h"
+#include "kernels/head/head_decode.h"
 
-namespace damoyolo::detection {
+namespace damoyolo::kernels::head {
 namespace {
 
 // Straightforward double-precision decode of one anchor, for comparison.
@@ -134,4 +134,4 @@ TEST(HeadDecode, RejectsBadSpecs) {
 }
 
 }  // namespace
-}  // namespace damoyolo::detection
+}  // namespace damoyolo::kernels::head

@@ -1,4 +1,5 @@
-// The detection kernels at every SIMD level (common/cpu_features.h) against
+// The detection kernels (the head decode's, kernels/head/head_simd.h, and
+// NMS's, detection/nms_simd.h) at every SIMD level (common/cpu_features.h) against
 // the scalar ones, bit for bit: directly on random and adversarial inputs
 // (NaN, ±0, ±inf, inverted boxes, negative thresholds, garbage past n), and
 // end to end on the golden fixture maps (decode, scan, NMS: identical
@@ -13,14 +14,17 @@
 #include <vector>
 
 #include "common/cpu_features.h"
-#include "detection/head_decode.h"
-#include "detection/simd_kernels.h"
+#include "detection/nms_simd.h"
+#include "kernels/head/head_decode.h"
+#include "kernels/head/head_simd.h"
 #include "golden_util.h"
 
 namespace damoyolo::detection {
 namespace {
 
 using cpu::IsaLevel;
+// The decode kernels live in the kernels layer, NMS's here; the tests read as before.
+using namespace kernels::head;
 
 // Each SIMD level against the scalar kernels.
 class AtLevel : public ::testing::TestWithParam<IsaLevel> {

@@ -11,6 +11,7 @@
 #include "damoyolo/detector.h"
 #include "damoyolo/image.h"
 #include "graph/passes/passes.h"
+#include "kernels/reference/registry.h"
 #include "onnx/onnx_loader.h"
 #include "runtime/executor.h"
 #include "testutil/testutil.h"
@@ -71,7 +72,7 @@ TEST(BatchPlans, AShortBatchRunsAsItselfWithTheFullBatchsResults) {
 TEST(BatchPlans, ShorterPlansReuseThePackedWeights) {
   auto g = onnx_io::load_onnx_file(model_path("damoyolo_T_640"));
   graph::PassOptions po;
-  graph::run_standard_passes(g, po);
+  graph::run_standard_passes(g, po, kernels::ref::evaluator());
   auto cache = runtime::make_weight_cache();
   SessionOptions o;
   o.batch = 4;

@@ -16,6 +16,7 @@
 
 #include "damoyolo/session.h"
 #include "graph/passes/passes.h"
+#include "kernels/reference/registry.h"
 #include "onnx/onnx_loader.h"
 #include "runtime/executor.h"
 #include "testutil/model_builder.h"
@@ -218,7 +219,7 @@ TEST(OptimizedEngine, Batch2EqualsTwoBatch1Runs) {
 TEST(OptimizedEngine, NoHeapAllocationAfterWarmUp) {
   for (const char* m : {"damoyolo_Ns_416", "damoyolo_Ns_416_benchmark", "damoyolo_T_640"}) {
     graph::Graph g = onnx_io::load_onnx_file(model_path(m));
-    graph::run_standard_passes(g, {});
+    graph::run_standard_passes(g, {}, kernels::ref::evaluator());
     SessionOptions o;
     o.engine = Engine::kOptimized;
     auto model = runtime::compile_optimized(g, o);

@@ -22,12 +22,10 @@ namespace {
 
 using graph::Graph;
 
-const graph::NodeEvaluator kEval = [](const graph::Node& n, const std::vector<Tensor>& in, int64_t opset) {
-  return kernels::ref::kernel_for(n, opset).compute(kernels::ref::OpContext{n, opset}, in);
-};
+const graph::Evaluator kEval = kernels::ref::evaluator();
 
 Graph standard(Graph g) {
-  graph::run_standard_passes(g, graph::PassOptions{});
+  graph::run_standard_passes(g, graph::PassOptions{}, kernels::ref::evaluator());
   return g;
 }
 Graph load_fixture(const std::string& name) {

@@ -14,6 +14,7 @@
 
 #include "damoyolo/session.h"
 #include "graph/passes/passes.h"
+#include "kernels/reference/registry.h"
 #include "onnx/onnx_loader.h"
 #include "runtime/executor.h"
 #include "testutil/model_builder.h"
@@ -389,7 +390,7 @@ TEST_F(HostileModel, OptimizedConvChecksBiasAndWeightsItself) {
   // instead of being copied by the weight's channel count.
   auto bytes = conv_with_bias(256).bytes();
   graph::Graph g = onnx_io::load_onnx_memory(bytes.data(), bytes.size(), ".");
-  graph::run_standard_passes(g, {});
+  graph::run_standard_passes(g, {}, kernels::ref::evaluator());
   SessionOptions opts = with_engine(Engine::kOptimized);
   ASSERT_NO_THROW(runtime::compile_optimized(g, opts));
 

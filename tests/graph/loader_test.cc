@@ -7,6 +7,7 @@
 
 #include "damoyolo/session.h"
 #include "graph/passes/passes.h"
+#include "kernels/reference/registry.h"
 #include "onnx/onnx_loader.h"
 #include "testutil/model_builder.h"
 #include "testutil/testutil.h"
@@ -212,7 +213,7 @@ TEST(GraphPasses, UnsimplifiedExportFoldsToTheSimplifiedOpMix) {
   int shape_ops_before = 0;
   for (const auto& n : g.nodes) shape_ops_before += n.op_type == "Shape" || n.op_type == "Constant";
   EXPECT_GT(shape_ops_before, 0);
-  graph::run_standard_passes(g, {});
+  graph::run_standard_passes(g, {}, kernels::ref::evaluator());
   for (const auto& n : g.nodes) {
     EXPECT_NE(n.op_type, "Shape") << n.name;
     EXPECT_NE(n.op_type, "Constant") << n.name;
@@ -229,12 +230,12 @@ TEST(GraphPasses, WithoutFoldingShapeArithmeticStaysAndShapesAreStillStatic) {
   // folding and require_static_shapes (the optimised engine's) holds.
   const std::string path = (testing::fixtures_dir() / "models" / "damoyolo_Ns_416.onnx").string();
   auto folded = onnx_io::load_onnx_file(path);
-  graph::run_standard_passes(folded, {});
+  graph::run_standard_passes(folded, {}, kernels::ref::evaluator());
   auto kept = onnx_io::load_onnx_file(path);
   graph::PassOptions no_folding;
   no_folding.constant_folding = false;
   no_folding.require_static_shapes = true;
-  ASSERT_NO_THROW(graph::run_standard_passes(kept, no_folding));
+  ASSERT_NO_THROW(graph::run_standard_passes(kept, no_folding, kernels::ref::evaluator()));
   auto count = [](const graph::Graph& g, const std::string& op) {
     return std::count_if(g.nodes.begin(), g.nodes.end(), [&](const graph::Node& n) { return n.op_type == op; });
   };
@@ -265,7 +266,7 @@ TEST(GraphPasses, IdentityAndDeadNodesAreRemoved) {
   b.node("Sigmoid", {"x"}, {"unused"});  // feeds nothing
   auto bytes = b.bytes();
   auto g = onnx_io::load_onnx_memory(bytes.data(), bytes.size(), ".");
-  graph::run_standard_passes(g, {});
+  graph::run_standard_passes(g, {}, kernels::ref::evaluator());
   ASSERT_EQ(g.nodes.size(), 1u);
   EXPECT_EQ(g.nodes[0].op_type, "Relu");
   EXPECT_EQ(g.nodes[0].inputs[0], "x");

@@ -21,7 +21,7 @@ namespace {
 const char* activation(const Node& n) {
   if (n.op_type == "Relu" && n.domain.empty()) return "relu";
   if (n.op_type == "Sigmoid" && n.domain.empty()) return "logistic";
-  if (n.op_type == "Silu" && n.domain == kDamoyoloDomain) return "swish";
+  if (n.op_type == "Silu" && n.domain == kDamoYoloDomain) return "swish";
   return "";
 }
 
@@ -64,7 +64,7 @@ int fuse_conv_activation(Graph& g) {
     if (absorbed.empty()) continue;
     Node f = conv;
     f.op_type = "FusedConv";
-    f.domain = kDamoyoloDomain;
+    f.domain = kDamoYoloDomain;
     f.outputs = {cur};
     f.attrs["onnx_op"] = Attribute{Attribute::Kind::kString, 0, 0, "Conv"};
     if (scale != 1.f) f.attrs["scale"] = Attribute{Attribute::Kind::kFloat, scale};

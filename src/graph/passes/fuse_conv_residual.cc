@@ -24,7 +24,7 @@ namespace {
 const char* activation(const Node& n) {
   if (n.op_type == "Relu" && n.domain.empty()) return "relu";
   if (n.op_type == "Sigmoid" && n.domain.empty()) return "logistic";
-  if (n.op_type == "Silu" && n.domain == kDamoyoloDomain) return "swish";
+  if (n.op_type == "Silu" && n.domain == kDamoYoloDomain) return "swish";
   return "";
 }
 bool has_sum(const Node& n) {
@@ -45,7 +45,7 @@ int fuse_conv_residual(Graph& g, bool absorb_activations) {
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const Node& conv = g.nodes[i];
     const bool plain = conv.op_type == "Conv" && conv.domain.empty();
-    const bool fused = conv.op_type == "FusedConv" && conv.domain == kDamoyoloDomain;
+    const bool fused = conv.op_type == "FusedConv" && conv.domain == kDamoYoloDomain;
     if ((!plain && !fused) || conv.outputs.size() != 1 || (fused && has_sum(conv))) continue;
     const Tensor* w = g.constant(conv.input(1));
     if (!w || w->rank() != 4 || w->dtype() != DType::kFloat32) continue;
@@ -76,7 +76,7 @@ int fuse_conv_residual(Graph& g, bool absorb_activations) {
     Node f = conv;
     if (plain) {
       f.op_type = "FusedConv";
-      f.domain = kDamoyoloDomain;
+      f.domain = kDamoYoloDomain;
       f.attrs["onnx_op"] = Attribute{Attribute::Kind::kString, 0, 0, "Conv"};
     }
     f.inputs.resize(3);  // X, W, B ("" when absent)

@@ -51,7 +51,7 @@ Node head_node(const Graph& g, const HeadPattern& p) {
   Node n;
   n.name = "DamoYoloHead";
   n.op_type = "DamoYoloHead";
-  n.domain = kDamoyoloDomain;
+  n.domain = kDamoYoloDomain;
   Attribute strides;
   strides.kind = Attribute::Kind::kInts;
   for (size_t l = 0; l < p.maps.size(); ++l) {
@@ -88,7 +88,7 @@ bool confirm_numerically(const Graph& g, const HeadPattern& p, const NodeEvaluat
   const Node head = head_node(g, p);
   std::vector<Tensor> head_in;
   for (const auto& v : head.inputs) head_in.push_back(vals[v]);
-  const std::vector<Tensor> fused = eval(head, head_in, g.opset());
+  const std::vector<Tensor> fused = eval(head, head_in, g.opset_for(head));
   for (size_t ni : p.nodes) {
     const Node& n = g.nodes[ni];
     std::vector<Tensor> in;
@@ -98,7 +98,7 @@ bool confirm_numerically(const Graph& g, const HeadPattern& p, const NodeEvaluat
       else if (auto it = vals.find(v); it != vals.end()) in.push_back(it->second);
       else return false;
     }
-    std::vector<Tensor> out = eval(n, in, g.opset());
+    std::vector<Tensor> out = eval(n, in, g.opset_for(n));
     for (size_t i = 0; i < n.outputs.size() && i < out.size(); ++i) vals[n.outputs[i]] = out[i];
   }
   for (int k = 0; k < 2; ++k) {

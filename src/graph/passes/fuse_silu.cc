@@ -28,7 +28,7 @@ int fuse_silu(Graph& g) {
     Node silu;
     silu.name = s.name;
     silu.op_type = "Silu";
-    silu.domain = kDamoyoloDomain;
+    silu.domain = kDamoYoloDomain;
     silu.inputs = {x};
     silu.outputs = m.outputs;
     silu.attrs["onnx_op"] = Attribute{Attribute::Kind::kString, 0, 0, "Sigmoid"};

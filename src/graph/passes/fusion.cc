@@ -60,6 +60,8 @@ void append_names(std::vector<std::string>& names, const Node& n) {
 
 std::vector<PassRecord> run_fusion_passes(Graph& g, const FusionOptions& o, const NodeEvaluator& eval) {
   std::vector<PassRecord> records;
+  // The ops these passes create are version 1 of this project's domain.
+  g.opsets.emplace(kDamoYoloDomain, 1);
   auto record = [&](const char* name, int rewrites) { records.push_back({name, rewrites, g.nodes.size()}); };
   if (o.fuse_head) record("fuse_damoyolo_head", fuse_damoyolo_head(g, eval));
   if (o.fuse_conv_activation) {

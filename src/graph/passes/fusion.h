@@ -22,16 +22,16 @@
 #include <string>
 #include <vector>
 
+#include "graph/evaluator.h"
 #include "graph/graph.h"
+#include "graph/ops/op_schema.h"
 
 namespace damoyolo::graph {
 
-inline constexpr const char* kDamoyoloDomain = "com.damoyolo";
-
-// Runs one node on given inputs (the reference kernels, supplied by the
-// caller: passes that must compute — the head's numerical confirmation — do
-// not depend on the kernels layer).
-using NodeEvaluator = std::function<std::vector<Tensor>(const Node&, const std::vector<Tensor>&, int64_t opset)>;
+// Runs one node on given inputs (graph/evaluator.h: the reference kernels,
+// supplied by the caller, so the head's numerical confirmation does not make
+// the graph layer depend on the kernels).
+using NodeEvaluator = Evaluator;
 
 // fuse_damoyolo_head.cc: the decode subgraph → one DamoYoloHead node.
 int fuse_damoyolo_head(Graph& g, const NodeEvaluator& eval);

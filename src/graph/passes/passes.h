@@ -3,7 +3,10 @@
 //   infer_shapes_and_fold   dtype/shape for every value; nodes whose inputs are
 //                           all known at load time (constants, or Shape of a
 //                           statically shaped value, and what is computed from
-//                           those) are evaluated once with the reference kernels.
+//                           those) are evaluated once by the caller's Evaluator
+//                           (graph/evaluator.h; the api layer passes the
+//                           reference kernels'). Shapes come from the op
+//                           schemas (graph/ops/op_schema.h).
 //                           Folding replaces them by constants: this turns the
 //                           Shape → Gather → Unsqueeze → Concat → Reshape
 //                           arithmetic of unsimplified exports into plain
@@ -16,6 +19,7 @@
 #pragma once
 
 #include "damoyolo/limits.h"
+#include "graph/evaluator.h"
 #include "graph/graph.h"
 
 namespace damoyolo::graph {
@@ -33,14 +37,16 @@ struct PassOptions {
 // Fails with kUnsupported naming the node/op/opset when any node cannot be run,
 // and with kOutOfRange naming the input or node when a shape is over `limits`
 // (checked before a node is folded, so nothing over the limits is allocated).
-void infer_shapes_and_fold(Graph& g, bool fold, bool require_static_shapes, const ModelLimits& limits = {});
+// `evaluate` computes the nodes whose inputs are all known (it must be set).
+void infer_shapes_and_fold(Graph& g, bool fold, bool require_static_shapes, const ModelLimits& limits,
+                           const Evaluator& evaluate);
 void eliminate_identity(Graph& g);
 void eliminate_dead_nodes(Graph& g);
 // Cast to the dtype the value already has becomes Identity (needs inferred dtypes).
 void mark_noop_casts_as_identity(Graph& g);
 
 // The standard pipeline, in order: identity, infer+fold, no-op casts, identity, dead nodes.
-void run_standard_passes(Graph& g, const PassOptions& options);
+void run_standard_passes(Graph& g, const PassOptions& options, const Evaluator& evaluate);
 
 // Sets the leading (batch) dimension of every graph input; used before shape
 // inference when a model with a symbolic batch is run at a concrete batch.

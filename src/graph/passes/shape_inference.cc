@@ -3,12 +3,10 @@
 
 #include "common/checked_size.h"
 #include "graph/passes/passes.h"
-#include "kernels/reference/registry.h"
+#include "graph/ops/op_schema.h"
 
 namespace damoyolo::graph {
 
-using kernels::ref::InferInput;
-using kernels::ref::OpContext;
 
 void set_input_batch(Graph& g, int64_t batch) {
   for (const auto& in : g.inputs) {
@@ -17,8 +15,9 @@ void set_input_batch(Graph& g, int64_t batch) {
   }
 }
 
-void infer_shapes_and_fold(Graph& g, bool fold, bool require_static_shapes, const ModelLimits& limits) {
-  const int64_t opset = g.opset();
+void infer_shapes_and_fold(Graph& g, bool fold, bool require_static_shapes, const ModelLimits& limits,
+                           const Evaluator& evaluate) {
+  if (!evaluate) throw Error(ErrorCode::kInternal, "infer_shapes_and_fold: no evaluator was given");
   for (const auto& in : g.inputs) {
     const ValueInfo* info = g.info(in);
     if (info && info->has_shape) checked::check_tensor(info->shape, info->dtype, limits, "graph input '" + in + "'");
@@ -43,7 +42,8 @@ void infer_shapes_and_fold(Graph& g, bool fold, bool require_static_shapes, cons
   std::vector<Node> kept;
   kept.reserve(g.nodes.size());
   for (auto& node : g.nodes) {
-    const auto& kernel = kernels::ref::kernel_for(node, opset);
+    const int64_t opset = g.opset_for(node);
+    const OpSchema& schema = schema_for(node, opset);
     OpContext ctx{node, opset};
 
     std::vector<InferInput> ins(node.inputs.size());
@@ -64,7 +64,7 @@ void infer_shapes_and_fold(Graph& g, bool fold, bool require_static_shapes, cons
     // Every output's shape is checked against the limits before the node is
     // folded (evaluated) or any engine sees it: a hostile shape fails here
     // with the node's name instead of allocating or reaching oneDNN.
-    std::vector<ValueInfo> out_infos = kernel.infer(ctx, ins);
+    std::vector<ValueInfo> out_infos = schema.infer(ctx, ins);
     for (size_t i = 0; i < node.outputs.size() && i < out_infos.size(); ++i)
       if (!node.outputs[i].empty() && out_infos[i].has_shape)
         checked::check_tensor(out_infos[i].shape, out_infos[i].dtype, limits,
@@ -80,9 +80,9 @@ void infer_shapes_and_fold(Graph& g, bool fold, bool require_static_shapes, cons
         // Shape reads only the dims: no buffer (the value may be gigabytes).
         else args[i] = Tensor::wrap(ins[i].info.dtype, ins[i].info.shape, nullptr);
       }
-      std::vector<Tensor> outs = kernel.compute(ctx, args);
+      std::vector<Tensor> outs = evaluate(node, args, opset);
       if (outs.size() < node.outputs.size())
-        throw Error(ErrorCode::kInternal, node.describe() + ": kernel returned too few outputs");
+        throw Error(ErrorCode::kInternal, node.describe() + ": evaluator returned too few outputs");
       // A Constant node is a literal, not a computation: it becomes a constant
       // with folding off too (the optimised engine needs constant weights and
       // scalars wherever the file spells them as Constant nodes).
@@ -177,9 +177,9 @@ void mark_noop_casts_as_identity(Graph& g) {
   }
 }
 
-void run_standard_passes(Graph& g, const PassOptions& options) {
+void run_standard_passes(Graph& g, const PassOptions& options, const Evaluator& evaluate) {
   eliminate_identity(g);
-  infer_shapes_and_fold(g, options.constant_folding, options.require_static_shapes, options.limits);
+  infer_shapes_and_fold(g, options.constant_folding, options.require_static_shapes, options.limits, evaluate);
   mark_noop_casts_as_identity(g);
   eliminate_identity(g);
   eliminate_dead_nodes(g);

@@ -83,8 +83,8 @@ void lower_fallback(LoweringContext& cx, size_t ni, const std::string& reason) {
   step->plan.implementation = "reference";
   step->plan.reason = reason;
   step->node = n;
-  step->opset = cx.graph().opset();
-  step->kernel = &ref::kernel_for(n, cx.graph().opset());
+  step->opset = cx.graph().opset_for(n);
+  step->kernel = &ref::kernel_for(n, step->opset);
   std::vector<Ref> touched;
   for (const auto& in : n.inputs) {
     Tensor c;

@@ -3,7 +3,7 @@
 // as one call on the cls/reg conv outputs, read in whatever strides the convs
 // wrote (channels-last: anchor stride C, channel stride 1), so no transposes.
 // Priors are cached per execution context (built once per geometry).
-#include "detection/head_decode.h"
+#include "kernels/head/head_decode.h"
 #include "kernels/dnnl/lowering.h"
 #include "model/head_layout.h"
 
@@ -16,7 +16,7 @@ namespace {
 
 class FusedHeadStep final : public Step {
  public:
-  detection::HeadSpec spec{};
+  head::HeadSpec spec{};
   std::vector<model::HeadLevel> levels;
   struct LevelMaps {
     Ref cls, reg;
@@ -39,8 +39,8 @@ class FusedHeadStep final : public Step {
   struct Bound final : BoundStep {
     explicit Bound(const FusedHeadStep* s) : step(s), maps(s->levels.size()) {}
     const FusedHeadStep* step;
-    std::vector<detection::HeadLevelMaps> maps;  // sized once; filled per image
-    detection::PriorCache cache;                 // per context
+    std::vector<head::HeadLevelMaps> maps;  // sized once; filled per image
+    head::PriorCache cache;                 // per context
     void run(RunState& rs) override {
       const int64_t A = step->scores.shape[1], C = step->scores.shape[2];
       for (int64_t n = 0; n < step->batch; ++n) {
@@ -56,7 +56,7 @@ class FusedHeadStep final : public Step {
         }
         float* scores = reinterpret_cast<float*>(rs.slot_ptr[step->scores.slot] + step->scores.offset) + n * A * C;
         float* boxes = reinterpret_cast<float*>(rs.slot_ptr[step->boxes.slot] + step->boxes.offset) + n * A * 4;
-        detection::decode_head_dense(step->spec, maps.data(), static_cast<int>(maps.size()), scores, boxes, cache);
+        head::decode_head_dense(step->spec, maps.data(), static_cast<int>(maps.size()), scores, boxes, cache);
       }
     }
   };

@@ -5,11 +5,14 @@
 // axis), so one loop covers every broadcasting case; the only fast path is the
 // equal-shape case, because SiLU's Mul and the residual Adds of a full model
 // run through here when the reference engine executes it.
+//
+// Their shape and dtype rules are the ops' schemas' (graph/ops/elementwise.h).
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <type_traits>
 
+#include "graph/ops/elementwise.h"
 #include "kernels/reference/kernel_util.h"
 #include "kernels/reference/registry.h"
 
@@ -62,30 +65,6 @@ void broadcast_binary(const Tensor& a, const Tensor& b, Tensor& out, Op op) {
   }
 }
 
-ValueInfo broadcast_info(const OpContext& ctx, const InferInput& a, const InferInput& b, DType out_dtype) {
-  if (known(a) && known(b)) return info_of(out_dtype, broadcast_shapes(ctx, a.info.shape, b.info.shape));
-  return info_unknown_shape(out_dtype);
-}
-
-enum class Arith { kAdd, kSub, kMul, kDiv };
-
-const char* arith_name(Arith k) {
-  switch (k) {
-    case Arith::kAdd: return "Add";
-    case Arith::kSub: return "Sub";
-    case Arith::kMul: return "Mul";
-    case Arith::kDiv: return "Div";
-  }
-  return "?";
-}
-
-void check_same_numeric(const OpContext& ctx, DType a, DType b) {
-  if (a != b)
-    fail(ctx, ErrorCode::kInvalidArgument,
-         std::string("input dtypes differ: ") + dtype_name(a) + " and " + dtype_name(b));
-  if (!is_numeric(a)) fail(ctx, ErrorCode::kUnsupported, std::string("dtype ") + dtype_name(a) + " is not supported");
-}
-
 template <class T>
 void integer_div(const OpContext& ctx, const Tensor& a, const Tensor& b, Tensor& out) {
   // C++ integer division traps (SIGFPE) on x/0 and INT_MIN/-1; input must never
@@ -110,11 +89,6 @@ OpKernel arith_kernel(Arith kind) {
   k.op_type = arith_name(kind);
   k.min_opset = 7;  // opsets 1-6 used the legacy broadcast/axis attributes
   k.max_opset = 17;
-  k.infer = [](const OpContext& ctx, const std::vector<InferInput>& in) {
-    require_inputs(ctx, in.size(), 2);
-    check_same_numeric(ctx, in[0].info.dtype, in[1].info.dtype);
-    return std::vector<ValueInfo>{broadcast_info(ctx, in[0], in[1], in[0].info.dtype)};
-  };
   k.compute = [kind](const OpContext& ctx, const std::vector<Tensor>& in) {
     require_inputs(ctx, in.size(), 2);
     check_same_numeric(ctx, in[0].dtype(), in[1].dtype());
@@ -146,13 +120,6 @@ OpKernel pow_kernel() {
   k.op_type = "Pow";
   k.min_opset = 7;
   k.max_opset = 17;
-  k.infer = [](const OpContext& ctx, const std::vector<InferInput>& in) {
-    require_inputs(ctx, in.size(), 2);
-    for (const auto& i : in)
-      if (!is_numeric(i.info.dtype))
-        fail(ctx, ErrorCode::kUnsupported, std::string("dtype ") + dtype_name(i.info.dtype) + " is not supported");
-    return std::vector<ValueInfo>{broadcast_info(ctx, in[0], in[1], in[0].info.dtype)};
-  };
   k.compute = [](const OpContext& ctx, const std::vector<Tensor>& in) {
     require_inputs(ctx, in.size(), 2);
     Tensor out(in[0].dtype(), broadcast_shapes(ctx, in[0].shape(), in[1].shape()));
@@ -172,34 +139,14 @@ OpKernel pow_kernel() {
   return k;
 }
 
-// ---- unary ops ------------------------------------------------------------
-
-enum class Domain { kFloat, kSigned, kNumeric };
-
-bool dtype_in(Domain d, DType dt) {
-  switch (d) {
-    case Domain::kFloat: return is_float(dt);
-    case Domain::kSigned:
-      return is_float(dt) || dt == DType::kInt8 || dt == DType::kInt16 || dt == DType::kInt32 || dt == DType::kInt64;
-    case Domain::kNumeric: return is_numeric(dt);
-  }
-  return false;
-}
-
 // `make_fn(node)` returns a generic lambda applied per element; it is built
 // once per call so attribute reads (LeakyRelu's alpha) stay out of the loop.
 template <class MakeFn>
-OpKernel unary_kernel(const char* name, int min_opset, Domain domain, MakeFn make_fn) {
+OpKernel unary_kernel(const char* name, int min_opset, DTypeSet domain, MakeFn make_fn) {
   OpKernel k;
   k.op_type = name;
   k.min_opset = min_opset;
   k.max_opset = 17;
-  k.infer = [domain](const OpContext& ctx, const std::vector<InferInput>& in) {
-    require_inputs(ctx, in.size(), 1);
-    if (!dtype_in(domain, in[0].info.dtype))
-      fail(ctx, ErrorCode::kUnsupported, std::string("dtype ") + dtype_name(in[0].info.dtype) + " is not supported");
-    return std::vector<ValueInfo>{in[0].info};
-  };
   k.compute = [domain, make_fn](const OpContext& ctx, const std::vector<Tensor>& in) {
     require_inputs(ctx, in.size(), 1);
     const Tensor& x = in[0];
@@ -267,12 +214,6 @@ OpKernel identity_kernel() {
   k.op_type = "Identity";
   k.min_opset = 1;
   k.max_opset = 17;
-  k.infer = [](const OpContext& ctx, const std::vector<InferInput>& in) {
-    require_inputs(ctx, in.size(), 1);
-    if (in[0].info.dtype == DType::kString || in[0].info.dtype == DType::kUndefined)
-      fail(ctx, ErrorCode::kUnsupported, std::string("dtype ") + dtype_name(in[0].info.dtype) + " is not supported");
-    return std::vector<ValueInfo>{in[0].info};
-  };
   k.compute = [](const OpContext& ctx, const std::vector<Tensor>& in) {
     require_inputs(ctx, in.size(), 1);
     return std::vector<Tensor>{in[0].clone()};  // fresh buffer: callers may write outputs in place
@@ -287,16 +228,6 @@ OpKernel clip_kernel() {
   k.op_type = "Clip";
   k.min_opset = 6;
   k.max_opset = 17;
-  k.infer = [](const OpContext& ctx, const std::vector<InferInput>& in) {
-    require_inputs(ctx, in.size(), 1);
-    DType dt = in[0].info.dtype;
-    bool ok = ctx.opset < 12 ? is_float(dt) : is_numeric(dt);
-    if (!ok) fail(ctx, ErrorCode::kUnsupported, std::string("dtype ") + dtype_name(dt) + " is not supported");
-    for (size_t i = 1; i < in.size() && i < 3; ++i)
-      if (in[i].present && in[i].info.dtype != dt)
-        fail(ctx, ErrorCode::kInvalidArgument, "min/max dtype differs from the input's");
-    return std::vector<ValueInfo>{in[0].info};
-  };
   k.compute = [](const OpContext& ctx, const std::vector<Tensor>& in) {
     require_inputs(ctx, in.size(), 1);
     const Tensor& x = in[0];
@@ -369,23 +300,11 @@ template <class D, class V> D store_value(V v) {
   }
 }
 
-bool castable(DType dt) { return visit_castable(dt, [](auto) {}); }
-
 OpKernel cast_kernel() {
   OpKernel k;
   k.op_type = "Cast";
   k.min_opset = 6;  // opset 1-5 named the target type with a string
   k.max_opset = 17;
-  k.infer = [](const OpContext& ctx, const std::vector<InferInput>& in) {
-    require_inputs(ctx, in.size(), 1);
-    auto to = static_cast<DType>(ctx.node.attr_i("to", 0));
-    if (!castable(in[0].info.dtype) || !castable(to))
-      fail(ctx, ErrorCode::kUnsupported,
-           std::string("cast from ") + dtype_name(in[0].info.dtype) + " to " + dtype_name(to) + " is not supported");
-    ValueInfo v = in[0].info;
-    v.dtype = to;
-    return std::vector<ValueInfo>{v};
-  };
   k.compute = [](const OpContext& ctx, const std::vector<Tensor>& in) {
     require_inputs(ctx, in.size(), 1);
     const Tensor& x = in[0];
@@ -416,14 +335,14 @@ void register_elementwise_kernels() {
   register_kernel(arith_kernel(Arith::kMul));
   register_kernel(arith_kernel(Arith::kDiv));
   register_kernel(pow_kernel());
-  register_kernel(unary_kernel("Relu", 1, Domain::kSigned, [](const Node&) { return ReluFn{}; }));
-  register_kernel(unary_kernel("LeakyRelu", 1, Domain::kFloat,
+  register_kernel(unary_kernel("Relu", 1, DTypeSet::kSigned, [](const Node&) { return ReluFn{}; }));
+  register_kernel(unary_kernel("LeakyRelu", 1, DTypeSet::kFloat,
                                [](const Node& n) { return LeakyReluFn{n.attr_f("alpha", 0.01f)}; }));
-  register_kernel(unary_kernel("Sigmoid", 1, Domain::kFloat, [](const Node&) { return SigmoidFn{}; }));
-  register_kernel(unary_kernel("Exp", 1, Domain::kFloat, [](const Node&) { return ExpFn{}; }));
-  register_kernel(unary_kernel("Floor", 1, Domain::kFloat, [](const Node&) { return FloorFn{}; }));
-  register_kernel(unary_kernel("Sqrt", 1, Domain::kFloat, [](const Node&) { return SqrtFn{}; }));
-  register_kernel(unary_kernel("Neg", 1, Domain::kSigned, [](const Node&) { return NegFn{}; }));
+  register_kernel(unary_kernel("Sigmoid", 1, DTypeSet::kFloat, [](const Node&) { return SigmoidFn{}; }));
+  register_kernel(unary_kernel("Exp", 1, DTypeSet::kFloat, [](const Node&) { return ExpFn{}; }));
+  register_kernel(unary_kernel("Floor", 1, DTypeSet::kFloat, [](const Node&) { return FloorFn{}; }));
+  register_kernel(unary_kernel("Sqrt", 1, DTypeSet::kFloat, [](const Node&) { return SqrtFn{}; }));
+  register_kernel(unary_kernel("Neg", 1, DTypeSet::kSigned, [](const Node&) { return NegFn{}; }));
   register_kernel(identity_kernel());
   register_kernel(clip_kernel());
   register_kernel(cast_kernel());

@@ -1,5 +1,5 @@
 // Reference kernels for the ops the fusion passes create (domain
-// com.damoyolo, graph/passes/fusion.h). Each is defined by the ONNX nodes it
+// com.damoyolo, graph/passes/fusion.h; their schemas: graph/ops/fused_ops.cc). Each is defined by the ONNX nodes it
 // replaces and computes exactly what they compute, in the same order, with the
 // same reference kernels — so a fused graph runs on the reference engine (the
 // passes' off/on tests) and a fused node that oneDNN cannot take falls back to
@@ -11,14 +11,17 @@
 //                                               → scores [N,A,C], boxes [N,A,4]
 #include <cmath>
 
-#include "detection/head_decode.h"
+#include "kernels/head/head_decode.h"
 #include "kernels/reference/registry.h"
 #include "model/head_layout.h"
 
 namespace damoyolo::kernels::ref {
 namespace {
 
-const char* kDomain = "com.damoyolo";
+using graph::kDamoYoloDomain;
+// The plain Conv a FusedConv started from, at an ai.onnx opset where Conv
+// has its current semantics (unchanged since opset 1).
+constexpr int64_t kConvOpset = 11;
 
 // The same formula as the reference Sigmoid kernel (elementwise.cc).
 float sigmoid(float v) {
@@ -42,16 +45,12 @@ Node conv_node(const Node& n) {
 OpKernel fused_conv_kernel() {
   OpKernel k;
   k.op_type = "FusedConv";
-  k.domain = kDomain;
-  k.infer = [](const OpContext& ctx, const std::vector<InferInput>& in) {
-    const Node c = conv_node(ctx.node);
-    std::vector<InferInput> conv_in(in.begin(), in.begin() + std::min<size_t>(3, in.size()));
-    return kernel_for(c, ctx.opset).infer(OpContext{c, ctx.opset}, conv_in);
-  };
+  k.domain = kDamoYoloDomain;
+  k.max_opset = 1;  // version 1 of the domain, as its schema
   k.compute = [](const OpContext& ctx, const std::vector<Tensor>& in) {
     const Node c = conv_node(ctx.node);
     std::vector<Tensor> conv_in(in.begin(), in.begin() + std::min<size_t>(3, in.size()));
-    std::vector<Tensor> out = kernel_for(c, ctx.opset).compute(OpContext{c, ctx.opset}, conv_in);
+    std::vector<Tensor> out = kernel_for(c, kConvOpset).compute(OpContext{c, kConvOpset}, conv_in);
     Tensor& y = out[0];
     if (y.dtype() != DType::kFloat32) fail(ctx, ErrorCode::kUnsupported, "FusedConv computes float32 only");
     float* p = y.data<float>();
@@ -85,11 +84,8 @@ OpKernel fused_conv_kernel() {
 OpKernel silu_kernel() {
   OpKernel k;
   k.op_type = "Silu";
-  k.domain = kDomain;
-  k.infer = [](const OpContext& ctx, const std::vector<InferInput>& in) {
-    if (in.size() != 1) fail(ctx, ErrorCode::kInvalidArgument, "Silu takes one input");
-    return std::vector<ValueInfo>{in[0].info};
-  };
+  k.domain = kDamoYoloDomain;
+  k.max_opset = 1;  // version 1 of the domain, as its schema
   k.compute = [](const OpContext& ctx, const std::vector<Tensor>& in) {
     if (in.size() != 1 || in[0].dtype() != DType::kFloat32)
       fail(ctx, ErrorCode::kUnsupported, "Silu computes float32 only");
@@ -117,20 +113,8 @@ HeadAttrs head_attrs(const OpContext& ctx, size_t inputs) {
 OpKernel head_kernel() {
   OpKernel k;
   k.op_type = "DamoYoloHead";
-  k.domain = kDomain;
-  k.infer = [](const OpContext& ctx, const std::vector<InferInput>& in) {
-    const HeadAttrs h = head_attrs(ctx, in.size());
-    int64_t anchors = 0, batch = -1;
-    for (size_t l = 0; l < h.strides.size(); ++l) {
-      const Shape& s = in[2 * l].info.shape;
-      if (s.size() != 4) fail(ctx, ErrorCode::kInvalidArgument, "level maps must be 4-D");
-      anchors += s[2] * s[3];
-      batch = s[0];
-    }
-    ValueInfo scores{DType::kFloat32, {batch, anchors, h.num_classes}, true};
-    ValueInfo boxes{DType::kFloat32, {batch, anchors, 4}, true};
-    return std::vector<ValueInfo>{scores, boxes};
-  };
+  k.domain = kDamoYoloDomain;
+  k.max_opset = 1;  // version 1 of the domain, as its schema
   k.compute = [](const OpContext& ctx, const std::vector<Tensor>& in) {
     const HeadAttrs h = head_attrs(ctx, in.size());
     const size_t L = h.strides.size();
@@ -152,9 +136,9 @@ OpKernel head_kernel() {
     const int64_t A = model::assign_anchor_offsets(levels);
     const int64_t C = h.num_classes;
     Tensor scores(DType::kFloat32, {batch, A, C}), boxes(DType::kFloat32, {batch, A, 4});
-    const detection::HeadSpec spec{static_cast<int>(C), static_cast<int>(h.reg_max),
+    const head::HeadSpec spec{static_cast<int>(C), static_cast<int>(h.reg_max),
                                    ctx.node.attr_i("cls_is_logit", 0) != 0};
-    std::vector<detection::HeadLevelMaps> maps(L);
+    std::vector<head::HeadLevelMaps> maps(L);
     for (int64_t n = 0; n < batch; ++n) {
       for (size_t l = 0; l < L; ++l) {
         const int64_t hw = levels[l].anchors();
@@ -163,7 +147,7 @@ OpKernel head_kernel() {
                    in[2 * l].data<float>() + n * C * hw, 1, hw,
                    in[2 * l + 1].data<float>() + n * 4 * (h.reg_max + 1) * hw, 1, hw};
       }
-      detection::decode_head_dense(spec, maps.data(), static_cast<int>(L), scores.data<float>() + n * A * C,
+      head::decode_head_dense(spec, maps.data(), static_cast<int>(L), scores.data<float>() + n * A * C,
                                    boxes.data<float>() + n * A * 4);
     }
     return std::vector<Tensor>{scores, boxes};

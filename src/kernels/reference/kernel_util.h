@@ -1,7 +1,9 @@
 // Small helpers shared by the reference kernel files (elementwise.cc,
-// tensor_ops.cc, nn_ops.cc): dtype dispatch, 16-bit float conversion, strides,
-// and the ValueInfo shortcuts every infer function needs. Internal to the
-// reference kernels; nothing here is part of the registry interface.
+// tensor_ops.cc, nn_ops.cc): dtype dispatch, 16-bit float conversion, strides.
+// The checks the shape rules make too (errors naming the node, dtype classes,
+// optional inputs) are graph/ops/op_util.h's, visible here through util.
+// Internal to the reference kernels; nothing here is part of the registry
+// interface.
 #pragma once
 
 #include <cmath>
@@ -10,9 +12,12 @@
 #include <string>
 #include <vector>
 
+#include "graph/ops/op_util.h"
 #include "kernels/reference/registry.h"
 
 namespace damoyolo::kernels::ref::util {
+
+using namespace graph::ops;
 
 // ---- 16-bit floats -------------------------------------------------------
 // Stored as raw uint16 bits in tensors; converted through float so that every
@@ -121,9 +126,6 @@ bool visit_float(DType dt, F&& f) {
   }
 }
 
-inline bool is_numeric(DType dt) { return visit_numeric(dt, [](auto) {}); }
-inline bool is_float(DType dt) { return dt == DType::kFloat32 || dt == DType::kFloat64; }
-
 // ---- shapes ----------------------------------------------------------------
 
 // Row-major element strides.
@@ -142,41 +144,9 @@ inline std::vector<int64_t> broadcast_strides(const Shape& in, const Shape& out)
   return st;
 }
 
-inline ValueInfo info_of(DType dt, Shape shape) {
-  ValueInfo v;
-  v.dtype = dt;
-  v.shape = std::move(shape);
-  v.has_shape = true;
-  return v;
-}
-
-inline ValueInfo info_unknown_shape(DType dt) {
-  ValueInfo v;
-  v.dtype = dt;
-  v.has_shape = false;
-  return v;
-}
-
-inline bool known(const InferInput& in) { return in.present && in.info.has_shape; }
-
-inline bool all_dims_known(const Shape& s) {
-  for (int64_t d : s)
-    if (d < 0) return false;
-  return true;
-}
-
 // Input i of a node, or nullptr when absent/omitted.
-inline const InferInput* opt_input(const std::vector<InferInput>& in, size_t i) {
-  return i < in.size() && in[i].present ? &in[i] : nullptr;
-}
 inline const Tensor* opt_tensor(const std::vector<Tensor>& in, size_t i) {
   return i < in.size() && in[i].defined() ? &in[i] : nullptr;
-}
-
-inline void require_inputs(const OpContext& ctx, size_t got, size_t min_count) {
-  if (got < min_count)
-    fail(ctx, ErrorCode::kInvalidArgument,
-         "expects at least " + std::to_string(min_count) + " inputs, got " + std::to_string(got));
 }
 
 }  // namespace damoyolo::kernels::ref::util

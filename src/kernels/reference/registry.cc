@@ -1,16 +1,16 @@
 #include "kernels/reference/registry.h"
 
-#include <algorithm>
-#include <cmath>
-#include <cstring>
 #include <map>
 #include <mutex>
+#include <utility>
 
 namespace damoyolo::kernels::ref {
 namespace {
 
-std::map<std::string, OpKernel, std::less<>>& table() {
-  static std::map<std::string, OpKernel, std::less<>> t;
+using Key = std::pair<std::string, std::string>;  // (canonical domain, op type)
+
+std::map<Key, OpKernel, std::less<>>& table() {
+  static std::map<Key, OpKernel, std::less<>> t;
   return t;
 }
 
@@ -27,96 +27,52 @@ void ensure_registered() {
 }  // namespace
 
 void register_kernel(OpKernel kernel) {
-  std::string name = kernel.op_type;
-  table()[name] = std::move(kernel);
+  kernel.domain = std::string(graph::canonical_domain(kernel.domain));
+  // Each kernel carries its op's shape function (see OpKernel::infer).
+  if (const graph::OpSchema* s = graph::find_schema(kernel.domain, kernel.op_type)) kernel.infer = s->infer;
+  Key key{kernel.domain, kernel.op_type};
+  table()[std::move(key)] = std::move(kernel);
 }
 
-const OpKernel* find_kernel(std::string_view op_type) {
+const OpKernel* find_kernel(std::string_view domain, std::string_view op_type) {
   ensure_registered();
-  auto it = table().find(op_type);
+  auto it = table().find(Key{std::string(graph::canonical_domain(domain)), std::string(op_type)});
   return it == table().end() ? nullptr : &it->second;
 }
+
+const OpKernel* find_kernel(std::string_view op_type) { return find_kernel(graph::kDefaultDomain, op_type); }
 
 std::vector<std::string> supported_ops() {
   ensure_registered();
   std::vector<std::string> ops;
-  for (const auto& [name, k] : table())
-    if (k.domain.empty()) ops.push_back(name);  // the ONNX ops a model file may use
+  for (const auto& [key, k] : table())
+    if (key.first.empty()) ops.push_back(key.second);
   return ops;
 }
 
-const OpKernel& kernel_for(const Node& node, int64_t opset) {
-  const bool onnx_domain = node.domain.empty() || node.domain == "ai.onnx";
-  const OpKernel* k = find_kernel(node.op_type);
-  // This project's own ops (graph/passes/fusion.h) live in their domain.
-  if (!onnx_domain && !(k && k->domain == node.domain))
-    throw Error(ErrorCode::kUnsupported, node.describe() + ": operator domain '" + node.domain +
-                                             "' is not supported (only the default ai.onnx domain)");
-  if (onnx_domain && k && !k->domain.empty()) k = nullptr;
-  if (!k)
-    throw Error(ErrorCode::kUnsupported, node.describe() + ": operator '" + node.op_type +
-                                             "' is not supported (opset " + std::to_string(opset) + ")");
-  if (opset < k->min_opset || opset > k->max_opset)
-    throw Error(ErrorCode::kUnsupported,
-                node.describe() + ": opset " + std::to_string(opset) + " is not supported for " + node.op_type +
-                    " (supported: " + std::to_string(k->min_opset) + ".." + std::to_string(k->max_opset) + ")");
-  return *k;
-}
-
-void fail(const OpContext& ctx, ErrorCode code, const std::string& what) {
-  throw Error(code, ctx.node.describe() + ": " + what);
-}
-
-Shape broadcast_shapes(const OpContext& ctx, const Shape& a, const Shape& b) {
-  size_t rank = std::max(a.size(), b.size());
-  Shape out(rank);
-  for (size_t i = 0; i < rank; ++i) {
-    int64_t da = i < rank - a.size() ? 1 : a[i - (rank - a.size())];
-    int64_t db = i < rank - b.size() ? 1 : b[i - (rank - b.size())];
-    if (da == db || db == 1) out[i] = da;
-    else if (da == 1) out[i] = db;
-    else if (da < 0 || db < 0) out[i] = -1;
-    else fail(ctx, ErrorCode::kInvalidArgument,
-              "shapes " + shape_to_string(a) + " and " + shape_to_string(b) + " cannot be broadcast");
-  }
+std::vector<const OpKernel*> all_kernels() {
+  ensure_registered();
+  std::vector<const OpKernel*> out;
+  for (const auto& [key, k] : table()) out.push_back(&k);
   return out;
 }
 
-std::vector<int64_t> to_int64_vector(const Tensor& t) {
-  std::vector<int64_t> v(static_cast<size_t>(t.numel()));
-  switch (t.dtype()) {
-    case DType::kInt64: if (!v.empty()) std::memcpy(v.data(), t.raw(), v.size() * 8); break;
-    case DType::kInt32: for (size_t i = 0; i < v.size(); ++i) v[i] = t.data<int32_t>()[i]; break;
-    case DType::kUInt8: for (size_t i = 0; i < v.size(); ++i) v[i] = t.data<uint8_t>()[i]; break;
-    case DType::kInt8: for (size_t i = 0; i < v.size(); ++i) v[i] = t.data<int8_t>()[i]; break;
-    case DType::kBool: for (size_t i = 0; i < v.size(); ++i) v[i] = t.data<uint8_t>()[i]; break;
-    default:
-      throw Error(ErrorCode::kInvalidArgument,
-                  std::string("expected an integer tensor, got ") + dtype_name(t.dtype()));
-  }
-  return v;
+const OpKernel& kernel_for(const Node& node, int64_t opset) {
+  // The schema decides what is supported, with the messages shape inference
+  // gives; a schema without a kernel is a bug that op_schema_test catches.
+  const graph::OpSchema& schema = graph::schema_for(node, opset);
+  const OpKernel* k = find_kernel(node.domain, node.op_type);
+  if (!k || opset < k->min_opset || opset > k->max_opset)
+    throw Error(ErrorCode::kUnsupported, node.describe() + ": no reference kernel for " + schema.op_type +
+                                             " at opset " + std::to_string(opset));
+  return *k;
 }
 
-std::vector<float> to_float_vector(const Tensor& t) {
-  std::vector<float> v(static_cast<size_t>(t.numel()));
-  switch (t.dtype()) {
-    case DType::kFloat32: if (!v.empty()) std::memcpy(v.data(), t.raw(), v.size() * 4); break;
-    case DType::kFloat64: for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(t.data<double>()[i]); break;
-    case DType::kInt64: for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(t.data<int64_t>()[i]); break;
-    case DType::kInt32: for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(t.data<int32_t>()[i]); break;
-    default:
-      throw Error(ErrorCode::kInvalidArgument,
-                  std::string("expected a float tensor, got ") + dtype_name(t.dtype()));
-  }
-  return v;
-}
-
-int64_t normalize_axis(const OpContext& ctx, int64_t axis, int64_t rank) {
-  int64_t a = axis < 0 ? axis + rank : axis;
-  if (a < 0 || a >= rank)
-    fail(ctx, ErrorCode::kInvalidArgument,
-         "axis " + std::to_string(axis) + " is out of range for rank " + std::to_string(rank));
-  return a;
+graph::Evaluator evaluator() {
+  return [](const Node& node, const std::vector<Tensor>& inputs, int64_t opset) {
+    const OpContext ctx{node, opset};
+    return kernel_for(node, opset).compute(ctx, inputs);
+  };
 }
 
 }  // namespace damoyolo::kernels::ref

@@ -1,13 +1,19 @@
-// Reference kernels: one plain implementation per ONNX operator.
+// Reference kernels: one plain implementation per operator.
 //
 // This is the oracle every optimised path is tested against, so each kernel is
 // written for clarity: explicit loops, double-checked index arithmetic, fresh
-// output tensors per call. Each operator provides two functions:
-//   infer   — output dtypes and shapes from input infos (and the values of
-//             constant inputs, for ops like Reshape whose output shape depends
-//             on data). Used by shape inference and constant folding.
-//   compute — the outputs from concrete inputs.
-// Both throw damoyolo::Error with a message naming the node.
+// output tensors per call. A kernel only computes (ComputeFn: the outputs from
+// concrete inputs); what an operator's outputs look like — its InferFn — is
+// its schema's, in the graph layer (graph/ops/op_schema.h), which shape
+// inference and constant folding read without depending on this folder.
+// Errors are damoyolo::Error with a message naming the node.
+//
+// Adding a kernel: one register_kernel line in the family's
+// register_*_kernels() (or a new family function called from registry.cc),
+// keyed like the op's schema, e.g. for this project's custom domain
+//   register_kernel({graph::kDamoYoloDomain, "Silu", 1, 1, silu_compute});
+// tests/graph/op_schema_test.cc checks that every schema has a kernel with
+// the same opsets and vice versa.
 #pragma once
 
 #include <functional>
@@ -15,47 +21,55 @@
 #include <string_view>
 #include <vector>
 
+#include "graph/evaluator.h"
 #include "graph/graph.h"
+#include "graph/ops/op_schema.h"
+#include "graph/ops/op_util.h"
 
 namespace damoyolo::kernels::ref {
 
 using graph::Node;
 using graph::ValueInfo;
+// The context and input types are the schemas'; kernels and their tests name
+// them here as before.
+using graph::InferFn;
+using graph::InferInput;
+using graph::OpContext;
 
-// Input i of a node as seen by infer: its info and, when it is a constant, its value.
-struct InferInput {
-  ValueInfo info;
-  const Tensor* value = nullptr;  // non-null when the input is known at load time
-  bool present = false;           // false for an omitted optional input
-};
-
-struct OpContext {
-  const Node& node;
-  int64_t opset;  // the model's ai.onnx opset
-};
-
-using InferFn = std::function<std::vector<ValueInfo>(const OpContext&, const std::vector<InferInput>&)>;
 // inputs[i] is undefined (Tensor{}) for an omitted optional input.
 using ComputeFn = std::function<std::vector<Tensor>(const OpContext&, const std::vector<Tensor>&)>;
 
 struct OpKernel {
+  std::string domain;    // "" for ai.onnx
   std::string op_type;
-  std::string domain;    // "" (ai.onnx) or "com.damoyolo" for the fusion passes' ops
-  int min_opset = 1;     // lowest ai.onnx opset whose semantics this kernel implements
+  int min_opset = 1;     // lowest opset of the domain whose semantics this kernel implements
   int max_opset = 17;    // highest
-  InferFn infer;
   ComputeFn compute;
+  // The op's InferFn, copied from its graph::OpSchema when the table is built
+  // (kernels define none): engines that check a kernel's outputs against the
+  // inferred ones (the reference engine) find both here.
+  InferFn infer;
 };
 
-// Registers a kernel (called from static registrars in each kernel file).
+// Registers a kernel (called from the register_*_kernels functions below).
 void register_kernel(OpKernel kernel);
-// nullptr when the op is not supported at all.
+// nullptr when no kernel computes (domain, op_type).
+const OpKernel* find_kernel(std::string_view domain, std::string_view op_type);
+// A default-domain op's kernel.
 const OpKernel* find_kernel(std::string_view op_type);
-// Every registered op type, sorted.
+// Every registered default-domain op type, sorted.
 std::vector<std::string> supported_ops();
+// Every kernel, sorted by (domain, op type).
+std::vector<const OpKernel*> all_kernels();
 
-// Throws kUnsupported naming the node, op and opset when the op or opset is not supported.
+// Throws kUnsupported naming the node, op and opset when the op or opset is
+// not supported (graph::schema_for's messages, so a model gets the same words
+// from shape inference and from an engine).
 const OpKernel& kernel_for(const Node& node, int64_t opset);
+
+// The graph passes' evaluator (graph/evaluator.h) computing with these kernels:
+// what the api layer hands to graph::run_standard_passes.
+graph::Evaluator evaluator();
 
 // Kernel groups, each defined in its own file and called once by the registry.
 // (Explicit calls rather than static self-registration: static libraries drop
@@ -65,15 +79,11 @@ void register_tensor_kernels();       // tensor_ops.cc: Shape Constant Reshape T
 void register_nn_kernels();           // nn_ops.cc: Conv BatchNormalization MaxPool Resize Softmax MatMul ReduceSum ReduceMax
 void register_fused_kernels();        // fused_ops.cc: com.damoyolo FusedConv Silu DamoYoloHead
 
-// Helpers shared by kernels.
-[[noreturn]] void fail(const OpContext& ctx, ErrorCode code, const std::string& what);
-// Numpy-style broadcast of two shapes; throws naming the node on mismatch.
-Shape broadcast_shapes(const OpContext& ctx, const Shape& a, const Shape& b);
-// Reads an integer tensor (int32/int64) as int64 values.
-std::vector<int64_t> to_int64_vector(const Tensor& t);
-// Reads a float-ish tensor (f32/f64/f16) as floats.
-std::vector<float> to_float_vector(const Tensor& t);
-// Normalises a possibly negative axis into [0, rank); throws when out of range.
-int64_t normalize_axis(const OpContext& ctx, int64_t axis, int64_t rank);
+// Helpers shared by kernels (graph/ops/op_util.h; named here as before).
+using graph::ops::broadcast_shapes;
+using graph::ops::fail;
+using graph::ops::normalize_axis;
+using graph::ops::to_float_vector;
+using graph::ops::to_int64_vector;
 
 }  // namespace damoyolo::kernels::ref

@@ -11,7 +11,7 @@
 // Every decode path (dense, selected anchors) goes through one 16-lane block
 // kernel, so a box decoded densely and the same box decoded on demand are
 // bit-identical: the thresholded raw path must give exactly the dense result.
-// That kernel (kDecodeBlock, simd_kernels.h) exists per SIMD level, every
+// That kernel (kDecodeBlock, head_simd.h) exists per SIMD level, every
 // level computing the same bits.
 #pragma once
 
@@ -21,7 +21,7 @@
 
 #include "model/head_layout.h"
 
-namespace damoyolo::detection {
+namespace damoyolo::kernels::head {
 
 // One level's maps as the kernels read them. stride, h, w are the level's
 // model::HeadLevel geometry (model/head_layout.h: stride = input / map size),
@@ -88,4 +88,4 @@ void decode_boxes_selected(const HeadSpec&, const HeadLevelMaps* levels, int num
 // consistent); throws damoyolo::Error(kInvalidArgument) otherwise.
 void check_head(const HeadSpec&, const HeadLevelMaps* levels, int num_levels);
 
-}  // namespace damoyolo::detection
+}  // namespace damoyolo::kernels::head

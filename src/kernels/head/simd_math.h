@@ -1,4 +1,4 @@
-// Float vector maths for the detection kernels (simd_kernels.cc only), on
+// Float vector maths for the head decode kernels (head_simd.cc only), on
 // GCC/Clang vector extensions, for any vector width V (v4f, v8f, v16f).
 // Everything here is always_inline: it becomes the code of the level it is
 // inlined into, and each level uses the width it has registers for (16 at
@@ -22,7 +22,7 @@
 #pragma GCC diagnostic ignored "-Wpsabi"
 #endif
 
-namespace damoyolo::detection {
+namespace damoyolo::kernels::head {
 
 typedef float v16f __attribute__((vector_size(64)));
 typedef float v8f __attribute__((vector_size(32)));
@@ -74,4 +74,4 @@ template <class V> DAMOYOLO_VINLINE V vexp(V x) {
   return y * (V)bits;
 }
 
-}  // namespace damoyolo::detection
+}  // namespace damoyolo::kernels::head

@@ -4,7 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "damoyolo/session.h"
+#include "damoyolo/options.h"  // engine_name, precision_name
 
 namespace damoyolo {
 

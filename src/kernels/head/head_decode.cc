@@ -1,13 +1,13 @@
-#include "detection/head_decode.h"
+#include "kernels/head/head_decode.h"
 
 #include <algorithm>
 #include <cstring>
 #include <string>
 
 #include "damoyolo/status.h"
-#include "detection/simd_kernels.h"
+#include "kernels/head/head_simd.h"
 
-namespace damoyolo::detection {
+namespace damoyolo::kernels::head {
 
 namespace {
 
@@ -158,4 +158,4 @@ void decode_boxes_selected(const HeadSpec& spec, const HeadLevelMaps* levels, in
   }
 }
 
-}  // namespace damoyolo::detection
+}  // namespace damoyolo::kernels::head

@@ -1,0 +1,59 @@
+// Schemas of the ops the fusion passes create (domain com.damoyolo,
+// graph/passes/fusion.h); their reference kernels are in
+// kernels/reference/fused_ops.cc.
+//   FusedConv(X, W, [B], [R])   the shape of the Conv it started from
+//   Silu(X)                     X's
+//   DamoYoloHead(cls_l, reg_l ...) → scores [N, A, C], boxes [N, A, 4], A = Σ h·w
+#include "graph/ops/op_schema.h"
+#include "graph/ops/op_util.h"
+
+namespace damoyolo::graph {
+namespace {
+
+using ops::fail;
+// The Conv's rules at an ai.onnx opset where Conv has its current semantics.
+constexpr int64_t kConvOpset = 11;
+
+Node conv_node(const Node& n) {
+  Node c;
+  c.name = n.name;
+  c.op_type = "Conv";
+  for (const char* a : {"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"})
+    if (auto it = n.attrs.find(a); it != n.attrs.end()) c.attrs[a] = it->second;
+  c.inputs.assign(n.inputs.begin(), n.inputs.begin() + std::min<size_t>(3, n.inputs.size()));
+  c.outputs = n.outputs;
+  return c;
+}
+
+}  // namespace
+
+void register_fused_schemas() {
+  register_schema({kDamoYoloDomain, "FusedConv", 1, 1,
+                   [](const OpContext& ctx, const std::vector<InferInput>& in) {
+                     const Node c = conv_node(ctx.node);
+                     std::vector<InferInput> conv_in(in.begin(), in.begin() + std::min<size_t>(3, in.size()));
+                     return schema_for(c, kConvOpset).infer(OpContext{c, kConvOpset}, conv_in);
+                   }});
+  register_schema({kDamoYoloDomain, "Silu", 1, 1, [](const OpContext& ctx, const std::vector<InferInput>& in) {
+                     if (in.size() != 1) fail(ctx, ErrorCode::kInvalidArgument, "Silu takes one input");
+                     return std::vector<ValueInfo>{in[0].info};
+                   }});
+  register_schema({kDamoYoloDomain, "DamoYoloHead", 1, 1,
+                   [](const OpContext& ctx, const std::vector<InferInput>& in) {
+                     const int64_t classes = ctx.node.attr_i("num_classes", 0);
+                     const auto strides = ctx.node.attr_ints("strides");
+                     if (classes < 1 || strides.empty() || in.size() != 2 * strides.size())
+                       fail(ctx, ErrorCode::kInvalidArgument, "malformed DamoYoloHead (classes, strides, inputs)");
+                     int64_t anchors = 0, batch = -1;
+                     for (size_t l = 0; l < strides.size(); ++l) {
+                       const Shape& s = in[2 * l].info.shape;
+                       if (s.size() != 4) fail(ctx, ErrorCode::kInvalidArgument, "level maps must be 4-D");
+                       anchors += s[2] * s[3];
+                       batch = s[0];
+                     }
+                     return std::vector<ValueInfo>{{DType::kFloat32, {batch, anchors, classes}, true},
+                                                   {DType::kFloat32, {batch, anchors, 4}, true}};
+                   }});
+}
+
+}  // namespace damoyolo::graph
