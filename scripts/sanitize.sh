@@ -110,7 +110,7 @@ stage_end
 # suppressed (tests/sanitizers/tsan.supp, oneDNN frames only).
 stage_start "build-tsan: configure + build"
 cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=clang++ \
-  -DDAMOYOLO_SANITIZE=thread -DDAMOYOLO_BUILD_BENCH=OFF >/dev/null
+  -DDAMOYOLO_SANITIZE=thread -DDAMOYOLO_BUILD_BENCH=OFF -DDAMOYOLO_NATIVE=OFF >/dev/null
 cmake --build build-tsan -j "$JOBS" --target test_concurrency
 stage_end
 
