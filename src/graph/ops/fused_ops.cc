@@ -4,6 +4,8 @@
 //   FusedConv(X, W, [B], [R])   the shape of the Conv it started from
 //   Silu(X)                     X's
 //   DamoYoloHead(cls_l, reg_l ...) → scores [N, A, C], boxes [N, A, 4], A = Σ h·w
+#include <algorithm>
+
 #include "graph/ops/op_schema.h"
 #include "graph/ops/op_util.h"
 
@@ -11,10 +13,10 @@ namespace damoyolo::graph {
 namespace {
 
 using ops::fail;
-// The Conv's rules at an ai.onnx opset where Conv has its current semantics.
-constexpr int64_t kConvOpset = 11;
 
-Node conv_node(const Node& n) {
+}  // namespace
+
+Node fused_conv_as_conv(const Node& n) {
   Node c;
   c.name = n.name;
   c.op_type = "Conv";
@@ -25,14 +27,12 @@ Node conv_node(const Node& n) {
   return c;
 }
 
-}  // namespace
-
 void register_fused_schemas() {
   register_schema({kDamoYoloDomain, "FusedConv", 1, 1,
                    [](const OpContext& ctx, const std::vector<InferInput>& in) {
-                     const Node c = conv_node(ctx.node);
+                     const Node c = fused_conv_as_conv(ctx.node);
                      std::vector<InferInput> conv_in(in.begin(), in.begin() + std::min<size_t>(3, in.size()));
-                     return schema_for(c, kConvOpset).infer(OpContext{c, kConvOpset}, conv_in);
+                     return schema_for(c, kFusedConvOnnxOpset).infer(OpContext{c, kFusedConvOnnxOpset}, conv_in);
                    }});
   register_schema({kDamoYoloDomain, "Silu", 1, 1, [](const OpContext& ctx, const std::vector<InferInput>& in) {
                      if (in.size() != 1) fail(ctx, ErrorCode::kInvalidArgument, "Silu takes one input");

@@ -78,4 +78,11 @@ void register_tensor_schemas();       // ops/tensor_ops.cc
 void register_nn_schemas();           // ops/nn_ops.cc
 void register_fused_schemas();        // ops/fused_ops.cc: com.damoyolo FusedConv Silu DamoYoloHead
 
+// A com.damoyolo FusedConv as the plain ONNX Conv it started from (its conv
+// attributes and X, W, B), and the ai.onnx opset to evaluate that Conv at
+// (Conv's semantics have not changed since opset 1): the FusedConv schema and
+// reference kernel are that Conv followed by the post-ops.
+Node fused_conv_as_conv(const Node& fused);
+inline constexpr int64_t kFusedConvOnnxOpset = 11;
+
 }  // namespace damoyolo::graph

@@ -15,17 +15,6 @@
 
 namespace damoyolo::graph {
 
-namespace {
-
-// "relu" / "logistic" / "swish" for an activation node, else "".
-const char* activation(const Node& n) {
-  if (n.op_type == "Relu" && n.domain.empty()) return "relu";
-  if (n.op_type == "Sigmoid" && n.domain.empty()) return "logistic";
-  if (n.op_type == "Silu" && n.domain == kDamoYoloDomain) return "swish";
-  return "";
-}
-
-}  // namespace
 
 int fuse_conv_activation(Graph& g) {
   const auto consumers = g.consumers();
@@ -52,7 +41,7 @@ int fuse_conv_activation(Graph& g) {
         } else {
           break;
         }
-      } else if (const char* act = activation(c); *act && c.inputs.size() == 1) {
+      } else if (const char* act = fusion::activation_post_op(c); *act && c.inputs.size() == 1) {
         posts.push_back(act);
       } else {
         break;

@@ -21,12 +21,6 @@
 namespace damoyolo::graph {
 
 namespace {
-const char* activation(const Node& n) {
-  if (n.op_type == "Relu" && n.domain.empty()) return "relu";
-  if (n.op_type == "Sigmoid" && n.domain.empty()) return "logistic";
-  if (n.op_type == "Silu" && n.domain == kDamoYoloDomain) return "swish";
-  return "";
-}
 bool has_sum(const Node& n) {
   auto it = n.attrs.find("post_ops");
   if (it == n.attrs.end()) return false;
@@ -66,7 +60,7 @@ int fuse_conv_residual(Graph& g, bool absorb_activations) {
       auto ci = fusion::sole_consumer(g, consumers, cur);
       if (!ci || remove[*ci]) break;
       const Node& c = g.nodes[*ci];
-      const char* act = activation(c);
+      const char* act = fusion::activation_post_op(c);
       if (!*act || c.inputs.size() != 1) break;
       posts.push_back(act);
       absorbed.push_back(*ci);

@@ -17,6 +17,13 @@ std::optional<size_t> sole_consumer(const Graph& g,
   return it->second[0];
 }
 
+const char* activation_post_op(const Node& n) {
+  if (n.op_type == "Relu" && n.domain.empty()) return "relu";
+  if (n.op_type == "Sigmoid" && n.domain.empty()) return "logistic";
+  if (n.op_type == "Silu" && n.domain == kDamoYoloDomain) return "swish";
+  return "";
+}
+
 std::optional<float> scalar_constant(const Graph& g, const std::string& v) {
   const Tensor* t = g.constant(v);
   if (!t || t->numel() != 1 || t->dtype() != DType::kFloat32) return std::nullopt;

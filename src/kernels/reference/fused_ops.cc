@@ -19,9 +19,6 @@ namespace damoyolo::kernels::ref {
 namespace {
 
 using graph::kDamoYoloDomain;
-// The plain Conv a FusedConv started from, at an ai.onnx opset where Conv
-// has its current semantics (unchanged since opset 1).
-constexpr int64_t kConvOpset = 11;
 
 // The same formula as the reference Sigmoid kernel (elementwise.cc).
 float sigmoid(float v) {
@@ -30,27 +27,15 @@ float sigmoid(float v) {
   return e / (1.f + e);
 }
 
-// The node as the plain Conv it started from.
-Node conv_node(const Node& n) {
-  Node c;
-  c.name = n.name;
-  c.op_type = "Conv";
-  for (const char* a : {"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"})
-    if (auto it = n.attrs.find(a); it != n.attrs.end()) c.attrs[a] = it->second;
-  c.inputs.assign(n.inputs.begin(), n.inputs.begin() + std::min<size_t>(3, n.inputs.size()));
-  c.outputs = n.outputs;
-  return c;
-}
-
 OpKernel fused_conv_kernel() {
   OpKernel k;
   k.op_type = "FusedConv";
   k.domain = kDamoYoloDomain;
   k.max_opset = 1;  // version 1 of the domain, as its schema
   k.compute = [](const OpContext& ctx, const std::vector<Tensor>& in) {
-    const Node c = conv_node(ctx.node);
+    const Node c = graph::fused_conv_as_conv(ctx.node);
     std::vector<Tensor> conv_in(in.begin(), in.begin() + std::min<size_t>(3, in.size()));
-    std::vector<Tensor> out = kernel_for(c, kConvOpset).compute(OpContext{c, kConvOpset}, conv_in);
+    std::vector<Tensor> out = kernel_for(c, graph::kFusedConvOnnxOpset).compute(OpContext{c, graph::kFusedConvOnnxOpset}, conv_in);
     Tensor& y = out[0];
     if (y.dtype() != DType::kFloat32) fail(ctx, ErrorCode::kUnsupported, "FusedConv computes float32 only");
     float* p = y.data<float>();
