@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
-# Side-by-side benchmark: damoyolo vs ONNX Runtime 1.30 (onnxruntime-node) on the
-# same model, input and thread count, alternating ROUNDS times in one run so
-# both see the same machine conditions. Prints each round and the medians' ratio.
+# Side-by-side benchmark: damoyolo against both CPU peers — ONNX Runtime 1.30
+# (onnxruntime-node) and OpenVINO 2026.4 (PyPI openvino) — on the same model,
+# input and thread count, alternating ROUNDS times in one run so all see the
+# same machine conditions. Prints each round and the medians' ratios.
+# The peers are benchmark and correctness references only, never product
+# dependencies: they live in bench/peers/node_modules and bench/peers/.venv.
 #
 # usage: bench/peers/run.sh MODEL [--threads N] [--precision fp32|bf16] [--rounds R] [--iters K]
-#                            [--before BIN]
+#                            [--before BIN] [--peers ort,ov]
+# --precision bf16: damoyolo and OpenVINO in bf16; ONNX Runtime has no bf16
+#   CPU path and stays fp32 (the line says so).
 # --before BIN: also run another damoyolo binary (e.g. main's, before a change)
-# in each round, and print its median and the after/before ratio: a
-# before/after comparison measured in the same run as the peer.
+#   in each round, and print its median and the after/before ratio: a
+#   before/after comparison measured in the same run as the peers.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 model="$1"; shift
-threads=2; precision=fp32; rounds=3; iters=30; before=""
+threads=2; precision=fp32; rounds=3; iters=30; before=""; peers="ort,ov"
 while (($#)); do
   case "$1" in
     --threads) threads="$2"; shift 2 ;;
@@ -20,40 +25,63 @@ while (($#)); do
     --rounds) rounds="$2"; shift 2 ;;
     --iters) iters="$2"; shift 2 ;;
     --before) before="$2"; shift 2 ;;
+    --peers) peers="$2"; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
-if [[ ! -d "$here/node_modules/onnxruntime-node" ]]; then
+use_ort=0; use_ov=0
+[[ ",$peers," == *,ort,* ]] && use_ort=1
+[[ ",$peers," == *,ov,* ]] && use_ov=1
+if ((use_ort)) && [[ ! -d "$here/node_modules/onnxruntime-node" ]]; then
   # --ignore-scripts: the package's install script downloads extra binaries and
   # fails offline; the CPU library ships inside the package.
-  (cd "$here" && npm install --ignore-scripts --no-audit --no-fund --silent onnxruntime-node@1.30.0)
+  (cd "$here" && npm install --ignore-scripts --no-audit --no-fund --silent --no-save onnxruntime-node@1.30.0)
+fi
+if ((use_ov)) && [[ ! -x "$here/.venv/bin/python" ]]; then
+  python3 -m venv "$here/.venv"
+  "$here/.venv/bin/pip" install -q openvino==2026.4.1
 fi
 bin="${DAMOYOLO_BIN:-$root/build/bin/damoyolo}"
 [[ -x "$bin" ]] || { echo "build damoyolo first (scripts/build.sh)" >&2; exit 1; }
 
-ours=(); peer=(); ours_rss=(); peer_rss=(); prev=()
+ours=(); ort=(); ov=(); prev=(); ours_rss=(); ort_rss=(); ov_rss=()
+line() { printf 'round %d: %-11s %s median %8.2f ms (min %.2f)\n' "$1" "$2" "$3" "$(jq -r '.latency_ms.median' <<<"$4")" \
+  "$(jq -r '.latency_ms.min' <<<"$4")"; }
 for ((r = 1; r <= rounds; r++)); do
   if [[ -n "$before" ]]; then
     b=$("$before" bench --model "$model" --threads "$threads" --precision "$precision" --iters "$iters" --json --no-peak)
-    prev+=("$(jq -r '.latency_ms.median' <<<"$b")")
-    printf 'round %d: before  %s median %.2f ms (min %.2f)\n' "$r" "$precision" "${prev[-1]}" "$(jq -r '.latency_ms.min' <<<"$b")"
+    prev+=("$(jq -r '.latency_ms.median' <<<"$b")"); line "$r" before "$precision" "$b"
   fi
   o=$("$bin" bench --model "$model" --threads "$threads" --precision "$precision" --iters "$iters" --json --no-peak)
-  p=$(node "$here/ort_bench.mjs" "$model" "$threads" "$iters" 5)
-  om=$(jq -r '.latency_ms.median' <<<"$o"); pm=$(jq -r '.latency_ms.median' <<<"$p")
-  ours+=("$om"); peer+=("$pm")
-  ours_rss+=("$(jq -r '.peak_rss_mib' <<<"$o")"); peer_rss+=("$(jq -r '.peak_rss_mib' <<<"$p")")
-  printf 'round %d: damoyolo %s median %.2f ms (min %.2f) | onnxruntime %.2f ms (min %.2f)\n' "$r" "$precision" \
-    "$om" "$(jq -r '.latency_ms.min' <<<"$o")" "$pm" "$(jq -r '.latency_ms.min' <<<"$p")"
+  ours+=("$(jq -r '.latency_ms.median' <<<"$o")"); ours_rss+=("$(jq -r '.peak_rss_mib' <<<"$o")")
+  line "$r" damoyolo "$precision" "$o"
+  if ((use_ort)); then
+    p=$(node "$here/ort_bench.mjs" "$model" "$threads" "$iters" 5)
+    ort+=("$(jq -r '.latency_ms.median' <<<"$p")"); ort_rss+=("$(jq -r '.peak_rss_mib' <<<"$p")")
+    line "$r" onnxruntime fp32 "$p"
+  fi
+  if ((use_ov)); then
+    v=$("$here/.venv/bin/python" "$here/ov_bench.py" "$model" "$threads" "$iters" 5 "$precision")
+    ov+=("$(jq -r '.latency_ms.median' <<<"$v")"); ov_rss+=("$(jq -r '.peak_rss_mib' <<<"$v")")
+    line "$r" openvino "$precision" "$v"
+  fi
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-mo=$(median "${ours[@]}"); mp=$(median "${peer[@]}")
-ro=$(median "${ours_rss[@]}"); rp=$(median "${peer_rss[@]}")
-echo "model $(basename "$model"), $threads threads, batch 1, $precision vs onnxruntime fp32"
-printf 'median of round medians: damoyolo %.2f ms, onnxruntime %.2f ms, ratio %.3f\n' "$mo" "$mp" "$(echo "$mo / $mp" | bc -l)"
-printf 'peak RSS: damoyolo %.1f MiB, onnxruntime (node process) %.1f MiB, ratio %.3f\n' "$ro" "$rp" "$(echo "$ro / $rp" | bc -l)"
+ratio() { echo "$1 / $2" | bc -l; }
+mo=$(median "${ours[@]}"); ro=$(median "${ours_rss[@]}")
+echo "model $(basename "$model"), $threads threads, batch 1, damoyolo $precision; CPU: $(lscpu | sed -n 's/^Model name: *//p')"
+printf 'damoyolo: median of round medians %.2f ms, peak RSS %.1f MiB\n' "$mo" "$ro"
+if ((use_ort)); then
+  mp=$(median "${ort[@]}"); rp=$(median "${ort_rss[@]}")
+  printf 'onnxruntime fp32: %.2f ms (damoyolo/onnxruntime %.3f), peak RSS %.1f MiB (node process; ratio %.3f)\n' \
+    "$mp" "$(ratio "$mo" "$mp")" "$rp" "$(ratio "$ro" "$rp")"
+fi
+if ((use_ov)); then
+  mv=$(median "${ov[@]}"); rv=$(median "${ov_rss[@]}")
+  printf 'openvino %s: %.2f ms (damoyolo/openvino %.3f), peak RSS %.1f MiB (python process; ratio %.3f)\n' \
+    "$precision" "$mv" "$(ratio "$mo" "$mv")" "$rv" "$(ratio "$ro" "$rv")"
+fi
 if [[ -n "$before" ]]; then
   mb=$(median "${prev[@]}")
-  printf 'before: %.2f ms (ratio to onnxruntime %.3f); after/before %.3f\n' "$mb" "$(echo "$mb / $mp" | bc -l)" \
-    "$(echo "$mo / $mb" | bc -l)"
+  printf 'before: %.2f ms; after/before %.3f\n' "$mb" "$(ratio "$mo" "$mb")"
 fi
