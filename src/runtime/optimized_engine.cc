@@ -174,11 +174,18 @@ void Compiler::compile_outputs() {
   for (size_t i = 0; i < g_.outputs.size(); ++i) {
     const std::string& v = g_.outputs[i];
     const graph::ValueInfo& vi = cx_.info(v);
-    if (vi.dtype != DType::kFloat32) throw unsupported("graph output '" + v + "' is not float32");
+    if (vi.dtype != DType::kFloat32 && !kernels::dnnl_ops::is_raw_io_dtype(vi.dtype))
+      throw unsupported("graph output '" + v + "' is not float32 (nor uint8, int8 or int32)");
     bool in_place = false;
     for (const Ref& r : cx_.locations(v))
       if (cx_.slot(r.slot).kind == Slot::Kind::kOutput && cx_.slot(r.slot).external == static_cast<int>(i)) in_place = true;
     if (in_place) continue;
+    // A quantised output is written in place by the fallback that computes it
+    // (lower_fallback); anywhere else (an input passed straight through) it
+    // has no oneDNN descriptor to copy with.
+    if (vi.dtype != DType::kFloat32)
+      throw unsupported("graph output '" + v + "' (" + dtype_name(vi.dtype) +
+                        ") is not computed by a node of the graph");
     const Shape s = cx_.shape_of(v);
     Ref dst;
     dst.md = plain_desc(s, dt::f32);
@@ -200,13 +207,22 @@ std::unique_ptr<OptimizedModel> Compiler::compile(std::vector<PlanPass> passes) 
   for (size_t i = 0; i < g_.inputs.size(); ++i) {
     const std::string& v = g_.inputs[i];
     const graph::ValueInfo& vi = cx_.info(v);
-    if (vi.dtype != DType::kFloat32) throw unsupported("graph input '" + v + "' is not float32");
     Ref r;
     r.shape = cx_.shape_of(v);
-    r.md = plain_desc(r.shape, dt::f32);
-    r.slot = cx_.new_slot(r.md.get_size(), Slot::Kind::kInput, static_cast<int>(i));
+    if (vi.dtype == DType::kFloat32) {
+      r.md = plain_desc(r.shape, dt::f32);
+      r.slot = cx_.new_slot(r.md.get_size(), Slot::Kind::kInput, static_cast<int>(i));
+    } else if (kernels::dnnl_ops::is_raw_io_dtype(vi.dtype)) {
+      // A quantised input (a QDQ model's, or an ONNX node test's): no oneDNN
+      // descriptor, so only fallback steps read it, in its own type.
+      r.dtype = vi.dtype;
+      r.slot = cx_.new_slot(static_cast<size_t>(shape_numel(r.shape)) * dtype_size(vi.dtype), Slot::Kind::kInput,
+                            static_cast<int>(i));
+    } else {
+      throw unsupported("graph input '" + v + "' is not float32 (nor uint8, int8 or int32)");
+    }
     cx_.define(v, r);
-    model->in_infos.push_back({v, DType::kFloat32, r.shape});
+    model->in_infos.push_back({v, vi.dtype, r.shape});
   }
 
   for (size_t ni = 0; ni < g_.nodes.size(); ++ni) {
@@ -271,7 +287,7 @@ std::unique_ptr<OptimizedModel> Compiler::compile(std::vector<PlanPass> passes) 
       for (const auto& [arg, mem] : ps->const_args) cplan.weight_bytes += mem.get_desc().get_size();
   model->slots = std::move(slots);
   model->steps = std::move(cx_.steps());
-  for (const auto& v : g_.outputs) model->out_infos.push_back({v, DType::kFloat32, cx_.shape_of(v)});
+  for (const auto& v : g_.outputs) model->out_infos.push_back({v, cx_.info(v).dtype, cx_.shape_of(v)});
   model->plan_.passes = std::move(passes);
   return model;
 }

@@ -341,8 +341,10 @@ Outcome run_case(const fs::path& dir, Engine engine, std::string& why, CompiledP
 // `engine`; prints the per-op table and the totals, and fails on any failure.
 // The optimised engine can run every such case too: a node it cannot lower
 // to oneDNN runs on the reference kernel as a fallback step of its plan; a
-// case it cannot compile at all (a non-float32 graph input or output, a
-// shape it cannot plan) is an Unsupported load, i.e. skipped and counted.
+// case it cannot compile at all (a graph input or output other than
+// float32, uint8, int8 or int32, a shape it cannot plan) is an Unsupported
+// load, i.e. skipped and counted. (QuantizeLinear/DequantizeLinear cases
+// have uint8 inputs or outputs and run on it as fallback steps.)
 // With Inputs::kFrozen only cases with two or more graph inputs run (with
 // one, the frozen model is the model as written).
 void run_conformance(Engine engine, Inputs mode = Inputs::kAsIs) {

@@ -21,6 +21,7 @@ void ensure_registered() {
     register_tensor_schemas();
     register_nn_schemas();
     register_fused_schemas();
+    register_quantize_schemas();
   });
 }
 

@@ -77,6 +77,7 @@ void register_elementwise_schemas();  // ops/elementwise.cc
 void register_tensor_schemas();       // ops/tensor_ops.cc
 void register_nn_schemas();           // ops/nn_ops.cc
 void register_fused_schemas();        // ops/fused_ops.cc: com.damoyolo FusedConv Silu DamoYoloHead
+void register_quantize_schemas();     // ops/quantize.cc: QuantizeLinear DequantizeLinear
 
 // A com.damoyolo FusedConv as the plain ONNX Conv it started from (its conv
 // attributes and X, W, B), and the ai.onnx opset to evaluate that Conv at

@@ -4,6 +4,7 @@
 // consumers convert them back as they need. Allocates its outputs per call,
 // as reference kernels do; the DAMO-YOLO fixtures need none (the plan test
 // asserts zero fallbacks for them).
+#include <algorithm>
 #include <cstring>
 
 #include "kernels/dnnl/lowering.h"
@@ -67,6 +68,8 @@ dt to_dnnl(DType t) {
 
 }  // namespace
 
+bool is_raw_io_dtype(DType t) { return t == DType::kUInt8 || t == DType::kInt8 || t == DType::kInt32; }
+
 void lower_fallback(LoweringContext& cx, size_t ni, const std::string& reason) {
   const graph::Node& n = cx.node(ni);
   const LoweringOptions& o = cx.options();
@@ -108,7 +111,16 @@ void lower_fallback(LoweringContext& cx, size_t ni, const std::string& reason) {
       } else {
         r.shape = vi.shape;
         r.dtype = vi.dtype;
-        r.slot = cx.new_slot(static_cast<size_t>(shape_numel(vi.shape)) * dtype_size(vi.dtype));
+        // A non-float graph output (QuantizeLinear's, say) is written straight
+        // into the caller's tensor: there is no oneDNN descriptor to copy it
+        // with afterwards (Compiler::compile_outputs finds it in place).
+        const auto& outs = cx.graph().outputs;
+        const auto it = std::find(outs.begin(), outs.end(), out);
+        if (it != outs.end() && is_raw_io_dtype(vi.dtype))
+          r.slot = cx.new_slot(static_cast<size_t>(shape_numel(vi.shape)) * dtype_size(vi.dtype), Slot::Kind::kOutput,
+                               static_cast<int>(it - outs.begin()));
+        else
+          r.slot = cx.new_slot(static_cast<size_t>(shape_numel(vi.shape)) * dtype_size(vi.dtype));
       }
       cx.define(out, r);
       touched.push_back(r);

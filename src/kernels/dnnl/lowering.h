@@ -168,6 +168,11 @@ bool lower_slice(LoweringContext&, size_t node);     // Slice as a strided view
 bool lower_eltwise(LoweringContext&, size_t node);   // Relu Sigmoid Exp, com.damoyolo Silu
 bool lower_binary(LoweringContext&, size_t node);    // Add Sub Mul Div
 bool lower_head(LoweringContext&, size_t node);      // com.damoyolo DamoYoloHead
+// The non-float types a graph input or output may have on the optimised
+// engine (uint8, int8, int32: quantised models). Such a value has no oneDNN
+// descriptor in the plan: only fallback steps read or write it, so no
+// lowering can mistake it for an activation.
+bool is_raw_io_dtype(DType t);
 // Not in the table: the reference kernel for one node on plain tensors, used
 // by the compiler when a node has no lowering or its lowering declined.
 void lower_fallback(LoweringContext&, size_t node, const std::string& reason);

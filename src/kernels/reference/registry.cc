@@ -21,6 +21,7 @@ void ensure_registered() {
     register_tensor_kernels();
     register_nn_kernels();
     register_fused_kernels();
+    register_quantize_kernels();
   });
 }
 

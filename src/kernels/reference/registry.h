@@ -78,6 +78,7 @@ void register_elementwise_kernels();  // elementwise.cc: Add Sub Mul Div Relu Si
 void register_tensor_kernels();       // tensor_ops.cc: Shape Constant Reshape Transpose Concat Slice Gather Unsqueeze Squeeze Flatten Split Pad
 void register_nn_kernels();           // nn_ops.cc: Conv BatchNormalization MaxPool Resize Softmax MatMul ReduceSum ReduceMax
 void register_fused_kernels();        // fused_ops.cc: com.damoyolo FusedConv Silu DamoYoloHead
+void register_quantize_kernels();     // quantize.cc: QuantizeLinear DequantizeLinear
 
 // Helpers shared by kernels (graph/ops/op_util.h; named here as before).
 using graph::ops::broadcast_shapes;
