@@ -14,6 +14,14 @@
 //                           (and run at inference), but their values still feed
 //                           shape inference, so shapes are as static as with it.
 //                           ONNX Constant nodes become constants either way.
+//                           This is also the QDQ weight fold (there is no
+//                           separate fold_qdq_weights pass: it would repeat
+//                           this one):
+//                             DequantizeLinear(int8 W, scale, zp) → W' (float)
+//                             DequantizeLinear(int32 B, scale)    → B' (float)
+//                           so a Conv of a quantised model gets float constant
+//                           weights and lowers to oneDNN; the int8 constants
+//                           are dropped as dead (tests/engine/qdq_test.cc).
 //   eliminate_identity      x → Identity → y  ⇒  consumers of y read x.
 //   eliminate_dead_nodes    drops nodes (and constants) no graph output needs.
 #pragma once
