@@ -119,14 +119,25 @@ int run_video(VideoArgs& a) {
   // unreachable URL fails at once.
   VideoSourceOptions vo;
   int64_t total = 0;  // frames the containers declare, for the progress bar
+  // With several inputs one that cannot be opened is reported and left out,
+  // like a bad image among good ones in `detect`; the run still fails at the end.
   std::vector<std::unique_ptr<Source>> sources;
+  std::vector<size_t> stream_input;  // pipeline stream -> index into outs
+  int open_errors = 0;
   for (size_t i = 0; i < n; ++i) {
     auto src = open_video_source(a.inputs[i], vo);
-    if (!src.ok()) return fail(src.status().message());
+    Status refused = src.ok() ? Status::Ok() : src.status();
+    if (src.ok() && static_cast<int64_t>((*src)->width()) * (*src)->height() > a.det.max_pixels)
+      refused = Status(ErrorCode::kOutOfRange, a.inputs[i] + ": frames of " + std::to_string((*src)->width()) + "x" +
+                                                   std::to_string((*src)->height()) + " are more than --max-pixels " +
+                                                   std::to_string(a.det.max_pixels));
+    if (!refused.ok()) {
+      if (n == 1) return fail(refused.message());
+      std::cerr << "damoyolo video: " << refused.message() << "\n";
+      ++open_errors;
+      continue;
+    }
     const Source& s = **src;
-    if (static_cast<int64_t>(s.width()) * s.height() > a.det.max_pixels)
-      return fail(a.inputs[i] + ": frames of " + std::to_string(s.width()) + "x" + std::to_string(s.height()) +
-                  " are more than --max-pixels " + std::to_string(a.det.max_pixels));
     double fps = s.fps();
     if (fps <= 0 || fps > 1000) {
       if (classify_video_location(a.inputs[i]) == VideoLocationKind::kFile)
@@ -138,7 +149,9 @@ int run_video(VideoArgs& a) {
     const int64_t declared = s.frame_count() > 0 ? (s.frame_count() + a.every - 1) / a.every : -1;
     total = total < 0 || declared < 0 ? -1 : total + (a.max_frames > 0 ? std::min(declared, a.max_frames) : declared);
     sources.push_back(std::move(*src));
+    stream_input.push_back(i);
   }
+  if (sources.empty()) return 1;
 
   // The detector resolves thresholds, class names and the class filter; its
   // session (compiled for --batch) is the one the pipeline shares.
@@ -170,12 +183,13 @@ int run_video(VideoArgs& a) {
   Progress progress(total, "frames", !a.quiet && stderr_is_terminal());
   std::atomic<int64_t> delivered{0};
   std::atomic<size_t> at_limit{0};
+  const size_t sources_count = stream_input.size();
   const float draw_threshold = a.det.draw_threshold();
   const Detector& names = pipeline->detector();
   Pipeline& pipe = *pipeline;
 
   auto on_frame = [&](FrameResult& r) {
-    StreamOutputs& o = outs[static_cast<size_t>(r.stream)];
+    StreamOutputs& o = outs[stream_input[static_cast<size_t>(r.stream)]];
     if (!o.error.ok() || (a.max_frames > 0 && o.frames >= a.max_frames)) return;
     if (!r.status.ok()) {
       o.error = Status(r.status.code(), "frame " + std::to_string(r.frame->index) + ": " + r.status.message());
@@ -232,12 +246,12 @@ int run_video(VideoArgs& a) {
     ++o.frames;
     ++delivered;
     // --max-frames: once every stream has its frames, the rest is not needed.
-    if (a.max_frames > 0 && o.frames == a.max_frames && ++at_limit == n) pipe.stop(StopMode::kCancel);
+    if (a.max_frames > 0 && o.frames == a.max_frames && ++at_limit == sources_count) pipe.stop(StopMode::kCancel);
   };
   // A stream's end: finalise what it wrote, also when it failed or was
   // interrupted — the frames done are a playable video.
   auto on_end = [&](int s, const StreamStats& st) {
-    StreamOutputs& o = outs[static_cast<size_t>(s)];
+    StreamOutputs& o = outs[stream_input[static_cast<size_t>(s)]];
     o.stats = st;
     o.finished = true;
     if (o.sink) {
@@ -269,8 +283,8 @@ int run_video(VideoArgs& a) {
   if (!st.ok()) return fail(st.to_string());
 
   const PipelineStats ps = pipe.stats();
-  int errors = 0;
-  for (size_t i = 0; i < n; ++i) {
+  int errors = open_errors;
+  for (size_t i : stream_input) {
     const StreamOutputs& o = outs[i];
     const StreamStats& s = o.stats;
     const double secs = s.seconds > 0 ? s.seconds : wall_s;
