@@ -82,7 +82,7 @@ struct Pipeline::Impl {
   size_t item_capacity = 0;
   Preprocessor preprocessor;    // batcher thread only
   Postprocessor postprocessor;  // post thread only
-  const std::vector<Detection> no_detections;
+  const std::vector<Detection> no_detections{};  // what a failed frame points at
   FrameCallback on_frame;
   EndCallback on_end;
 
