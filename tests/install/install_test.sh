@@ -59,12 +59,12 @@ step "installed damoyolo video --help reaches the installed damoyolo-video"
 # An empty PATH: the sibling must be found beside the executable, not by search.
 out=$(PATH=$tmp/empty "$prefix/bin/damoyolo" video --help 2>&1) || fail "damoyolo video --help failed: $out"
 # This line is damoyolo-video's own (main's help only lists the command).
-grep -q 'Video file (anything FFmpeg reads)' <<<"$out" || fail "unexpected video help: $out"
+grep -q 'or - (stdin); each is one stream' <<<"$out" || fail "unexpected video help: $out"
 
 step "a copied damoyolo finds damoyolo-video in PATH"
 cp "$build/bin/damoyolo" "$tmp/alone/damoyolo"
 out=$(PATH=$prefix/bin "$tmp/alone/damoyolo" video --help 2>&1) || fail "copied damoyolo, PATH: $out"
-grep -q 'Video file (anything FFmpeg reads)' <<<"$out" || fail "unexpected video help: $out"
+grep -q 'or - (stdin); each is one stream' <<<"$out" || fail "unexpected video help: $out"
 
 step "a copied damoyolo without damoyolo-video anywhere says so"
 set +e

@@ -1,17 +1,19 @@
-// damoyolo video --model M INPUT -o OUT.mp4 [--jsonl FILE]
+// damoyolo video --model M IN1 [IN2 ...] -o OUT.mp4 [--jsonl FILE]
 //
-// Reads frames with FFmpeg (BGR, as OpenCV delivers them), detects on each
-// frame in place — the frame is wrapped as a kBGR8 ImageView, no copy; the
-// fused preprocessor converts BGR→RGB itself, so frames get the official
-// *image* pipeline rather than the official video demo's BGR-fed network
-// (damo-yolo-facts §4.4) — draws, and writes an mp4v video with the source's
-// frame rate and size. Per-frame results can be streamed as JSON lines.
+// Every input is one stream of a damoyolo::Pipeline (include/damoyolo/
+// pipeline.h): decoding, preprocessing, batched inference across streams and
+// post-processing run on their own threads, and frames come back in order
+// per stream. Inputs: files, URLs (rtsp://, http://, udp://, ... through
+// FFmpeg), /dev/videoN (V4L2) and "-" (a container on stdin). Frames are
+// BGR, wrapped without a copy; the fused preprocessor converts BGR→RGB, so
+// frames get the official *image* pipeline (damo-yolo-facts §4.4).
 //
-// Outputs are checked before any work (never the input, never an existing
-// file unless --overwrite), written under temporary names and renamed when
-// finished; Ctrl-C stops after the current frame and finalises both, so the
-// video plays with the frames done. A stream that ends before the frames its
-// container declares is an error that says how much was read.
+// Outputs are checked before any work (never an input, never an existing
+// file unless --overwrite), created at a stream's first frame under
+// temporary names and renamed when the stream ends; Ctrl-C drains what is
+// decoded and finalises every output, so the videos play with the frames
+// done. With several inputs, -o and --jsonl must contain "{n}" (the input's
+// position, from 0). A stream that fails is reported alone; the others go on.
 #include <stdlib.h>
 
 #include <algorithm>
@@ -22,9 +24,12 @@
 #include <iostream>
 #include <opencv2/core/utils/logger.hpp>
 #include <opencv2/imgproc.hpp>
+#include <thread>
 
 #include "commands.h"
 #include "damoyolo/detector.h"
+#include "damoyolo/pipeline.h"
+#include "damoyolo/video_source.h"
 #include "detect_options.h"
 #include "draw.h"
 #include "outputs.h"
@@ -36,16 +41,19 @@ namespace damoyolo::cli {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
 
 struct VideoArgs {
   DetectionArgs det;
-  std::string input;
+  std::vector<std::string> inputs;
   std::string output;
   std::string jsonl;
   int64_t max_frames = 0;
   bool quiet = false;
   bool overwrite = false;
+  int batch = 1;
+  int64_t batch_timeout_us = 5000;
+  int every = 1;
+  std::string live = "auto";
 };
 
 int fail(const std::string& message) {
@@ -53,25 +61,35 @@ int fail(const std::string& message) {
   return 1;
 }
 
-// A zero-copy view of an OpenCV frame. FFmpeg gives 8-bit BGR; gray and BGRA
-// are accepted too in case a future source delivers them.
-Result<ImageView> view_of(const cv::Mat& m) {
-  PixelFormat f;
-  switch (m.type()) {
-    case CV_8UC3: f = PixelFormat::kBGR8; break;
-    case CV_8UC1: f = PixelFormat::kGray8; break;
-    case CV_8UC4: f = PixelFormat::kBGRA8; break;
-    default: return Status(ErrorCode::kUnsupported, "frame type " + std::to_string(m.type()) + " is not 8-bit");
-  }
-  return ImageView{m.data, m.cols, m.rows, static_cast<ptrdiff_t>(m.step[0]), f};
+std::string for_stream(const std::string& pattern, size_t n) {
+  std::string out = pattern;
+  const size_t at = out.find("{n}");
+  if (at != std::string::npos) out.replace(at, 3, std::to_string(n));
+  return out;
 }
 
-struct StageSums {
-  double read = 0, preprocess = 0, inference = 0, postprocess = 0, draw = 0, write = 0;
+// What one stream writes, opened at its first frame (so an input that
+// yields no frame leaves nothing behind) and finalised at its end.
+struct StreamOutputs {
+  std::string input, video_path, jsonl_path;
+  double fps = 25;
+  AtomicOutput video_out, jsonl_out;
+  std::unique_ptr<FrameSink> sink;
+  int64_t frames = 0, detections = 0;
+  int width = 0, height = 0;
+  Status error;  // writing failed: the stream's outputs are abandoned
+  bool finished = false;
+  StreamStats stats;
 };
 
-int run_video(const VideoArgs& a) {
+int run_video(VideoArgs& a) {
   if (a.output.empty() && a.jsonl.empty()) return fail("nothing to write: give -o OUT.mp4 and/or --jsonl FILE");
+  const size_t n = a.inputs.size();
+  if (n > 1) {
+    for (auto [path, what] : {std::pair{&a.output, "-o"}, std::pair{&a.jsonl, "--jsonl"}})
+      if (!path->empty() && path->find("{n}") == std::string::npos)
+        return fail(std::string(what) + " must contain {n} (the input's number) when there are several inputs");
+  }
   // Errors are reported here in one line each; OpenCV's own warnings about the
   // same failure would only repeat them less clearly.
   cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_ERROR);
@@ -81,182 +99,224 @@ int run_video(const VideoArgs& a) {
 
   install_interrupt_handlers();
   OutputPolicy policy(a.overwrite);
-  policy.add_input(a.input);
+  for (const auto& in : a.inputs)
+    if (classify_video_location(in) == VideoLocationKind::kFile) policy.add_input(in);
   add_model_inputs(policy, a.det);
-  for (auto [path, what, kind] : {std::tuple{&a.output, "-o", OutputPolicy::Kind::kMedia},
-                                  std::tuple{&a.jsonl, "--jsonl", OutputPolicy::Kind::kResults}}) {
-    if (path->empty()) continue;
-    Status st = policy.claim(*path, what, kind);
-    if (!st.ok()) return fail(st.message());
-  }
-
-  auto source = VideoFileSource::open(a.input);
-  if (!source.ok()) return fail(source.status().message());
-  FrameSource& src = **source;
-
-  // The first frame is read before anything is created: a file FFmpeg opens
-  // but cannot decode fails here, without leaving an empty output behind.
-  Frame frame;
-  auto t_read = Clock::now();
-  if (!src.read(frame)) return fail(a.input + ": no decodable video frames (corrupt or empty video)");
-  double read_ms = ms_since(t_read);
-
-  const cv::Size frame_size = frame.image.size();
-  // FFmpeg has decoded the frame already; the bound still keeps a service
-  // from running the pipeline on frames larger than it accepts.
-  if (static_cast<int64_t>(frame_size.width) * frame_size.height > a.det.max_pixels)
-    return fail(a.input + ": frames of " + std::to_string(frame_size.width) + "x" + std::to_string(frame_size.height) +
-                " are more than --max-pixels " + std::to_string(a.det.max_pixels));
-  double fps = src.fps();
-  if (fps <= 0 || fps > 1000) {
-    std::cerr << "damoyolo video: warning: " << a.input << " declares no usable frame rate; writing 25 fps\n";
-    fps = 25;
-  }
-
-  // Both written under temporary names in their folders, renamed when done.
-  AtomicOutput video_out, jsonl_out;
-  std::unique_ptr<FrameSink> sink;
-  if (!a.output.empty()) {
-    video_out = AtomicOutput(a.output, a.overwrite);
-    auto opened = VideoFileSink::open(video_out.temp_path().string(), fps, frame_size);
-    if (!opened.ok()) return fail(a.output + ": " + opened.status().message());
-    sink = std::move(*opened);
-  }
-  if (!a.jsonl.empty()) {
-    jsonl_out = AtomicOutput(a.jsonl, a.overwrite);
-    Status st = jsonl_out.open_stream();
-    if (!st.ok()) return fail(st.message());
-  }
-  std::ofstream& jsonl = jsonl_out.stream();
-
-  auto detector = make_detector(a.det);
-  if (!detector.ok()) return fail(detector.status().to_string());
-
-  int64_t total = src.frame_count();
-  if (a.max_frames > 0) total = total > 0 ? std::min(total, a.max_frames) : a.max_frames;
-  Progress progress(total, "frames", !a.quiet && stderr_is_terminal());
-
-  ImageDetections result;  // reused: detect_into allocates nothing in steady state
-  StageSums sums;
-  int64_t frames = 0;
-  int64_t detections = 0;
-  const auto t_start = Clock::now();
-  // `frame` already holds frame 0; each pass handles one frame, then reads the next.
-  const float draw_threshold = a.det.draw_threshold();
-  bool stopped = false;
-  for (;;) {
-    auto view = view_of(frame.image);
-    if (!view.ok()) return fail("frame " + std::to_string(frame.index) + ": " + view.status().message());
-    Status st = detector->detect_into(*view, result);
-    if (!st.ok()) return fail("frame " + std::to_string(frame.index) + ": " + st.to_string());
-
-    double draw_ms = 0, write_ms = 0;
-    if (sink) {
-      auto t = Clock::now();
-      draw_detections(frame.image, result.detections, *detector, draw_threshold);
-      draw_ms = ms_since(t);
-      t = Clock::now();
-      st = sink->write(frame.image);
-      write_ms = ms_since(t);
+  std::vector<StreamOutputs> outs(n);
+  for (size_t i = 0; i < n; ++i) {
+    outs[i].input = a.inputs[i];
+    if (!a.output.empty()) outs[i].video_path = for_stream(a.output, i);
+    if (!a.jsonl.empty()) outs[i].jsonl_path = for_stream(a.jsonl, i);
+    for (auto [path, what, kind] : {std::tuple{&outs[i].video_path, "-o", OutputPolicy::Kind::kMedia},
+                                    std::tuple{&outs[i].jsonl_path, "--jsonl", OutputPolicy::Kind::kResults}}) {
+      if (path->empty()) continue;
+      Status st = policy.claim(*path, what, kind);
       if (!st.ok()) return fail(st.message());
     }
-    if (jsonl.is_open()) {
-      nlohmann::json rec = {{"frame", frame.index},
-                            {"time_s", std::round(frame.time_s * 1e4) / 1e4},
-                            {"width", result.width},
-                            {"height", result.height},
-                            {"detections", detections_json(*detector, result.detections, a.det.full_precision)},
-                            {"timings_ms",
-                             {{"read", round2(read_ms)},
-                              {"preprocess", round2(result.timings.preprocess_ms)},
-                              {"inference", round2(result.timings.inference_ms)},
-                              {"postprocess", round2(result.timings.postprocess_ms)},
-                              {"draw", round2(draw_ms)},
-                              {"write", round2(write_ms)}}}};
+  }
+
+  // Every source is opened before the model is loaded: a missing file or an
+  // unreachable URL fails at once.
+  VideoSourceOptions vo;
+  int64_t total = 0;  // frames the containers declare, for the progress bar
+  // With several inputs one that cannot be opened is reported and left out,
+  // like a bad image among good ones in `detect`; the run still fails at the end.
+  std::vector<std::unique_ptr<Source>> sources;
+  std::vector<size_t> stream_input;  // pipeline stream -> index into outs
+  int open_errors = 0;
+  for (size_t i = 0; i < n; ++i) {
+    auto src = open_video_source(a.inputs[i], vo);
+    Status refused = src.ok() ? Status::Ok() : src.status();
+    if (src.ok() && static_cast<int64_t>((*src)->width()) * (*src)->height() > a.det.max_pixels)
+      refused = Status(ErrorCode::kOutOfRange, a.inputs[i] + ": frames of " + std::to_string((*src)->width()) + "x" +
+                                                   std::to_string((*src)->height()) + " are more than --max-pixels " +
+                                                   std::to_string(a.det.max_pixels));
+    if (!refused.ok()) {
+      if (n == 1) return fail(refused.message());
+      std::cerr << "damoyolo video: " << refused.message() << "\n";
+      ++open_errors;
+      continue;
+    }
+    const Source& s = **src;
+    double fps = s.fps();
+    if (fps <= 0 || fps > 1000) {
+      if (classify_video_location(a.inputs[i]) == VideoLocationKind::kFile)
+        std::cerr << "damoyolo video: warning: " << a.inputs[i] << " declares no usable frame rate; writing 25 fps\n";
+      fps = 25;
+    }
+    // Only every Nth frame is written, so the output keeps real time.
+    outs[i].fps = fps / a.every;
+    const int64_t declared = s.frame_count() > 0 ? (s.frame_count() + a.every - 1) / a.every : -1;
+    total = total < 0 || declared < 0 ? -1 : total + (a.max_frames > 0 ? std::min(declared, a.max_frames) : declared);
+    sources.push_back(std::move(*src));
+    stream_input.push_back(i);
+  }
+  if (sources.empty()) return 1;
+
+  // The detector resolves thresholds, class names and the class filter; its
+  // session (compiled for --batch) is the one the pipeline shares.
+  a.det.engine.batch = a.batch;
+  auto detector = make_detector(a.det);
+  if (!detector.ok()) return fail(detector.status().to_string());
+  PipelineOptions po;
+  po.detector = a.det.engine.detector_options();
+  const PostprocessOptions& post = detector->postprocess_options();
+  po.detector.conf_threshold = post.conf_threshold;
+  po.detector.iou_threshold = post.iou_threshold;
+  po.detector.max_det = post.max_det;
+  po.detector.class_filter = post.class_filter;
+  po.detector.family = detector->family();
+  po.detector.labels_file = a.det.labels;
+  po.detector.resize = a.det.resize == "letterbox" ? ResizeMode::kLetterbox : ResizeMode::kStretch;
+  po.max_batch = a.batch;
+  po.batch_timeout_us = a.batch_timeout_us;
+  auto pipeline = Pipeline::create(detector->session(), po);
+  if (!pipeline.ok()) return fail(pipeline.status().to_string());
+  StreamOptions so;
+  so.infer_every = a.every;
+  so.policy = a.live == "block" ? StreamPolicy::kBlock : a.live == "drop" ? StreamPolicy::kDropOldest : StreamPolicy::kAuto;
+  for (auto& src : sources) {
+    auto added = pipeline->add_stream(std::move(src), so);
+    if (!added.ok()) return fail(added.status().message());
+  }
+
+  Progress progress(total, "frames", !a.quiet && stderr_is_terminal());
+  std::atomic<int64_t> delivered{0};
+  std::atomic<size_t> at_limit{0};
+  const size_t sources_count = stream_input.size();
+  const float draw_threshold = a.det.draw_threshold();
+  const Detector& names = pipeline->detector();
+  Pipeline& pipe = *pipeline;
+
+  auto on_frame = [&](FrameResult& r) {
+    StreamOutputs& o = outs[stream_input[static_cast<size_t>(r.stream)]];
+    if (!o.error.ok() || (a.max_frames > 0 && o.frames >= a.max_frames)) return;
+    if (!r.status.ok()) {
+      o.error = Status(r.status.code(), "frame " + std::to_string(r.frame->index) + ": " + r.status.message());
+      return;
+    }
+    FrameBuffer& f = *r.frame;
+    cv::Mat image(f.height(), f.width(), CV_8UC3, f.data(), static_cast<size_t>(f.stride()));
+    if (o.frames == 0) {
+      o.width = f.width();
+      o.height = f.height();
+      if (!o.video_path.empty()) {
+        o.video_out = AtomicOutput(o.video_path, a.overwrite);
+        auto opened = VideoFileSink::open(o.video_out.temp_path().string(), o.fps, image.size());
+        if (!opened.ok()) {
+          o.error = Status(opened.status().code(), o.video_path + ": " + opened.status().message());
+          return;
+        }
+        o.sink = std::move(*opened);
+      }
+      if (!o.jsonl_path.empty()) {
+        o.jsonl_out = AtomicOutput(o.jsonl_path, a.overwrite);
+        Status st = o.jsonl_out.open_stream();
+        if (!st.ok()) {
+          o.error = st;
+          return;
+        }
+      }
+    }
+    if (o.sink) {
+      draw_detections(image, *r.detections, names, draw_threshold);
+      Status st = o.sink->write(image);
+      if (!st.ok()) {
+        o.error = st;
+        return;
+      }
+    }
+    if (o.jsonl_out.active()) {
+      nlohmann::json rec = {{"frame", f.index},
+                            {"time_s", std::round(f.time_s * 1e4) / 1e4},
+                            {"width", f.width()},
+                            {"height", f.height()},
+                            {"detections", detections_json(names, *r.detections, a.det.full_precision)}};
+      if (n > 1) rec["stream"] = r.stream;
       // Flushed per line, so a consumer can follow the (temporary) file.
-      jsonl << dump_json(rec) << "\n";
-      jsonl.flush();
-      if (!jsonl) return fail("cannot write '" + a.jsonl + "'");
+      std::ofstream& out = o.jsonl_out.stream();
+      out << dump_json(rec) << "\n";
+      out.flush();
+      if (!out) {
+        o.error = Status(ErrorCode::kIOError, "cannot write '" + o.jsonl_path + "'");
+        return;
+      }
     }
-    sums.read += read_ms;
-    sums.preprocess += result.timings.preprocess_ms;
-    sums.inference += result.timings.inference_ms;
-    sums.postprocess += result.timings.postprocess_ms;
-    sums.draw += draw_ms;
-    sums.write += write_ms;
-    detections += static_cast<int64_t>(result.detections.size());
-    ++frames;
-    progress.update(frames);
-    if (a.max_frames > 0 && frames >= a.max_frames) break;
-    if (interrupted()) {
+    o.detections += static_cast<int64_t>(r.detections->size());
+    ++o.frames;
+    ++delivered;
+    // --max-frames: once every stream has its frames, the rest is not needed.
+    if (a.max_frames > 0 && o.frames == a.max_frames && ++at_limit == sources_count) pipe.stop(StopMode::kCancel);
+  };
+  // A stream's end: finalise what it wrote, also when it failed or was
+  // interrupted — the frames done are a playable video.
+  auto on_end = [&](int s, const StreamStats& st) {
+    StreamOutputs& o = outs[stream_input[static_cast<size_t>(s)]];
+    o.stats = st;
+    o.finished = true;
+    if (o.sink) {
+      Status cs = o.sink->close();
+      if (cs.ok()) cs = o.video_out.commit();
+      if (!cs.ok() && o.error.ok()) o.error = cs;
+    }
+    if (o.jsonl_out.active()) {
+      Status cs = o.jsonl_out.commit();
+      if (!cs.ok() && o.error.ok()) o.error = cs;
+    }
+  };
+
+  const auto t_start = Clock::now();
+  Status st = pipe.start(on_frame, on_end);
+  if (!st.ok()) return fail(st.to_string());
+  bool stopped = false;
+  while (!pipe.finished()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    progress.update(delivered);
+    if (interrupted() && !stopped) {
       stopped = true;
-      break;
+      pipe.stop(StopMode::kDrain);
     }
-    t_read = Clock::now();
-    const bool more = src.read(frame);
-    read_ms = ms_since(t_read);
-    if (!more) break;
   }
+  st = pipe.wait();
   progress.finish();
-  const double wall_s = ms_since(t_start) / 1000.0;
+  const double wall_s = std::chrono::duration<double>(Clock::now() - t_start).count();
+  if (!st.ok()) return fail(st.to_string());
 
-  // Finalise what was written, also when interrupted or truncated: the
-  // frames done are a playable video.
-  if (sink) {
-    Status st = sink->close();
-    if (st.ok()) st = video_out.commit();
-    if (!st.ok()) return fail(st.message());
+  const PipelineStats ps = pipe.stats();
+  int errors = open_errors;
+  for (size_t i : stream_input) {
+    const StreamOutputs& o = outs[i];
+    const StreamStats& s = o.stats;
+    const double secs = s.seconds > 0 ? s.seconds : wall_s;
+    if (!a.quiet) {
+      std::cout << o.input << ": " << o.frames << " frame(s) " << o.width << "x" << o.height << " at "
+                << fmt(o.fps * a.every, 2) << " fps, " << o.detections << " detections";
+      if (o.sink) std::cout << " -> " << o.video_path;
+      std::cout << "\n"
+                << "  decoded " << s.decoded << ", inferred " << s.inferred << ", dropped " << s.dropped
+                << ", skipped " << s.skipped << ", errors " << (s.failed + (s.error.ok() ? 0 : 1)) << "\n"
+                << "throughput: " << o.frames << " frame(s) in " << fmt(secs, 3) << " s = "
+                << fmt(secs > 0 ? static_cast<double>(o.frames) / secs : 0, 1) << " FPS\n";
+    }
+    if (!s.warning.empty()) std::cerr << "damoyolo video: warning: " << s.warning << "\n";
+    if (!s.error.ok()) {
+      ++errors;
+      std::cerr << "damoyolo video: error: " << s.error.message()
+                << (o.sink || o.jsonl_out.active() ? "; the outputs hold the frames read" : "") << "\n";
+    } else if (!o.error.ok()) {
+      ++errors;
+      std::cerr << "damoyolo video: " << o.input << ": " << o.error.message() << "\n";
+    }
   }
-  if (jsonl_out.active()) {
-    Status st = jsonl_out.commit();
-    if (!st.ok()) return fail(st.message());
-  }
-
-  // A stream that ends before the frames and the duration its container
-  // declares was cut short (a partial download or copy). Both must fall
-  // short: variable-frame-rate files (WebM/MKV screen recordings) declare only
-  // an estimate of the count (duration x nominal fps), and the last frames
-  // flushed from an H.264 decoder carry no timestamp. Without timestamps the
-  // count alone decides. Within two frames is only a warning.
-  const int64_t declared = src.frame_count();
-  const bool reached_end = !stopped && !(a.max_frames > 0 && frames >= a.max_frames);
-  const double declared_s = declared > 0 ? static_cast<double>(declared) / fps : 0;
-  const bool by_time = src.last_pts_s() >= 0;
-  const double read_s = by_time ? src.last_pts_s() + 1.0 / fps : static_cast<double>(frames) / fps;
-  const bool cut_short = reached_end && declared > 0 && frames < declared &&
-                         (!by_time || read_s < declared_s - 0.5 / fps);
-  std::string truncation;
-  if (cut_short) {
-    truncation = a.input + ": the video ends early: decoded " + std::to_string(frames) + " frame(s), " +
-                 fmt(read_s, 2) + " s of the " + fmt(declared_s, 2) + " s (" + std::to_string(declared) +
-                 " frames) its container declares (" + fmt(100.0 * read_s / declared_s, 1) +
-                 " %); truncated or corrupt";
-  }
-  const bool truncated = cut_short && declared - frames > 2 && (!by_time || read_s < declared_s - 2.0 / fps);
-
-  if (!a.quiet) {
-    const double n = static_cast<double>(frames);
-    std::cout << a.input << ": " << frames << " frame(s) " << frame_size.width << "x" << frame_size.height << " at "
-              << fmt(fps, 2) << " fps, " << detections << " detections";
-    if (sink) std::cout << " -> " << a.output;
-    std::cout << "\n"
-              << "avg ms per frame: read " << fmt(sums.read / n) << "  preprocess " << fmt(sums.preprocess / n)
-              << "  inference " << fmt(sums.inference / n) << "  postprocess " << fmt(sums.postprocess / n)
-              << "  draw " << fmt(sums.draw / n) << "  write " << fmt(sums.write / n) << "\n"
-              << "throughput: " << frames << " frame(s) in " << fmt(wall_s, 3) << " s = "
-              << fmt(wall_s > 0 ? n / wall_s : 0, 1) << " FPS\n";
-  }
+  if (!a.quiet && n > 1)
+    std::cout << "all streams: " << ps.inferred_frames << " frame(s) in " << ps.inferences << " inference(s) in "
+              << fmt(wall_s, 3) << " s = " << fmt(wall_s > 0 ? static_cast<double>(ps.inferred_frames) / wall_s : 0, 1)
+              << " FPS\n";
   if (stopped) {
-    std::cerr << "damoyolo video: interrupted after " << frames << " frame(s); the outputs hold them\n";
+    std::cerr << "damoyolo video: interrupted; the outputs hold the frames done\n";
     return interrupted_exit_code();
   }
-  if (truncated) {
-    std::cerr << "damoyolo video: error: " << truncation << (sink || jsonl_out.active() ? "; the outputs hold the frames read" : "")
-              << "\n";
-    return 1;
-  }
-  if (cut_short) std::cerr << "damoyolo video: warning: " << truncation << "\n";
-  return 0;
+  return errors > 0 ? 1 : 0;
 }
 
 }  // namespace
@@ -264,7 +324,9 @@ int run_video(const VideoArgs& a) {
 Runner add_video_command(CLI::App& app) {
   auto args = std::make_shared<VideoArgs>();
   auto* cmd = app.add_subcommand("video", "Detect objects in a video: annotated mp4 and per-frame JSON lines");
-  cmd->add_option("input", args->input, "Video file (anything FFmpeg reads)")->required();
+  cmd->add_option("inputs", args->inputs,
+                  "Video files, URLs (rtsp://, http://, udp://, ...), /dev/videoN or - (stdin); each is one stream")
+      ->required();
   args->det.add_to(cmd, /*with_batch=*/false);
   cmd->add_option("-o,--output", args->output, "Annotated video to write (mp4v, source fps and size)");
   cmd->add_option("--jsonl", args->jsonl, "Stream per-frame results to FILE: {frame, time_s, detections, ...}");
@@ -272,6 +334,17 @@ Runner add_video_command(CLI::App& app) {
       ->check(whole_number(0));
   cmd->add_flag("-q,--quiet", args->quiet, "No progress or summary");
   cmd->add_flag("--overwrite", args->overwrite, "Replace output files that exist already (never the input)");
+  cmd->add_option("--batch", args->batch, "Frames per inference, taken across streams (default 1)")
+      ->check(CLI::Range(1, 64));
+  cmd->add_option("--batch-timeout-us", args->batch_timeout_us,
+                  "How long a partial batch waits for more frames, from its first (default 5000)")
+      ->check(CLI::Range(int64_t{0}, int64_t{10000000}));
+  cmd->add_option("--every", args->every, "Infer (and write) every Nth frame; the others are counted as skipped")
+      ->check(CLI::Range(1, 100000));
+  cmd->add_option("--live", args->live,
+                  "When inference falls behind: auto (drop the oldest frame for URLs and devices, block for files), "
+                  "drop, block")
+      ->check(CLI::IsMember({"auto", "drop", "block"}));
   return [args] { return run_video(*args); };
 }
 

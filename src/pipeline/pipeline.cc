@@ -1,0 +1,567 @@
+// The stages of damoyolo::Pipeline (damoyolo/pipeline.h has the picture).
+//
+// Who owns what, and when it moves:
+//  - each stream has a pool of FrameBuffers; a buffer is on its free list,
+//    in the source's hands, in its queue, or in a batch slot, and goes back
+//    to the free list after the callback has seen it;
+//  - kSlots batch slots (input tensor, output tensors, per-item detection
+//    lists) circulate free → batcher → infer → post → free: one is filled
+//    while one is inferred and one is post-processed;
+//  - per-stream queues and free lists share one mutex (mu_) so the live
+//    policy can look at both at once; the slot channels have their own.
+// Per-stream order holds because every hand-off is FIFO and the batcher
+// takes a stream's frames in queue order.
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <thread>
+
+#include "damoyolo/pipeline.h"
+#include "pipeline/channel.h"
+
+namespace damoyolo {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+// Filling, inferring, post-processing: enough for each stage to have one.
+constexpr int kSlots = 3;
+
+struct Stream {
+  std::unique_ptr<Source> source;
+  StreamOptions options;
+  bool drop = false;  // resolved policy: drop the oldest rather than block
+  std::vector<std::unique_ptr<FrameBuffer>> buffers;
+  pipeline::Ring<FrameBuffer*> free, queue;  // guarded by Impl::mu
+  std::condition_variable space;             // a buffer or a queue place came free, or stop
+  bool source_done = false;                  // guarded by mu
+  bool end_queued = false;                   // batcher thread only
+  std::thread thread;
+  // Counters, written by one thread each, read by stream_stats at any time.
+  std::atomic<int64_t> decoded{0}, inferred{0}, dropped{0}, skipped{0}, failed{0}, cancelled{0};
+  Status error;  // guarded by mu
+  std::string warning;
+  bool stopped = false;
+  double seconds = 0;
+};
+
+struct Item {
+  int stream = 0;
+  FrameBuffer* frame = nullptr;  // null: the stream's end marker
+  int position = -1;             // index in the batch input; -1: not inferred
+  PreprocessInfo info;
+  Status status;
+};
+
+struct Slot {
+  Tensor input;                 // [max_batch, 3, h, w]
+  std::vector<Tensor> outputs;  // the session's outputs for max_batch
+  // Views of the first k items of input/outputs for a batch of k (index
+  // k-1), built once so that a short batch wraps nothing per run.
+  std::vector<std::vector<Tensor>> inputs_k, outputs_k;
+  const std::vector<Tensor>* used_outputs = nullptr;
+  std::vector<Item> items;  // capacity reserved at start
+  std::vector<std::vector<Detection>> detections;  // one list per batch position
+  int positions = 0;
+  Status infer_status;
+  Clock::time_point first_at;
+};
+
+}  // namespace
+
+struct Pipeline::Impl {
+  Session session;
+  Detector detector;  // class names, family and the thresholds they resolve to
+  PipelineOptions options;
+  int max_batch = 1, in_w = 0, in_h = 0;
+  std::vector<std::unique_ptr<Stream>> streams;
+  std::vector<std::unique_ptr<Slot>> slots;
+  std::unique_ptr<pipeline::Channel<Slot*>> free_slots, to_infer, to_post;
+  size_t item_capacity = 0;
+  Preprocessor preprocessor;    // batcher thread only
+  Postprocessor postprocessor;  // post thread only
+  const std::vector<Detection> no_detections{};  // what a failed frame points at
+  FrameCallback on_frame;
+  EndCallback on_end;
+
+  std::mutex mu;
+  std::condition_variable batcher_wake;
+  std::atomic<bool> stop_requested{false}, cancel{false};
+  std::thread batcher, inferrer, poster;
+  bool started = false, joined = false;
+  Clock::time_point start_time;
+  std::atomic<bool> done{false};
+  Status failure;  // the pipeline's own failure (a callback threw); guarded by mu
+
+  std::atomic<int64_t> inferences{0}, inferred_frames{0}, timeout_batches{0};
+
+  Status allocate();
+  void source_loop(int s);
+  void batcher_loop();
+  void infer_loop();
+  void post_loop();
+  void give_back(Stream& st, FrameBuffer* fb);
+  void fail(const Status& st);
+  StreamStats snapshot(int stream);
+};
+
+Pipeline::Pipeline() = default;
+Pipeline::~Pipeline() {
+  if (impl_ && impl_->started && !impl_->joined) {
+    stop(StopMode::kCancel);
+    (void)wait();
+  }
+}
+Pipeline::Pipeline(Pipeline&&) noexcept = default;
+Pipeline& Pipeline::operator=(Pipeline&&) noexcept = default;
+
+Result<Pipeline> Pipeline::create(const Session& session, const PipelineOptions& options) {
+  if (session.inputs().empty()) return Status(ErrorCode::kInvalidArgument, "the session has no model loaded");
+  if (options.max_batch < 1) return Status(ErrorCode::kInvalidArgument, "max_batch must be at least 1");
+  if (options.batch_timeout_us < 0) return Status(ErrorCode::kInvalidArgument, "batch_timeout_us must not be negative");
+  if (options.queue_depth < 1) return Status(ErrorCode::kInvalidArgument, "queue_depth must be at least 1");
+  auto detector = Detector::create(session, options.detector);
+  if (!detector.ok()) return detector.status();
+  auto impl = std::make_unique<Impl>();
+  impl->session = session;
+  impl->detector = std::move(*detector);
+  impl->options = options;
+  // A session compiled for batch N runs any k <= N (its own plan per k);
+  // more than N it cannot.
+  const int64_t compiled = std::max<int64_t>(1, session.inputs()[0].dims[0]);
+  impl->max_batch = static_cast<int>(std::min<int64_t>(options.max_batch, compiled));
+  impl->in_w = impl->detector.input_width();
+  impl->in_h = impl->detector.input_height();
+  impl->preprocessor = Preprocessor(PreprocessOptions{options.detector.simd_preprocess});
+  impl->postprocessor = Postprocessor(impl->detector.postprocess_options());
+  Status st = impl->postprocessor.set_input_size(impl->in_w, impl->in_h);
+  if (!st.ok()) return st;
+  Pipeline p;
+  p.impl_ = std::move(impl);
+  return p;
+}
+
+Result<Pipeline> Pipeline::create(const std::string& model_path, const PipelineOptions& options) {
+  SessionOptions so = options.detector.session;
+  so.batch = std::max(1, options.max_batch);
+  auto session = Session::load(model_path, so);
+  if (!session.ok()) return session.status();
+  return create(*session, options);
+}
+
+Result<int> Pipeline::add_stream(std::unique_ptr<Source> source, const StreamOptions& options) {
+  if (!impl_) return Status(ErrorCode::kInvalidArgument, "the pipeline was not created");
+  if (impl_->started) return Status(ErrorCode::kInvalidArgument, "add_stream after start()");
+  if (!source) return Status(ErrorCode::kInvalidArgument, "no source");
+  if (options.infer_every < 1) return Status(ErrorCode::kInvalidArgument, "infer_every must be at least 1");
+  auto s = std::make_unique<Stream>();
+  s->drop = options.policy == StreamPolicy::kDropOldest || (options.policy == StreamPolicy::kAuto && source->live());
+  s->source = std::move(source);
+  s->options = options;
+  impl_->streams.push_back(std::move(s));
+  return static_cast<int>(impl_->streams.size() - 1);
+}
+
+// Every pool, sized here once. Frames per stream: its queue, plus as many
+// as all batch slots can hold from it, plus the one being decoded — so a
+// source only ever waits for a buffer when the batches downstream are full.
+Status Pipeline::Impl::allocate() {
+  const int n = static_cast<int>(streams.size());
+  item_capacity = static_cast<size_t>(max_batch + n);
+  for (auto& s : streams) {
+    const int count = options.queue_depth + kSlots * max_batch + 1;
+    s->free = pipeline::Ring<FrameBuffer*>(static_cast<size_t>(count));
+    s->queue = pipeline::Ring<FrameBuffer*>(static_cast<size_t>(options.queue_depth));
+    for (int i = 0; i < count; ++i) {
+      auto fb = std::make_unique<FrameBuffer>();
+      if (s->source->width() > 0 && s->source->height() > 0) {
+        Status st = fb->reshape(s->source->width(), s->source->height(), PixelFormat::kBGR8);
+        if (!st.ok()) return Status(st.code(), s->source->name() + ": " + st.message());
+      }
+      s->free.push(fb.get());
+      s->buffers.push_back(std::move(fb));
+    }
+  }
+  const int max_det = detector.postprocess_options().max_det;
+  for (int i = 0; i < kSlots; ++i) {
+    auto slot = std::make_unique<Slot>();
+    slot->input = Tensor(DType::kFloat32, {max_batch, 3, in_h, in_w});
+    slot->outputs = session.make_outputs(max_batch);
+    for (int k = 1; k <= max_batch; ++k) {
+      slot->inputs_k.push_back({Tensor::wrap(DType::kFloat32, {k, 3, in_h, in_w}, slot->input.raw())});
+      std::vector<Tensor> outs;
+      for (const Tensor& o : slot->outputs) {
+        Shape shape = o.shape();
+        shape[0] = k;
+        outs.push_back(Tensor::wrap(o.dtype(), shape, const_cast<void*>(o.raw())));
+      }
+      slot->outputs_k.push_back(std::move(outs));
+    }
+    slot->items.reserve(item_capacity);
+    slot->detections.resize(static_cast<size_t>(max_batch));
+    for (auto& d : slot->detections) d.reserve(static_cast<size_t>(max_det > 0 ? max_det : 1000));
+    slots.push_back(std::move(slot));
+  }
+  free_slots = std::make_unique<pipeline::Channel<Slot*>>(kSlots);
+  to_infer = std::make_unique<pipeline::Channel<Slot*>>(kSlots);
+  to_post = std::make_unique<pipeline::Channel<Slot*>>(kSlots);
+  for (auto& slot : slots) free_slots->push(slot.get());
+  return Status::Ok();
+}
+
+Status Pipeline::start(FrameCallback on_frame, EndCallback on_end) {
+  if (!impl_) return Status(ErrorCode::kInvalidArgument, "the pipeline was not created");
+  Impl& m = *impl_;
+  if (m.started) return Status(ErrorCode::kInvalidArgument, "start() called twice");
+  if (m.streams.empty()) return Status(ErrorCode::kInvalidArgument, "no streams");
+  if (!on_frame) return Status(ErrorCode::kInvalidArgument, "no frame callback");
+  try {
+    Status st = m.allocate();
+    if (!st.ok()) return st;
+  } catch (const std::bad_alloc&) {
+    return Status(ErrorCode::kOutOfRange, "out of memory allocating the pipeline's pools");
+  }
+  m.on_frame = std::move(on_frame);
+  m.on_end = std::move(on_end);
+  m.started = true;
+  m.start_time = Clock::now();
+  m.poster = std::thread([&m] { m.post_loop(); });
+  m.inferrer = std::thread([&m] { m.infer_loop(); });
+  m.batcher = std::thread([&m] { m.batcher_loop(); });
+  for (int s = 0; s < static_cast<int>(m.streams.size()); ++s)
+    m.streams[s]->thread = std::thread([&m, s] { m.source_loop(s); });
+  return Status::Ok();
+}
+
+void Pipeline::stop(StopMode mode) {
+  if (!impl_) return;
+  Impl& m = *impl_;
+  if (mode == StopMode::kCancel) m.cancel = true;
+  m.stop_requested = true;
+  std::lock_guard lock(m.mu);
+  for (auto& s : m.streams) s->space.notify_all();
+  m.batcher_wake.notify_all();
+}
+
+Status Pipeline::wait() {
+  if (!impl_ || !impl_->started) return Status(ErrorCode::kInvalidArgument, "the pipeline was not started");
+  Impl& m = *impl_;
+  if (!m.joined) {
+    for (auto& s : m.streams)
+      if (s->thread.joinable()) s->thread.join();
+    if (m.batcher.joinable()) m.batcher.join();
+    if (m.inferrer.joinable()) m.inferrer.join();
+    if (m.poster.joinable()) m.poster.join();
+    m.joined = true;
+  }
+  std::lock_guard lock(m.mu);
+  return m.failure;
+}
+
+bool Pipeline::finished() const { return impl_ && impl_->done; }
+int Pipeline::num_streams() const { return impl_ ? static_cast<int>(impl_->streams.size()) : 0; }
+int Pipeline::max_batch() const { return impl_ ? impl_->max_batch : 0; }
+const Detector& Pipeline::detector() const { return impl_->detector; }
+
+StreamStats Pipeline::stream_stats(int stream) const {
+  if (!impl_ || stream < 0 || stream >= static_cast<int>(impl_->streams.size())) return {};
+  return impl_->snapshot(stream);
+}
+
+StreamStats Pipeline::Impl::snapshot(int stream) {
+  StreamStats out;
+  const Stream& s = *streams[stream];
+  out.decoded = s.decoded;
+  out.inferred = s.inferred;
+  out.dropped = s.dropped;
+  out.skipped = s.skipped;
+  out.failed = s.failed;
+  out.cancelled = s.cancelled;
+  std::lock_guard lock(mu);
+  out.error = s.error;
+  out.warning = s.warning;
+  out.stopped = s.stopped;
+  out.seconds = s.seconds;
+  return out;
+}
+
+PipelineStats Pipeline::stats() const {
+  PipelineStats out;
+  if (!impl_) return out;
+  out.inferences = impl_->inferences;
+  out.inferred_frames = impl_->inferred_frames;
+  out.timeout_batches = impl_->timeout_batches;
+  return out;
+}
+
+void Pipeline::Impl::give_back(Stream& st, FrameBuffer* fb) {
+  std::lock_guard lock(mu);
+  st.free.push(fb);
+  st.space.notify_all();
+}
+
+void Pipeline::Impl::fail(const Status& st) {
+  {
+    std::lock_guard lock(mu);
+    if (failure.ok()) failure = st;
+  }
+  cancel = true;
+  stop_requested = true;
+  std::lock_guard lock(mu);
+  for (auto& s : streams) s->space.notify_all();
+  batcher_wake.notify_all();
+}
+
+// One per stream: decode into a free buffer and queue it. Under the drop
+// policy a full queue loses its oldest frame instead of making the source
+// wait, so a live source keeps reading at its own pace.
+void Pipeline::Impl::source_loop(int s) {
+  Stream& st = *streams[s];
+  Status error;
+  bool stopped = false;
+  for (int64_t index = 0;; ++index) {
+    FrameBuffer* fb = nullptr;
+    {
+      std::unique_lock lock(mu);
+      for (;;) {
+        if (stop_requested) break;
+        if (!st.free.empty()) {
+          fb = st.free.pop();
+          break;
+        }
+        if (st.drop && !st.queue.empty()) {
+          fb = st.queue.pop();
+          ++st.dropped;
+          break;
+        }
+        st.space.wait(lock);
+      }
+    }
+    if (!fb) {
+      stopped = true;
+      break;
+    }
+    Result<bool> more = false;
+    try {
+      more = st.source->read(*fb);
+    } catch (const std::exception& e) {
+      more = Status(ErrorCode::kInternal, st.source->name() + ": " + e.what());
+    }
+    if (!more.ok() || !*more) {
+      if (!more.ok()) error = more.status();
+      give_back(st, fb);
+      break;
+    }
+    fb->index = index;
+    ++st.decoded;
+    if (index % st.options.infer_every != 0) {
+      ++st.skipped;
+      give_back(st, fb);
+      continue;
+    }
+    std::unique_lock lock(mu);
+    if (st.queue.full()) {
+      if (st.drop) {
+        st.free.push(st.queue.pop());
+        ++st.dropped;
+      } else {
+        st.space.wait(lock, [&] { return !st.queue.full() || stop_requested; });
+        if (st.queue.full()) {  // stopped while waiting: this frame is cancelled
+          st.free.push(fb);
+          ++st.cancelled;
+          stopped = true;
+          break;
+        }
+      }
+    }
+    st.queue.push(fb);
+    batcher_wake.notify_one();
+  }
+  std::string warning;
+  if (error.ok() && !stopped) warning = st.source->end_warning();
+  std::lock_guard lock(mu);
+  st.error = error;
+  st.warning = warning;
+  st.stopped = stopped;
+  st.source_done = true;
+  batcher_wake.notify_one();
+}
+
+// Takes frames round-robin across streams, preprocesses each into the next
+// position of the current slot, and pushes the slot when it holds max_batch
+// frames, when batch_timeout_us has passed since its first frame, or when
+// no stream can give more. A stream that has ended gets an end marker in
+// line after its last frame, so its end reaches the callback in order.
+void Pipeline::Impl::batcher_loop() {
+  const int n = static_cast<int>(streams.size());
+  const auto timeout = std::chrono::microseconds(options.batch_timeout_us);
+  const size_t plane = static_cast<size_t>(3) * in_h * in_w;
+  Slot* slot = nullptr;
+  int next = 0;  // round-robin start
+  int ended = 0;
+  auto push = [&](bool by_timeout) {
+    if (by_timeout && slot->positions < max_batch && slot->positions > 0) ++timeout_batches;
+    to_infer->push(slot);
+    slot = nullptr;
+  };
+  for (;;) {
+    if (!slot) {
+      if (!free_slots->pop(slot)) break;
+      slot->items.clear();
+      slot->positions = 0;
+      slot->infer_status = Status::Ok();
+    }
+    int picked = -1;
+    FrameBuffer* fb = nullptr;
+    bool end_marker = false;
+    {
+      std::unique_lock lock(mu);
+      for (int i = 0; i < n && picked < 0; ++i) {
+        const int s = (next + i) % n;
+        Stream& st = *streams[s];
+        if (!st.queue.empty()) {
+          fb = st.queue.pop();
+          st.space.notify_all();
+          picked = s;
+        } else if (st.source_done && !st.end_queued) {
+          st.end_queued = true;
+          end_marker = true;
+          picked = s;
+        }
+      }
+      if (picked < 0) {
+        if (ended == n) {
+          lock.unlock();
+          if (!slot->items.empty()) push(false);
+          break;
+        }
+        if (slot->items.empty()) {
+          batcher_wake.wait(lock);
+        } else if (Clock::now() >= slot->first_at + timeout || slot->positions == 0) {
+          // A slot of end markers or failed frames only has nothing to wait for.
+          lock.unlock();
+          push(true);
+        } else {
+          batcher_wake.wait_until(lock, slot->first_at + timeout);
+        }
+        continue;
+      }
+    }
+    next = (picked + 1) % n;
+    Stream& st = *streams[picked];
+    if (end_marker) {
+      ++ended;
+      slot->items.push_back(Item{picked, nullptr, -1, {}, Status::Ok()});
+    } else if (cancel) {
+      ++st.cancelled;
+      give_back(st, fb);
+      continue;
+    } else {
+      Item item{picked, fb, -1, {}, Status::Ok()};
+      item.status = preprocessor.run(fb->view(), in_w, in_h, options.detector.resize,
+                                     slot->input.data<float>() + static_cast<size_t>(slot->positions) * plane,
+                                     &item.info);
+      if (item.status.ok()) item.position = slot->positions++;
+      if (slot->items.empty()) slot->first_at = Clock::now();
+      slot->items.push_back(item);
+    }
+    if (slot->items.size() == 1 && end_marker) slot->first_at = Clock::now();
+    if (slot->positions == max_batch || slot->items.size() == item_capacity) push(false);
+  }
+  to_infer->close();
+}
+
+// The only stage that computes in parallel: Session::run_into uses the
+// session's OpenMP team; everything else runs on one thread each.
+void Pipeline::Impl::infer_loop() {
+  Slot* slot = nullptr;
+  while (to_infer->pop(slot)) {
+    const int k = slot->positions;
+    slot->used_outputs = nullptr;
+    if (k > 0) {
+      Status st;
+      try {
+        st = session.run_into(slot->inputs_k[k - 1], slot->outputs_k[k - 1]);
+        slot->used_outputs = &slot->outputs_k[k - 1];
+        if (!st.ok() && k < max_batch &&
+            (st.code() == ErrorCode::kUnsupported || st.code() == ErrorCode::kInvalidArgument)) {
+          // An engine that cannot run a short batch (the reference engine on a
+          // batch-N export) runs the full one, the unused positions zeroed.
+          const size_t plane = static_cast<size_t>(3) * in_h * in_w;
+          std::fill(slot->input.data<float>() + static_cast<size_t>(k) * plane,
+                    slot->input.data<float>() + static_cast<size_t>(max_batch) * plane, 0.f);
+          st = session.run_into(slot->inputs_k[max_batch - 1], slot->outputs);
+          slot->used_outputs = &slot->outputs;
+        }
+      } catch (const Error& e) {
+        st = e.status();
+      } catch (const std::exception& e) {
+        st = Status(ErrorCode::kInternal, e.what());
+      }
+      slot->infer_status = st;
+      ++inferences;
+      inferred_frames += k;
+    }
+    to_post->push(slot);
+  }
+  to_post->close();
+}
+
+// Decodes the head and runs NMS per frame into the slot's detection lists,
+// then hands each frame to the callback in order and its buffer back.
+void Pipeline::Impl::post_loop() {
+  Slot* slot = nullptr;
+  while (to_post->pop(slot)) {
+    for (Item& item : slot->items) {
+      Stream& st = *streams[item.stream];
+      if (!item.frame) {
+        {
+          std::lock_guard lock(mu);
+          st.seconds = std::chrono::duration<double>(Clock::now() - start_time).count();
+        }
+        if (on_end) {
+          try {
+            on_end(item.stream, snapshot(item.stream));
+          } catch (const std::exception& e) {
+            fail(Status(ErrorCode::kInternal, std::string("end callback threw: ") + e.what()));
+          }
+        }
+        continue;
+      }
+      FrameResult result;
+      result.stream = item.stream;
+      result.frame = item.frame;
+      result.detections = &no_detections;
+      result.status = item.status;
+      if (item.status.ok()) {
+        if (!slot->infer_status.ok()) {
+          result.status = slot->infer_status;
+        } else {
+          std::vector<Detection>& dets = slot->detections[static_cast<size_t>(item.position)];
+          try {
+            result.status = postprocessor.process(*slot->used_outputs, BoxScale{item.info.scale_x, item.info.scale_y},
+                                                  item.position, &dets);
+          } catch (const std::exception& e) {
+            result.status = Status(ErrorCode::kInternal, e.what());
+          }
+          if (result.status.ok()) result.detections = &dets;
+        }
+      }
+      if (result.status.ok()) ++st.inferred;
+      else ++st.failed;
+      try {
+        on_frame(result);
+      } catch (const std::exception& e) {
+        fail(Status(ErrorCode::kInternal, std::string("frame callback threw: ") + e.what()));
+      }
+      give_back(st, item.frame);
+    }
+    free_slots->push(slot);
+  }
+  free_slots->close();
+  done = true;
+}
+
+}  // namespace damoyolo
