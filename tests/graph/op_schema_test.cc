@@ -148,7 +148,7 @@ TEST(OpSchemas, CustomDomainOpIsOneSchemaLineAndOneKernelLine) {
     return std::vector<Tensor>{out};
   };
   graph::register_schema({graph::kDamoYoloDomain, "TestOnlyTwice", 1, 1, twice_infer});
-  kernels::ref::register_kernel({graph::kDamoYoloDomain, "TestOnlyTwice", 1, 1, twice_compute});
+  kernels::ref::register_kernel({graph::kDamoYoloDomain, "TestOnlyTwice", 1, 1, twice_compute, {}});
 
   graph::Graph g;
   g.opsets[""] = 13;

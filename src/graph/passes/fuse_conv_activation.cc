@@ -55,8 +55,8 @@ int fuse_conv_activation(Graph& g) {
     f.op_type = "FusedConv";
     f.domain = kDamoYoloDomain;
     f.outputs = {cur};
-    f.attrs["onnx_op"] = Attribute{Attribute::Kind::kString, 0, 0, "Conv"};
-    if (scale != 1.f) f.attrs["scale"] = Attribute{Attribute::Kind::kFloat, scale};
+    f.attrs["onnx_op"] = fusion::string_attr("Conv");
+    if (scale != 1.f) f.attrs["scale"] = fusion::float_attr(scale);
     Attribute p;
     p.kind = Attribute::Kind::kStrings;
     p.strings = posts;

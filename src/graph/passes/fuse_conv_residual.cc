@@ -71,7 +71,7 @@ int fuse_conv_residual(Graph& g, bool absorb_activations) {
     if (plain) {
       f.op_type = "FusedConv";
       f.domain = kDamoYoloDomain;
-      f.attrs["onnx_op"] = Attribute{Attribute::Kind::kString, 0, 0, "Conv"};
+      f.attrs["onnx_op"] = fusion::string_attr("Conv");
     }
     f.inputs.resize(3);  // X, W, B ("" when absent)
     f.inputs.push_back(r);
@@ -81,7 +81,7 @@ int fuse_conv_residual(Graph& g, bool absorb_activations) {
     p.strings.push_back("sum");
     p.strings.insert(p.strings.end(), posts.begin(), posts.end());
     const auto before = f.attrs.count("fused_nodes") ? f.attrs["fused_nodes"].strings.size() : 0;
-    f.attrs["residual_node"] = Attribute{Attribute::Kind::kInt, 0, static_cast<int64_t>(before)};
+    f.attrs["residual_node"] = fusion::int_attr(static_cast<int64_t>(before));
     fusion::add_fused_names(f, names);
     replace[i] = std::move(f);
     for (size_t a : absorbed) remove[a] = true;

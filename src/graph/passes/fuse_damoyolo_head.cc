@@ -61,9 +61,9 @@ Node head_node(const Graph& g, const HeadPattern& p) {
   }
   n.outputs = {g.outputs[p.layout.scores_output], g.outputs[p.layout.boxes_output]};
   n.attrs["strides"] = strides;
-  n.attrs["num_classes"] = Attribute{Attribute::Kind::kInt, 0, p.layout.num_classes};
-  n.attrs["reg_max"] = Attribute{Attribute::Kind::kInt, 0, p.layout.reg_max};
-  n.attrs["cls_is_logit"] = Attribute{Attribute::Kind::kInt, 0, p.cls_is_logit ? 1 : 0};
+  n.attrs["num_classes"] = fusion::int_attr(p.layout.num_classes);
+  n.attrs["reg_max"] = fusion::int_attr(p.layout.reg_max);
+  n.attrs["cls_is_logit"] = fusion::int_attr(p.cls_is_logit ? 1 : 0);
   std::vector<std::string> names;
   for (size_t ni : p.nodes) names.push_back(g.nodes[ni].name);
   fusion::add_fused_names(n, names);

@@ -31,7 +31,7 @@ int fuse_silu(Graph& g) {
     silu.domain = kDamoYoloDomain;
     silu.inputs = {x};
     silu.outputs = m.outputs;
-    silu.attrs["onnx_op"] = Attribute{Attribute::Kind::kString, 0, 0, "Sigmoid"};
+    silu.attrs["onnx_op"] = fusion::string_attr("Sigmoid");
     fusion::add_fused_names(silu, {m.name});
     replace[i] = std::move(silu);
     remove[*mi] = true;

@@ -51,6 +51,25 @@ void rewrite(Graph& g, std::unordered_map<size_t, Node>& replace, const std::vec
     if (!live.count(v)) g.values.erase(v);
 }
 
+Attribute int_attr(int64_t v) {
+  Attribute a;
+  a.kind = Attribute::Kind::kInt;
+  a.i = v;
+  return a;
+}
+Attribute float_attr(float v) {
+  Attribute a;
+  a.kind = Attribute::Kind::kFloat;
+  a.f = v;
+  return a;
+}
+Attribute string_attr(std::string v) {
+  Attribute a;
+  a.kind = Attribute::Kind::kString;
+  a.s = std::move(v);
+  return a;
+}
+
 void add_fused_names(Node& fused, const std::vector<std::string>& names) {
   Attribute& a = fused.attrs["fused_nodes"];
   a.kind = Attribute::Kind::kStrings;

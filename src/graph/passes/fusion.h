@@ -74,6 +74,10 @@ std::optional<float> scalar_constant(const Graph& g, const std::string& v);
 // go; values produced only by removed nodes lose their ValueInfo.
 void rewrite(Graph& g, std::unordered_map<size_t, Node>& replace, const std::vector<bool>& remove);
 void add_fused_names(Node& fused, const std::vector<std::string>& names);
+// Attribute values of one kind.
+Attribute int_attr(int64_t v);
+Attribute float_attr(float v);
+Attribute string_attr(std::string v);
 // n's name and the names it already stands for (a fused node absorbed again).
 void append_names(std::vector<std::string>& names, const Node& n);
 }  // namespace fusion

@@ -24,7 +24,7 @@ int mark_zero_copy_concat(Graph& g) {
         reads_slice |= src.op_type == "Slice" && src.domain.empty();
       }
     if (!reads_slice || n.attr_i("zero_copy_inputs", 0) != 0) continue;
-    n.attrs["zero_copy_inputs"] = Attribute{Attribute::Kind::kInt, 0, 1};
+    n.attrs["zero_copy_inputs"] = fusion::int_attr(1);
     ++rewrites;
   }
   return rewrites;

@@ -41,7 +41,7 @@ void conv_compute(const ConvShape& c, const T* x, const T* w, const T* bias, T* 
   const int64_t total = c.N * c.M;
   // Threads only pay off for real work: a depthwise conv on a small map costs
   // less than waking the team, and the spinning workers would steal the core.
-  const int64_t macs = total * c.OH * c.OW * Cg * c.KH * c.KW;
+  [[maybe_unused]] const int64_t macs = total * c.OH * c.OW * Cg * c.KH * c.KW;  // read by the pragma only
 #pragma omp parallel for schedule(static) if (macs > (int64_t{1} << 22))
   for (int64_t nm = 0; nm < total; ++nm) {
     const int64_t n = nm / c.M, m = nm % c.M, g = m / Mg;
