@@ -82,8 +82,9 @@ TEST_P(FixturePlan, NoFallbackAndTheKnownSteps) {
       for (const auto& node : st.nodes) covered[node].push_back(&st);
     EXPECT_EQ(static_cast<int>(covered.size()), graph_nodes);
     for (const auto& [name, steps] : covered)
-      if (steps.size() > 1)
+      if (steps.size() > 1) {
         for (const PlanStep* st : steps) EXPECT_EQ(st->purpose, "concat") << name << " is in several steps";
+      }
 
     // Every convolution has a real oneDNN kernel (not oneDNN's own reference
     // one), in the requested precision, with its activation fused.
@@ -93,7 +94,9 @@ TEST_P(FixturePlan, NoFallbackAndTheKnownSteps) {
       if (st.op != "Conv") continue;
       EXPECT_EQ(st.kind, PlanStep::Kind::kPrimitive);
       EXPECT_NE(st.implementation.rfind("ref", 0), 0u) << st.nodes[0] << ": " << st.implementation;
-      if (precision == Precision::kBF16) EXPECT_EQ(st.src.rfind("bf16", 0), 0u) << st.nodes[0] << ": " << st.src;
+      if (precision == Precision::kBF16) {
+        EXPECT_EQ(st.src.rfind("bf16", 0), 0u) << st.nodes[0] << ": " << st.src;
+      }
     }
     // DAMO-YOLO's convolutions are followed by SiLU (or ReLU): each is a
     // post-op, so no standalone Sigmoid/Mul step remains.
@@ -142,7 +145,9 @@ TEST(Plan, SwitchesShowInThePlan) {
   EXPECT_EQ(no_head.plan().count(PlanStep::Kind::kFusedHead), 0);
   EXPECT_GT(no_head.plan().fallbacks(), 0);  // Reshape/Transpose/Softmax/... have no oneDNN lowering
   for (const auto& st : no_head.plan().steps)
-    if (st.kind == PlanStep::Kind::kFallback) EXPECT_FALSE(st.reason.empty()) << st.nodes[0];
+    if (st.kind == PlanStep::Kind::kFallback) {
+      EXPECT_FALSE(st.reason.empty()) << st.nodes[0];
+    }
 
   SessionOptions a;
   a.engine = Engine::kOptimized;
@@ -150,8 +155,9 @@ TEST(Plan, SwitchesShowInThePlan) {
   Session unfused = load_or_throw(model_path("damoyolo_Ns_416"), a);
   EXPECT_GT(unfused.plan().count_op("Sigmoid"), 0);
   for (const auto& st : unfused.plan().steps)
-    if (st.op == "Conv")
+    if (st.op == "Conv") {
       for (const auto& po : st.post_ops) EXPECT_TRUE(po == "sum" || po == "binary_add") << po;
+    }
 }
 
 // Conv → LeakyRelu → Conv: oneDNN lowering exists for the convolutions, not
@@ -200,7 +206,9 @@ TEST(Plan, AnUnloweredNodeFallsBackAloneWithItsReason) {
       EXPECT_EQ(st.nodes, std::vector<std::string>{"leaky"});
       EXPECT_NE(st.reason.find("LeakyRelu"), std::string::npos) << st.reason;
     }
-    if (st.op == "Conv") EXPECT_EQ(st.kind, PlanStep::Kind::kPrimitive);
+    if (st.op == "Conv") {
+      EXPECT_EQ(st.kind, PlanStep::Kind::kPrimitive);
+    }
   }
 
   SessionOptions r;

@@ -91,7 +91,9 @@ TEST(FusionPasses, EachPassOnTheNanoFixtureKeepsTheOutputs) {
     SCOPED_TRACE(what);
     Graph before = g;
     const int rewrites = pass(g);
-    if (finds_some) EXPECT_GT(rewrites, 0) << what << " found nothing to rewrite on the fixture";
+    if (finds_some) {
+      EXPECT_GT(rewrites, 0) << what << " found nothing to rewrite on the fixture";
+    }
     check(before, g, rewrites);
     const std::vector<Tensor> got = run_reference(g, in);
     // The fused head's boxes are the same sums in another order (1e-5 of
@@ -153,7 +155,9 @@ TEST(FusionPasses, ZeroCopyConcatMarksTheFocusConcat) {
   EXPECT_EQ(graph::mark_zero_copy_concat(g), 1);  // the Focus stem's one Concat of four Slices
   EXPECT_EQ(g.nodes.size(), nodes);
   for (const auto& n : g.nodes)
-    if (n.attr_i("zero_copy_inputs", 0)) EXPECT_EQ(n.op_type, "Concat");
+    if (n.attr_i("zero_copy_inputs", 0)) {
+      EXPECT_EQ(n.op_type, "Concat");
+    }
   EXPECT_EQ(graph::mark_zero_copy_concat(g), 0);  // already marked
 }
 

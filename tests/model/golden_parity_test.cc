@@ -64,7 +64,9 @@ TEST_P(GoldenParity, AllImagesMatchOnnxRuntime) {
   opts.engine = engine;
   auto session = Session::load(model_path.string(), opts);
   ASSERT_TRUE(session.ok()) << session.status().to_string();
-  if (engine == Engine::kOptimized) ASSERT_EQ(session->engine(), Engine::kOptimized);
+  if (engine == Engine::kOptimized) {
+    ASSERT_EQ(session->engine(), Engine::kOptimized);
+  }
 
   int images = 0;
   for (const char* image : testing::kFixtureImages) {
