@@ -179,10 +179,7 @@ struct LeakyReluFn {
 struct SigmoidFn {
   template <class T> T operator()(T v) const {
     if constexpr (std::is_floating_point_v<T>) {
-      // Split by sign so exp never overflows into inf/inf.
-      if (v >= T(0)) return T(1) / (T(1) + std::exp(-v));
-      T e = std::exp(v);
-      return e / (T(1) + e);
+      return util::logistic(v);
     } else {
       return v;
     }

@@ -12,6 +12,7 @@
 #include <cmath>
 
 #include "kernels/head/head_decode.h"
+#include "kernels/reference/kernel_util.h"
 #include "kernels/reference/registry.h"
 #include "model/head_layout.h"
 
@@ -19,13 +20,6 @@ namespace damoyolo::kernels::ref {
 namespace {
 
 using graph::kDamoYoloDomain;
-
-// The same formula as the reference Sigmoid kernel (elementwise.cc).
-float sigmoid(float v) {
-  if (v >= 0.f) return 1.f / (1.f + std::exp(-v));
-  const float e = std::exp(v);
-  return e / (1.f + e);
-}
 
 OpKernel fused_conv_kernel() {
   OpKernel k;
@@ -49,9 +43,9 @@ OpKernel fused_conv_kernel() {
       if (op == "relu") {
         for (int64_t i = 0; i < count; ++i) p[i] = p[i] > 0.f ? p[i] : 0.f;
       } else if (op == "logistic") {
-        for (int64_t i = 0; i < count; ++i) p[i] = sigmoid(p[i]);
+        for (int64_t i = 0; i < count; ++i) p[i] = util::logistic(p[i]);
       } else if (op == "swish") {
-        for (int64_t i = 0; i < count; ++i) p[i] = p[i] * sigmoid(p[i]);
+        for (int64_t i = 0; i < count; ++i) p[i] = p[i] * util::logistic(p[i]);
       } else if (op == "sum") {
         if (in.size() < 4 || !in[3].defined() || in[3].shape() != y.shape() || in[3].dtype() != DType::kFloat32)
           fail(ctx, ErrorCode::kInvalidArgument, "the residual input must be float32 of the output's shape");
@@ -77,7 +71,7 @@ OpKernel silu_kernel() {
     Tensor y(DType::kFloat32, in[0].shape());
     const float* x = in[0].data<float>();
     float* p = y.data<float>();
-    for (int64_t i = 0; i < y.numel(); ++i) p[i] = x[i] * sigmoid(x[i]);
+    for (int64_t i = 0; i < y.numel(); ++i) p[i] = x[i] * util::logistic(x[i]);
     return std::vector<Tensor>{y};
   };
   return k;

@@ -23,6 +23,16 @@ using namespace graph::ops;
 // Stored as raw uint16 bits in tensors; converted through float so that every
 // kernel can treat them as "a float type" without a half-precision ALU.
 
+// The logistic function as the reference kernels compute it (Sigmoid, and
+// the fused ops' logistic/swish): split by sign so exp never overflows into
+// inf/inf.
+template <class T>
+inline T logistic(T v) {
+  if (v >= T(0)) return T(1) / (T(1) + std::exp(-v));
+  const T e = std::exp(v);
+  return e / (T(1) + e);
+}
+
 inline float half_to_float(uint16_t h) {
   uint32_t sign = (h & 0x8000u) << 16;
   uint32_t exp = (h >> 10) & 0x1f;
