@@ -8,6 +8,8 @@
 //   serial       today's loop: decode → Detector::detect_into, one frame at a time
 //   pipeline x1  one stream through damoyolo::Pipeline, batch 1
 //   pipeline xS  STREAMS copies of the clip, batch 1, then batch BATCH
+//   (the pipeline rows with the stages inline on one thread, then on
+//   separate threads: PipelineOptions::stages)
 // Each row prints frames, seconds and FPS (aggregate over streams).
 #include <chrono>
 #include <cstdio>
@@ -65,9 +67,10 @@ int serial(const Session& session, const std::string& clip) {
   return 0;
 }
 
-int pipelined(const Session& session, const std::string& clip, int streams, int batch) {
+int pipelined(const Session& session, const std::string& clip, int streams, int batch, StageThreads stages) {
   PipelineOptions po;
   po.max_batch = batch;
+  po.stages = stages;
   auto pipe = Pipeline::create(session, po);
   if (!pipe.ok()) {
     std::fprintf(stderr, "%s\n", pipe.status().to_string().c_str());
@@ -82,7 +85,8 @@ int pipelined(const Session& session, const std::string& clip, int streams, int 
   if (!pipe->wait().ok()) return 1;
   const double s = seconds_since(t);
   const PipelineStats ps = pipe->stats();
-  const std::string name = "pipeline x" + std::to_string(streams) + " batch " + std::to_string(pipe->max_batch());
+  const std::string name = "pipeline x" + std::to_string(streams) + " batch " + std::to_string(pipe->max_batch()) +
+                           (pipe->stage_threads() == StageThreads::kInline ? " inline" : " separate");
   row(name.c_str(), ps.inferred_frames, s);
   return 0;
 }
@@ -114,9 +118,11 @@ int main(int argc, char** argv) {
   rc |= network(*session1, 1, 40);
   rc |= network(*session, batch, 10);
   rc |= serial(*session1, clip);
-  rc |= pipelined(*session1, clip, 1, 1);
-  rc |= pipelined(*session1, clip, streams, 1);
-  rc |= pipelined(*session, clip, streams, batch);
+  for (StageThreads stages : {StageThreads::kInline, StageThreads::kSeparate}) {
+    rc |= pipelined(*session1, clip, 1, 1, stages);
+    rc |= pipelined(*session1, clip, streams, 1, stages);
+    rc |= pipelined(*session, clip, streams, batch, stages);
+  }
   rc |= network(*session1, 1, 40);  // again: the machine may have changed under the run
   return rc;
 }

@@ -10,6 +10,10 @@
 //     → post (one thread: head decode + NMS per frame into a pooled
 //       detection list, then the callback, in frame order per stream)
 //
+// When inference's OpenMP team has every core, batcher, infer and post run
+// in turn on one thread instead (StageThreads::kInline), so that nothing but
+// decoding competes with inference for the cores.
+//
 // Frames of different streams share one inference: a batch is pushed when it
 // holds `max_batch` frames or when `batch_timeout_us` has passed since its
 // first frame. Everything the stages hand each other — frame buffers, batch
@@ -143,6 +147,24 @@ struct FrameResult {
   Status status;                                       // not OK: this frame failed; detections empty
 };
 
+// Which threads the stages after the sources run on.
+enum class StageThreads {
+  // kInline when the session's OpenMP team already has every core this
+  // process may run on (Session::threads() is 0 or >= the cores in its
+  // affinity mask): any other busy thread would then take a core from
+  // inference. kSeparate when cores are left over for the other stages.
+  kAuto,
+  // Batcher, inference and post-processing on three threads of their own:
+  // preprocessing and NMS overlap inference, which pays when there are
+  // cores to spare for them.
+  kSeparate,
+  // One thread preprocesses a batch, infers it, post-processes it and calls
+  // back, in turn; only the sources (decoding) run beside it. On a machine
+  // whose cores all belong to inference this is faster: measured on 2 cores
+  // in docs/streams.md ("Thread budget").
+  kInline,
+};
+
 struct PipelineOptions {
   // Model options: thresholds, class filter, resize mode, NMS/preprocess
   // switches; `detector.session` (engine, precision, threads) when the
@@ -155,6 +177,7 @@ struct PipelineOptions {
   int64_t batch_timeout_us = 5000;
   // Frames waiting per stream between decoding and batching.
   int queue_depth = 2;
+  StageThreads stages = StageThreads::kAuto;
 };
 
 struct PipelineStats {
@@ -206,6 +229,8 @@ class Pipeline {
   PipelineStats stats() const;
   const Detector& detector() const;  // class names, family, thresholds in use
   int max_batch() const;
+  // PipelineOptions::stages resolved (kSeparate or kInline).
+  StageThreads stage_threads() const;
 
   struct Impl;
 

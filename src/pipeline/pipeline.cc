@@ -4,9 +4,10 @@
 //  - each stream has a pool of FrameBuffers; a buffer is on its free list,
 //    in the source's hands, in its queue, or in a batch slot, and goes back
 //    to the free list after the callback has seen it;
-//  - kSlots batch slots (input tensor, output tensors, per-item detection
-//    lists) circulate free → batcher → infer → post → free: one is filled
-//    while one is inferred and one is post-processed;
+//  - batch slots (input tensor, output tensors, per-item detection lists)
+//    circulate free → batcher → infer → post → free: with separate stage
+//    threads there are kSlots, one filled while one is inferred and one is
+//    post-processed; inline, one slot does all three in turn on one thread;
 //  - per-stream queues and free lists share one mutex (mu_) so the live
 //    policy can look at both at once; the slot channels have their own.
 // Per-stream order holds because every hand-off is FIFO and the batcher
@@ -17,6 +18,8 @@
 #include <cstring>
 #include <mutex>
 #include <thread>
+
+#include <sched.h>
 
 #include "damoyolo/pipeline.h"
 #include "pipeline/channel.h"
@@ -29,6 +32,14 @@ using Clock = std::chrono::steady_clock;
 // Filling, inferring, post-processing: enough for each stage to have one.
 constexpr int kSlots = 3;
 
+// The cores this process may run on (its affinity mask, as OpenMP counts them).
+int usable_cores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
 struct Stream {
   std::unique_ptr<Source> source;
   StreamOptions options;
@@ -38,6 +49,10 @@ struct Stream {
   std::condition_variable space;             // a buffer or a queue place came free, or stop
   bool source_done = false;                  // guarded by mu
   bool end_queued = false;                   // batcher thread only
+  // Read by the batcher itself, in turn with inference (StageThreads::kInline,
+  // not live): no thread of its own, so decoding never runs beside inference.
+  bool inline_read = false;
+  int64_t next_index = 0;  // inline_read: the next frame's index
   std::thread thread;
   // Counters, written by one thread each, read by stream_stats at any time.
   std::atomic<int64_t> decoded{0}, inferred{0}, dropped{0}, skipped{0}, failed{0}, cancelled{0};
@@ -76,6 +91,8 @@ struct Pipeline::Impl {
   Detector detector;  // class names, family and the thresholds they resolve to
   PipelineOptions options;
   int max_batch = 1, in_w = 0, in_h = 0;
+  StageThreads stages = StageThreads::kSeparate;  // resolved at create()
+  int slot_count = kSlots;
   std::vector<std::unique_ptr<Stream>> streams;
   std::vector<std::unique_ptr<Slot>> slots;
   std::unique_ptr<pipeline::Channel<Slot*>> free_slots, to_infer, to_post;
@@ -99,9 +116,13 @@ struct Pipeline::Impl {
 
   Status allocate();
   void source_loop(int s);
+  FrameBuffer* read_inline(Stream& st);
+  void end_source(Stream& st, const Status& error, bool stopped);
   void batcher_loop();
   void infer_loop();
   void post_loop();
+  void infer(Slot* slot);
+  void post(Slot* slot);
   void give_back(Stream& st, FrameBuffer* fb);
   void fail(const Status& st);
   StreamStats snapshot(int stream);
@@ -134,6 +155,12 @@ Result<Pipeline> Pipeline::create(const Session& session, const PipelineOptions&
   impl->max_batch = static_cast<int>(std::min<int64_t>(options.max_batch, compiled));
   impl->in_w = impl->detector.input_width();
   impl->in_h = impl->detector.input_height();
+  impl->stages = options.stages;
+  if (impl->stages == StageThreads::kAuto) {
+    const int team = session.threads();  // 0: OpenMP's default, every core
+    impl->stages = team == 0 || team >= usable_cores() ? StageThreads::kInline : StageThreads::kSeparate;
+  }
+  impl->slot_count = impl->stages == StageThreads::kInline ? 1 : kSlots;
   impl->preprocessor = Preprocessor(PreprocessOptions{options.detector.simd_preprocess});
   impl->postprocessor = Postprocessor(impl->detector.postprocess_options());
   Status st = impl->postprocessor.set_input_size(impl->in_w, impl->in_h);
@@ -171,7 +198,7 @@ Status Pipeline::Impl::allocate() {
   const int n = static_cast<int>(streams.size());
   item_capacity = static_cast<size_t>(max_batch + n);
   for (auto& s : streams) {
-    const int count = options.queue_depth + kSlots * max_batch + 1;
+    const int count = options.queue_depth + slot_count * max_batch + 1;
     s->free = pipeline::Ring<FrameBuffer*>(static_cast<size_t>(count));
     s->queue = pipeline::Ring<FrameBuffer*>(static_cast<size_t>(options.queue_depth));
     for (int i = 0; i < count; ++i) {
@@ -185,7 +212,7 @@ Status Pipeline::Impl::allocate() {
     }
   }
   const int max_det = detector.postprocess_options().max_det;
-  for (int i = 0; i < kSlots; ++i) {
+  for (int i = 0; i < slot_count; ++i) {
     auto slot = std::make_unique<Slot>();
     slot->input = Tensor(DType::kFloat32, {max_batch, 3, in_h, in_w});
     slot->outputs = session.make_outputs(max_batch);
@@ -204,9 +231,9 @@ Status Pipeline::Impl::allocate() {
     for (auto& d : slot->detections) d.reserve(static_cast<size_t>(max_det > 0 ? max_det : 1000));
     slots.push_back(std::move(slot));
   }
-  free_slots = std::make_unique<pipeline::Channel<Slot*>>(kSlots);
-  to_infer = std::make_unique<pipeline::Channel<Slot*>>(kSlots);
-  to_post = std::make_unique<pipeline::Channel<Slot*>>(kSlots);
+  free_slots = std::make_unique<pipeline::Channel<Slot*>>(static_cast<size_t>(slot_count));
+  to_infer = std::make_unique<pipeline::Channel<Slot*>>(static_cast<size_t>(slot_count));
+  to_post = std::make_unique<pipeline::Channel<Slot*>>(static_cast<size_t>(slot_count));
   for (auto& slot : slots) free_slots->push(slot.get());
   return Status::Ok();
 }
@@ -227,11 +254,18 @@ Status Pipeline::start(FrameCallback on_frame, EndCallback on_end) {
   m.on_end = std::move(on_end);
   m.started = true;
   m.start_time = Clock::now();
-  m.poster = std::thread([&m] { m.post_loop(); });
-  m.inferrer = std::thread([&m] { m.infer_loop(); });
+  if (m.stages == StageThreads::kSeparate) {
+    m.poster = std::thread([&m] { m.post_loop(); });
+    m.inferrer = std::thread([&m] { m.infer_loop(); });
+  }
   m.batcher = std::thread([&m] { m.batcher_loop(); });
-  for (int s = 0; s < static_cast<int>(m.streams.size()); ++s)
-    m.streams[s]->thread = std::thread([&m, s] { m.source_loop(s); });
+  for (int s = 0; s < static_cast<int>(m.streams.size()); ++s) {
+    Stream& st = *m.streams[s];
+    // Inline, a file is read by the batcher when it wants the next frame;
+    // a live source keeps its thread, as it must be read at its own pace.
+    st.inline_read = m.stages == StageThreads::kInline && !st.drop;
+    if (!st.inline_read) st.thread = std::thread([&m, s] { m.source_loop(s); });
+  }
   return Status::Ok();
 }
 
@@ -263,6 +297,7 @@ Status Pipeline::wait() {
 bool Pipeline::finished() const { return impl_ && impl_->done; }
 int Pipeline::num_streams() const { return impl_ ? static_cast<int>(impl_->streams.size()) : 0; }
 int Pipeline::max_batch() const { return impl_ ? impl_->max_batch : 0; }
+StageThreads Pipeline::stage_threads() const { return impl_ ? impl_->stages : StageThreads::kAuto; }
 const Detector& Pipeline::detector() const { return impl_->detector; }
 
 StreamStats Pipeline::stream_stats(int stream) const {
@@ -379,6 +414,10 @@ void Pipeline::Impl::source_loop(int s) {
     st.queue.push(fb);
     batcher_wake.notify_one();
   }
+  end_source(st, error, stopped);
+}
+
+void Pipeline::Impl::end_source(Stream& st, const Status& error, bool stopped) {
   std::string warning;
   if (error.ok() && !stopped) warning = st.source->end_warning();
   std::lock_guard lock(mu);
@@ -389,11 +428,51 @@ void Pipeline::Impl::source_loop(int s) {
   batcher_wake.notify_one();
 }
 
+// The batcher's read of an inline stream: the next frame to infer (skipping
+// as infer_every says), or null once the stream has ended (source_done set).
+// A buffer is always free here: the one slot holds at most max_batch of the
+// stream's queue_depth + max_batch + 1 buffers, and none are queued.
+FrameBuffer* Pipeline::Impl::read_inline(Stream& st) {
+  for (;;) {
+    if (stop_requested) {
+      end_source(st, Status::Ok(), true);
+      return nullptr;
+    }
+    FrameBuffer* fb = nullptr;
+    {
+      std::lock_guard lock(mu);
+      if (!st.free.empty()) fb = st.free.pop();
+    }
+    if (!fb) {
+      end_source(st, Status(ErrorCode::kInternal, st.source->name() + ": no free frame buffer"), false);
+      return nullptr;
+    }
+    Result<bool> more = false;
+    try {
+      more = st.source->read(*fb);
+    } catch (const std::exception& e) {
+      more = Status(ErrorCode::kInternal, st.source->name() + ": " + e.what());
+    }
+    if (!more.ok() || !*more) {
+      give_back(st, fb);
+      end_source(st, more.ok() ? Status::Ok() : more.status(), false);
+      return nullptr;
+    }
+    fb->index = st.next_index++;
+    ++st.decoded;
+    if (fb->index % st.options.infer_every == 0) return fb;
+    ++st.skipped;
+    give_back(st, fb);
+  }
+}
+
 // Takes frames round-robin across streams, preprocesses each into the next
 // position of the current slot, and pushes the slot when it holds max_batch
 // frames, when batch_timeout_us has passed since its first frame, or when
 // no stream can give more. A stream that has ended gets an end marker in
 // line after its last frame, so its end reaches the callback in order.
+// Inline (StageThreads::kInline) a pushed slot is inferred and
+// post-processed right here, and comes straight back.
 void Pipeline::Impl::batcher_loop() {
   const int n = static_cast<int>(streams.size());
   const auto timeout = std::chrono::microseconds(options.batch_timeout_us);
@@ -403,7 +482,13 @@ void Pipeline::Impl::batcher_loop() {
   int ended = 0;
   auto push = [&](bool by_timeout) {
     if (by_timeout && slot->positions < max_batch && slot->positions > 0) ++timeout_batches;
-    to_infer->push(slot);
+    if (stages == StageThreads::kInline) {
+      infer(slot);
+      post(slot);
+      free_slots->push(slot);
+    } else {
+      to_infer->push(slot);
+    }
     slot = nullptr;
   };
   for (;;) {
@@ -421,6 +506,15 @@ void Pipeline::Impl::batcher_loop() {
       for (int i = 0; i < n && picked < 0; ++i) {
         const int s = (next + i) % n;
         Stream& st = *streams[s];
+        if (st.inline_read && !st.source_done) {
+          lock.unlock();
+          fb = read_inline(st);
+          lock.lock();
+          if (fb) {
+            picked = s;
+            continue;
+          }
+        }
         if (!st.queue.empty()) {
           fb = st.queue.pop();
           st.space.notify_all();
@@ -470,7 +564,12 @@ void Pipeline::Impl::batcher_loop() {
     if (slot->items.size() == 1 && end_marker) slot->first_at = Clock::now();
     if (slot->positions == max_batch || slot->items.size() == item_capacity) push(false);
   }
-  to_infer->close();
+  if (stages == StageThreads::kInline) {
+    free_slots->close();
+    done = true;
+  } else {
+    to_infer->close();
+  }
 }
 
 // The only stage that computes in parallel: Session::run_into uses the
@@ -478,35 +577,39 @@ void Pipeline::Impl::batcher_loop() {
 void Pipeline::Impl::infer_loop() {
   Slot* slot = nullptr;
   while (to_infer->pop(slot)) {
-    const int k = slot->positions;
-    slot->used_outputs = nullptr;
-    if (k > 0) {
-      Status st;
-      try {
-        st = session.run_into(slot->inputs_k[k - 1], slot->outputs_k[k - 1]);
-        slot->used_outputs = &slot->outputs_k[k - 1];
-        if (!st.ok() && k < max_batch &&
-            (st.code() == ErrorCode::kUnsupported || st.code() == ErrorCode::kInvalidArgument)) {
-          // An engine that cannot run a short batch (the reference engine on a
-          // batch-N export) runs the full one, the unused positions zeroed.
-          const size_t plane = static_cast<size_t>(3) * in_h * in_w;
-          std::fill(slot->input.data<float>() + static_cast<size_t>(k) * plane,
-                    slot->input.data<float>() + static_cast<size_t>(max_batch) * plane, 0.f);
-          st = session.run_into(slot->inputs_k[max_batch - 1], slot->outputs);
-          slot->used_outputs = &slot->outputs;
-        }
-      } catch (const Error& e) {
-        st = e.status();
-      } catch (const std::exception& e) {
-        st = Status(ErrorCode::kInternal, e.what());
-      }
-      slot->infer_status = st;
-      ++inferences;
-      inferred_frames += k;
-    }
+    infer(slot);
     to_post->push(slot);
   }
   to_post->close();
+}
+
+void Pipeline::Impl::infer(Slot* slot) {
+  const int k = slot->positions;
+  slot->used_outputs = nullptr;
+  if (k > 0) {
+    Status st;
+    try {
+      st = session.run_into(slot->inputs_k[k - 1], slot->outputs_k[k - 1]);
+      slot->used_outputs = &slot->outputs_k[k - 1];
+      if (!st.ok() && k < max_batch &&
+          (st.code() == ErrorCode::kUnsupported || st.code() == ErrorCode::kInvalidArgument)) {
+        // An engine that cannot run a short batch (the reference engine on a
+        // batch-N export) runs the full one, the unused positions zeroed.
+        const size_t plane = static_cast<size_t>(3) * in_h * in_w;
+        std::fill(slot->input.data<float>() + static_cast<size_t>(k) * plane,
+                  slot->input.data<float>() + static_cast<size_t>(max_batch) * plane, 0.f);
+        st = session.run_into(slot->inputs_k[max_batch - 1], slot->outputs);
+        slot->used_outputs = &slot->outputs;
+      }
+    } catch (const Error& e) {
+      st = e.status();
+    } catch (const std::exception& e) {
+      st = Status(ErrorCode::kInternal, e.what());
+    }
+    slot->infer_status = st;
+    ++inferences;
+    inferred_frames += k;
+  }
 }
 
 // Decodes the head and runs NMS per frame into the slot's detection lists,
@@ -514,54 +617,58 @@ void Pipeline::Impl::infer_loop() {
 void Pipeline::Impl::post_loop() {
   Slot* slot = nullptr;
   while (to_post->pop(slot)) {
-    for (Item& item : slot->items) {
-      Stream& st = *streams[item.stream];
-      if (!item.frame) {
-        {
-          std::lock_guard lock(mu);
-          st.seconds = std::chrono::duration<double>(Clock::now() - start_time).count();
-        }
-        if (on_end) {
-          try {
-            on_end(item.stream, snapshot(item.stream));
-          } catch (const std::exception& e) {
-            fail(Status(ErrorCode::kInternal, std::string("end callback threw: ") + e.what()));
-          }
-        }
-        continue;
-      }
-      FrameResult result;
-      result.stream = item.stream;
-      result.frame = item.frame;
-      result.detections = &no_detections;
-      result.status = item.status;
-      if (item.status.ok()) {
-        if (!slot->infer_status.ok()) {
-          result.status = slot->infer_status;
-        } else {
-          std::vector<Detection>& dets = slot->detections[static_cast<size_t>(item.position)];
-          try {
-            result.status = postprocessor.process(*slot->used_outputs, BoxScale{item.info.scale_x, item.info.scale_y},
-                                                  item.position, &dets);
-          } catch (const std::exception& e) {
-            result.status = Status(ErrorCode::kInternal, e.what());
-          }
-          if (result.status.ok()) result.detections = &dets;
-        }
-      }
-      if (result.status.ok()) ++st.inferred;
-      else ++st.failed;
-      try {
-        on_frame(result);
-      } catch (const std::exception& e) {
-        fail(Status(ErrorCode::kInternal, std::string("frame callback threw: ") + e.what()));
-      }
-      give_back(st, item.frame);
-    }
+    post(slot);
     free_slots->push(slot);
   }
   free_slots->close();
   done = true;
+}
+
+void Pipeline::Impl::post(Slot* slot) {
+  for (Item& item : slot->items) {
+    Stream& st = *streams[item.stream];
+    if (!item.frame) {
+      {
+        std::lock_guard lock(mu);
+        st.seconds = std::chrono::duration<double>(Clock::now() - start_time).count();
+      }
+      if (on_end) {
+        try {
+          on_end(item.stream, snapshot(item.stream));
+        } catch (const std::exception& e) {
+          fail(Status(ErrorCode::kInternal, std::string("end callback threw: ") + e.what()));
+        }
+      }
+      continue;
+    }
+    FrameResult result;
+    result.stream = item.stream;
+    result.frame = item.frame;
+    result.detections = &no_detections;
+    result.status = item.status;
+    if (item.status.ok()) {
+      if (!slot->infer_status.ok()) {
+        result.status = slot->infer_status;
+      } else {
+        std::vector<Detection>& dets = slot->detections[static_cast<size_t>(item.position)];
+        try {
+          result.status = postprocessor.process(*slot->used_outputs, BoxScale{item.info.scale_x, item.info.scale_y},
+                                                item.position, &dets);
+        } catch (const std::exception& e) {
+          result.status = Status(ErrorCode::kInternal, e.what());
+        }
+        if (result.status.ok()) result.detections = &dets;
+      }
+    }
+    if (result.status.ok()) ++st.inferred;
+    else ++st.failed;
+    try {
+      on_frame(result);
+    } catch (const std::exception& e) {
+      fail(Status(ErrorCode::kInternal, std::string("frame callback threw: ") + e.what()));
+    }
+    give_back(st, item.frame);
+  }
 }
 
 }  // namespace damoyolo

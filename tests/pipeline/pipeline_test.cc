@@ -7,6 +7,7 @@
 // (exact pixels, an optional frame period to act live, an optional failure)
 // or from short clips written here with OpenCV's VideoWriter.
 #include <arpa/inet.h>
+#include <sched.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -98,13 +99,24 @@ std::string write_clip(const std::filesystem::path& dir, const std::string& name
   return path;
 }
 
+// The stage threading the running test uses: every pipeline test runs with
+// the stages inline and on separate threads (PipelineStages below).
+StageThreads g_stages = StageThreads::kAuto;
+
 PipelineOptions options(int max_batch, int64_t timeout_us = 20000) {
   PipelineOptions o;
   o.detector.session.threads = 2;
+  o.stages = g_stages;
   o.max_batch = max_batch;
   o.batch_timeout_us = timeout_us;
   return o;
 }
+
+class PipelineStages : public ::testing::TestWithParam<StageThreads> {
+ protected:
+  void SetUp() override { g_stages = GetParam(); }
+  void TearDown() override { g_stages = StageThreads::kAuto; }
+};
 
 // What the callbacks saw, per stream.
 struct Seen {
@@ -114,7 +126,7 @@ struct Seen {
   int64_t mismatches = 0;
 };
 
-TEST(Pipeline, OrderAndDetectionsMatchDetectorAcrossBatchedStreams) {
+TEST_P(PipelineStages, OrderAndDetectionsMatchDetectorAcrossBatchedStreams) {
   auto session = Session::load(model_path(), [] {
     SessionOptions so;
     so.threads = 2;
@@ -179,7 +191,7 @@ TEST(Pipeline, OrderAndDetectionsMatchDetectorAcrossBatchedStreams) {
   EXPECT_TRUE(pipe->detector().session().shares_model_with(*session));
 }
 
-TEST(Pipeline, SlowSinkBlocksFileSourcesAndLosesNothing) {
+TEST_P(PipelineStages, SlowSinkBlocksFileSourcesAndLosesNothing) {
   auto pipe = Pipeline::create(model_path(), options(2));
   ASSERT_TRUE(pipe.ok()) << pipe.status().to_string();
   const int n = 16;
@@ -199,9 +211,14 @@ TEST(Pipeline, SlowSinkBlocksFileSourcesAndLosesNothing) {
   EXPECT_EQ(st.inferred, n);
   EXPECT_EQ(st.dropped, 0);
   EXPECT_LE(max_decoded_ahead, 2 + 3 * 2 + 1) << "the source was not held back";
+  if (GetParam() == StageThreads::kInline) {
+    // Read by the inference thread itself: never more than the batch ahead.
+    EXPECT_LE(max_decoded_ahead, 2);
+    EXPECT_EQ(pipe->stage_threads(), StageThreads::kInline);
+  }
 }
 
-TEST(Pipeline, LiveSourceDropsOldestAndCountsEveryFrame) {
+TEST_P(PipelineStages, LiveSourceDropsOldestAndCountsEveryFrame) {
   auto pipe = Pipeline::create(model_path(), options(1));
   ASSERT_TRUE(pipe.ok());
   // 400 fps: far faster than a slow sink of 20 ms per frame.
@@ -223,7 +240,7 @@ TEST(Pipeline, LiveSourceDropsOldestAndCountsEveryFrame) {
   EXPECT_EQ(indices.back(), n - 1) << "the newest frame must survive drop-oldest";
 }
 
-TEST(Pipeline, InferEveryNthCountsSkips) {
+TEST_P(PipelineStages, InferEveryNthCountsSkips) {
   auto pipe = Pipeline::create(model_path(), options(2));
   ASSERT_TRUE(pipe.ok());
   StreamOptions so;
@@ -238,7 +255,7 @@ TEST(Pipeline, InferEveryNthCountsSkips) {
   EXPECT_EQ(st.inferred, 4);
 }
 
-TEST(Pipeline, FailingStreamIsReportedAloneOthersFinish) {
+TEST_P(PipelineStages, FailingStreamIsReportedAloneOthersFinish) {
   auto pipe = Pipeline::create(model_path(), options(2, 2000));
   ASSERT_TRUE(pipe.ok());
   const auto dir = testing::make_temp_dir("pipeline_errors");
@@ -268,7 +285,7 @@ TEST(Pipeline, FailingStreamIsReportedAloneOthersFinish) {
   EXPECT_LT(ended[2].inferred, 10);
 }
 
-TEST(Pipeline, StopDrainsAndEndsEveryStream) {
+TEST_P(PipelineStages, StopDrainsAndEndsEveryStream) {
   auto pipe = Pipeline::create(model_path(), options(2, 2000));
   ASSERT_TRUE(pipe.ok());
   for (int i = 0; i < 2; ++i)
@@ -345,7 +362,7 @@ class LoopbackHttp {
   std::thread thread_;
 };
 
-TEST(Pipeline, ReadsAStreamServedOverLoopbackHttp) {
+TEST_P(PipelineStages, ReadsAStreamServedOverLoopbackHttp) {
   const auto dir = testing::make_temp_dir("pipeline_http");
   const int n = 8;
   LoopbackHttp server(testing::read_file(write_clip(dir, "clip.avi", n)));
@@ -391,7 +408,7 @@ TEST(Pipeline, LocationsAreClassified) {
 // more candidates of a class than any frame before, which a new video can
 // still do, at most log2(anchors) times per class; the window is the second
 // pass, where no frame can be a new maximum.
-TEST(Pipeline, SteadyStateAllocatesNothingPerFrame) {
+TEST_P(PipelineStages, SteadyStateAllocatesNothingPerFrame) {
   auto pipe = Pipeline::create(model_path(), options(2, 1000000));
   ASSERT_TRUE(pipe.ok());
   std::vector<cv::Mat> frames = make_frames(32), twice = frames;
@@ -430,6 +447,35 @@ TEST(Pipeline, SteadyStateAllocatesNothingPerFrame) {
               largest);
   EXPECT_EQ(outside, 0) << "heap allocations by damoyolo in the pipeline's steady state";
   EXPECT_LE(largest, 4096u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Stages, PipelineStages,
+                         ::testing::Values(StageThreads::kInline, StageThreads::kSeparate),
+                         [](const ::testing::TestParamInfo<StageThreads>& p) {
+                           return p.param == StageThreads::kInline ? std::string("inline") : std::string("separate");
+                         });
+
+// kAuto puts the stages inline exactly when inference's team has every core
+// the process may use.
+TEST(Pipeline, AutoStagesInlineWhenInferenceHasEveryCore) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  ASSERT_EQ(sched_getaffinity(0, sizeof set, &set), 0);
+  const int cores = CPU_COUNT(&set);
+  for (int threads : {0, 1, cores}) {
+    PipelineOptions o;
+    o.detector.session.threads = threads;
+    auto pipe = Pipeline::create(model_path(), o);
+    ASSERT_TRUE(pipe.ok()) << pipe.status().to_string();
+    const bool all = threads == 0 || threads >= cores;
+    EXPECT_EQ(pipe->stage_threads(), all ? StageThreads::kInline : StageThreads::kSeparate) << threads;
+  }
+  PipelineOptions o;
+  o.detector.session.threads = 0;
+  o.stages = StageThreads::kSeparate;
+  auto pipe = Pipeline::create(model_path(), o);
+  ASSERT_TRUE(pipe.ok());
+  EXPECT_EQ(pipe->stage_threads(), StageThreads::kSeparate) << "an explicit choice is kept";
 }
 
 }  // namespace

@@ -52,6 +52,7 @@ struct VideoArgs {
   bool overwrite = false;
   int batch = 1;
   int64_t batch_timeout_us = 5000;
+  std::string stages = "auto";
   int every = 1;
   std::string live = "auto";
 };
@@ -170,6 +171,9 @@ int run_video(VideoArgs& a) {
   po.detector.resize = a.det.resize == "letterbox" ? ResizeMode::kLetterbox : ResizeMode::kStretch;
   po.max_batch = a.batch;
   po.batch_timeout_us = a.batch_timeout_us;
+  po.stages = a.stages == "inline" ? StageThreads::kInline
+              : a.stages == "separate" ? StageThreads::kSeparate
+                                       : StageThreads::kAuto;
   auto pipeline = Pipeline::create(detector->session(), po);
   if (!pipeline.ok()) return fail(pipeline.status().to_string());
   StreamOptions so;
@@ -345,6 +349,10 @@ Runner add_video_command(CLI::App& app) {
                   "When inference falls behind: auto (drop the oldest frame for URLs and devices, block for files), "
                   "drop, block")
       ->check(CLI::IsMember({"auto", "drop", "block"}));
+  cmd->add_option("--stages", args->stages,
+                  "Threads of the stages after decoding: auto (inline when inference has every core, else "
+                  "separate), separate (preprocess, infer, post on a thread each), inline (one thread, in turn)")
+      ->check(CLI::IsMember({"auto", "separate", "inline"}));
   return [args] { return run_video(*args); };
 }
 
