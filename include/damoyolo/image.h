@@ -236,6 +236,13 @@ struct PreprocessOptions {
   // The scalar path computes the same bits; tests run every level (false is
   // the optimisation's off switch).
   bool use_simd = true;
+  // One pass over the source: colour conversion, resize, layout change and
+  // cast per output row, while the rows are in cache. false: the classic
+  // multi-pass sequence instead — the whole image to RGB, then resized into
+  // a planar uint8 image, then cast to float — with the same bytes out (the
+  // off switch of DetectorOptimizations::fused_preprocess, for the ablation).
+  // Only run() honours it; run_u8 and run_nhwc are always one pass.
+  bool fused = true;
 };
 
 // Fused resize + colour conversion + layout change + cast, in one pass over
@@ -281,6 +288,8 @@ class Preprocessor {
   class Impl;
 
  private:
+  Status run_multipass(const ImageView& src, int dst_w, int dst_h, ResizeMode mode, float* dst,
+                       PreprocessInfo* info);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -5,9 +5,11 @@
 // by default, in two structs:
 //   OptimizationOptions    the Session's (graph passes and the oneDNN engine),
 //                          SessionOptions::opt;
-//   DetectorOptimizations  what only a Detector does (NMS, preprocessing);
+//   DetectorOptimizations  what a Detector and a Pipeline do around the
+//                          session (preprocessing, NMS, their buffers);
 //                          DetectorOptions derives from it, so `o.fast_nms`
-//                          reads as a DetectorOptions field.
+//                          reads as a DetectorOptions field, and
+//                          PipelineOptions::detector carries them.
 // kOptimizationSwitches describes every field: its name (the field's name, and
 // the word `damoyolo ... --disable` takes), what it does, what runs instead
 // when it is off, and a member pointer to the flag. Everything that lists the
@@ -49,11 +51,16 @@ struct OptimizationOptions {
   bool operator==(const OptimizationOptions&) const = default;
 };
 
-// A Detector's own switches (pre- and post-processing). Each field is
-// described by its row in kOptimizationSwitches; this struct holds nothing else.
+// A Detector's and a Pipeline's own switches (pre- and post-processing and
+// their buffers). Each field is described by its row in
+// kOptimizationSwitches; this struct holds nothing else.
 struct DetectorOptimizations {
   bool fast_nms = true;
   bool simd_preprocess = true;
+  bool fused_preprocess = true;
+  bool preallocated_buffers = true;
+  bool zero_copy_input = true;
+  bool frame_pool = true;
 
   static constexpr DetectorOptimizations all_off();
   bool operator==(const DetectorOptimizations&) const = default;
@@ -61,7 +68,7 @@ struct DetectorOptimizations {
 
 enum class OptimizationScope {
   kSession,   // a field of OptimizationOptions: every command and API that loads a model has it
-  kDetector,  // a field of DetectorOptimizations: only a Detector (detect, video, eval) has it
+  kDetector,  // a field of DetectorOptimizations: a Detector or Pipeline (detect, video, eval) has it
 };
 
 // "session" or "detector".
@@ -120,6 +127,25 @@ inline constexpr OptimizationSwitch kOptimizationSwitches[] = {
     {"simd_preprocess", OptimizationScope::kDetector,
      "the fused resize/convert runs its AVX-512 kernels (bit-exact with OpenCV)",
      "the scalar kernels (the same bytes)", nullptr, &DetectorOptimizations::simd_preprocess},
+    {"fused_preprocess", OptimizationScope::kDetector,
+     "preprocessing in one pass: colour conversion, resize, layout change and cast per output row, in cache",
+     "three passes over whole images: to RGB, resize into planar uint8, cast to float (the same bytes)", nullptr,
+     &DetectorOptimizations::fused_preprocess},
+    {"preallocated_buffers", OptimizationScope::kDetector,
+     "the network's input (one contiguous, 64-byte aligned batch tensor), its outputs and the detection lists are "
+     "allocated once and reused",
+     "each inference allocates its input and output tensors (and, in a pipeline, its detection lists) and frees "
+     "them after", nullptr, &DetectorOptimizations::preallocated_buffers},
+    {"zero_copy_input", OptimizationScope::kDetector,
+     "the frame is read where it lies: a video frame is decoded straight into the buffer preprocessing reads, a "
+     "caller's image is preprocessed from the caller's memory",
+     "the frame is copied first (decoded into the decoder's own image, or the caller's image copied), then "
+     "preprocessed from the copy", nullptr, &DetectorOptimizations::zero_copy_input},
+    {"frame_pool", OptimizationScope::kDetector,
+     "pipeline: frames are decoded into buffers from a per-stream pool allocated at start, each back in the pool "
+     "after its callback (a Detector is handed its frames: no effect there)",
+     "every frame is decoded into a buffer allocated for it and freed after its callback", nullptr,
+     &DetectorOptimizations::frame_pool},
 };
 
 namespace detail {

@@ -61,6 +61,9 @@ class FrameBuffer {
   PixelFormat format() const { return format_; }
   ImageView view() const { return {data_.get(), width_, height_, stride_, format_}; }
   size_t capacity() const { return capacity_; }
+  // Frees the pixels (capacity 0; the next reshape allocates). What a
+  // pipeline does with each frame when DetectorOptimizations::frame_pool is off.
+  void release();
 
   int64_t index = 0;   // position in its stream, 0-based, counting dropped and skipped frames
   double time_s = 0;   // presentation time, seconds from the stream's start

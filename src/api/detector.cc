@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <new>
 
 #include "model/head_layout.h"
@@ -130,7 +131,7 @@ Result<Detector> Detector::Impl::create_checked(Session session, const std::stri
   impl->input = Tensor(DType::kFloat32, {impl->batch, 3, impl->in_h, impl->in_w});
   impl->outputs = impl->session.make_outputs(impl->batch);
   impl->single_input = {impl->input};
-  impl->preprocessor = Preprocessor(PreprocessOptions{options.simd_preprocess});
+  impl->preprocessor = Preprocessor(PreprocessOptions{options.simd_preprocess, options.fused_preprocess});
   impl->infos.resize(static_cast<size_t>(impl->batch));
   Detector d;
   d.impl_ = std::move(impl);
@@ -221,21 +222,44 @@ std::vector<Result<ImageDetections>> Detector::detect(std::span<const ImageView>
   return results;
 }
 
+namespace {
+// A tightly packed copy of `v` in `bytes` (zero_copy_input off).
+ImageView copy_image(const ImageView& v, std::vector<uint8_t>& bytes) {
+  if (!v.data || v.width <= 0 || v.height <= 0) return v;  // invalid: the preprocessor says why
+  const size_t row = static_cast<size_t>(v.width) * static_cast<size_t>(pixel_format_bytes(v.format));
+  bytes.resize(row * static_cast<size_t>(v.height));
+  for (int y = 0; y < v.height; ++y) std::memcpy(bytes.data() + y * row, v.data + y * v.stride, row);
+  return {bytes.data(), v.width, v.height, static_cast<ptrdiff_t>(row), v.format};
+}
+}  // namespace
+
 Status Detector::detect_into(const ImageView& image, ImageDetections& out) {
   if (!impl_) return Status(ErrorCode::kInvalidArgument, "the detector has no model loaded");
   try {
     Impl& m = *impl_;
     auto t = Clock::now();
-    Status st = m.preprocessor.run(image, m.in_w, m.in_h, m.options.resize, m.input.data<float>(), &m.infos[0]);
+    // The ablation's off switches (damoyolo/optimizations.h): a copy of the
+    // caller's image, and tensors allocated for this call alone.
+    std::vector<uint8_t> copy;
+    const ImageView src = m.options.zero_copy_input ? image : copy_image(image, copy);
+    std::vector<Tensor> own_input, own_outputs;
+    if (!m.options.preallocated_buffers) {
+      own_input.emplace_back(DType::kFloat32, m.input.shape());
+      own_outputs = m.session.make_outputs(m.batch);
+    }
+    const std::vector<Tensor>& input = m.options.preallocated_buffers ? m.single_input : own_input;
+    std::vector<Tensor>& outputs = m.options.preallocated_buffers ? m.outputs : own_outputs;
+    Status st = m.preprocessor.run(src, m.in_w, m.in_h, m.options.resize,
+                                   const_cast<Tensor&>(input[0]).data<float>(), &m.infos[0]);
     if (!st.ok()) return st;
     out.timings = StageTimings{};
     out.timings.preprocess_ms = ms_since(t);
     t = Clock::now();
-    st = m.session.run_into(m.single_input, m.outputs);
+    st = m.session.run_into(input, outputs);
     if (!st.ok()) return st;
     out.timings.inference_ms = ms_since(t);
     t = Clock::now();
-    st = m.postprocessor.process(m.outputs, BoxScale{m.infos[0].scale_x, m.infos[0].scale_y}, 0, &out.detections);
+    st = m.postprocessor.process(outputs, BoxScale{m.infos[0].scale_x, m.infos[0].scale_y}, 0, &out.detections);
     out.timings.postprocess_ms = ms_since(t);
     out.width = image.width;
     out.height = image.height;

@@ -137,6 +137,11 @@ class Preprocessor::Impl {
   std::vector<uint8_t> tiny_row;             // a zero-padded copy of a < 8-byte row
   std::vector<int16_t> hrows;                // two cached horizontal results, [2][3][stride]
   std::vector<uint8_t> vrow;                 // one output row, [3][stride]
+
+ public:
+  // Multi-pass run() (options.fused off): the whole source as RGB, then the
+  // resized planar uint8 image. Kept, so a repeated call allocates nothing.
+  std::vector<uint8_t> full_rgb, planar_u8;
 };
 
 void Preprocessor::Impl::prepare(int sw, int sh, int dw, int dh, PixelFormat format) {
@@ -318,6 +323,7 @@ Status run_guarded(const ImageView& src, int dst_w, int dst_h, ResizeMode mode, 
 Status Preprocessor::run(const ImageView& src, int dst_w, int dst_h, ResizeMode mode, float* dst,
                          PreprocessInfo* info) {
   Impl& impl = *impl_;
+  if (!impl.options.fused) return run_multipass(src, dst_w, dst_h, mode, dst, info);
   return run_guarded(src, dst_w, dst_h, mode, dst, info, [&](const PreprocessInfo& g) {
     const size_t plane = static_cast<size_t>(dst_w) * dst_h;
     const int rw = g.resized_w, rh = g.resized_h;
@@ -334,6 +340,49 @@ Status Preprocessor::run(const ImageView& src, int dst_w, int dst_h, ResizeMode 
         std::memset(dst + c * plane + static_cast<size_t>(rh) * dst_w, 0,
                     sizeof(float) * static_cast<size_t>(dst_h - rh) * dst_w);
   });
+}
+
+// The sequence the fused pass replaces, three passes over whole images
+// (what cvtColor → resize → convertTo + split do): each pass reads back what
+// the previous one wrote, from memory once the image outgrows the cache.
+// The bytes are the fused pass's: to_rgb then resize is its definition.
+Status Preprocessor::run_multipass(const ImageView& src, int dst_w, int dst_h, ResizeMode mode, float* dst,
+                                   PreprocessInfo* info) {
+  Impl& impl = *impl_;
+  try {
+    validate_view(src);
+    if (!dst) throw Error(ErrorCode::kInvalidArgument, "preprocess: destination buffer is null");
+    const size_t w = static_cast<size_t>(src.width), h = static_cast<size_t>(src.height);
+    // Pass 1: colour conversion of the whole image to interleaved RGB.
+    impl.full_rgb.resize(w * h * 3);
+    const int bpp = pixel_format_bytes(src.format);
+    for (size_t y = 0; y < h; ++y) {
+      const uint8_t* in = src.data + static_cast<ptrdiff_t>(y) * src.stride;
+      uint8_t* out = impl.full_rgb.data() + y * w * 3;
+      for (size_t x = 0; x < w; ++x, in += bpp, out += 3) {
+        switch (src.format) {
+          case PixelFormat::kRGB8:
+          case PixelFormat::kRGBA8: out[0] = in[0], out[1] = in[1], out[2] = in[2]; break;
+          case PixelFormat::kBGR8:
+          case PixelFormat::kBGRA8: out[0] = in[2], out[1] = in[1], out[2] = in[0]; break;
+          case PixelFormat::kGray8: out[0] = out[1] = out[2] = in[0]; break;
+        }
+      }
+    }
+    const ImageView rgb{impl.full_rgb.data(), src.width, src.height, static_cast<ptrdiff_t>(w * 3), PixelFormat::kRGB8};
+    // Pass 2: resize + layout change into planar uint8.
+    const size_t n = static_cast<size_t>(3) * dst_w * dst_h;
+    impl.planar_u8.resize(n);
+    Status st = run_u8(rgb, dst_w, dst_h, mode, impl.planar_u8.data(), info);
+    if (!st.ok()) return st;
+    // Pass 3: cast to float.
+    impl.kernels->u8_to_f32(impl.planar_u8.data(), static_cast<int>(n), dst);
+    return Status::Ok();
+  } catch (const Error& e) {
+    return e.status();
+  } catch (const std::bad_alloc&) {
+    return Status(ErrorCode::kOutOfRange, "preprocess: out of memory for the multi-pass images");
+  }
 }
 
 Status Preprocessor::run_u8(const ImageView& src, int dst_w, int dst_h, ResizeMode mode,

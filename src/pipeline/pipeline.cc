@@ -53,6 +53,8 @@ struct Stream {
   // not live): no thread of its own, so decoding never runs beside inference.
   bool inline_read = false;
   int64_t next_index = 0;  // inline_read: the next frame's index
+  // zero_copy_input off: what the source decodes into before the copy.
+  FrameBuffer decoded_copy;
   std::thread thread;
   // Counters, written by one thread each, read by stream_stats at any time.
   std::atomic<int64_t> decoded{0}, inferred{0}, dropped{0}, skipped{0}, failed{0}, cancelled{0};
@@ -77,6 +79,21 @@ struct Slot {
   // k-1), built once so that a short batch wraps nothing per run.
   std::vector<std::vector<Tensor>> inputs_k, outputs_k;
   const std::vector<Tensor>* used_outputs = nullptr;
+  // (Re)builds inputs_k / outputs_k over input / outputs.
+  void bind_views(int max_batch, int h, int w) {
+    inputs_k.clear();
+    outputs_k.clear();
+    for (int k = 1; k <= max_batch; ++k) {
+      inputs_k.push_back({Tensor::wrap(DType::kFloat32, {k, 3, h, w}, input.raw())});
+      std::vector<Tensor> outs;
+      for (const Tensor& o : outputs) {
+        Shape shape = o.shape();
+        shape[0] = k;
+        outs.push_back(Tensor::wrap(o.dtype(), shape, const_cast<void*>(o.raw())));
+      }
+      outputs_k.push_back(std::move(outs));
+    }
+  }
   std::vector<Item> items;  // capacity reserved at start
   std::vector<std::vector<Detection>> detections;  // one list per batch position
   int positions = 0;
@@ -116,6 +133,7 @@ struct Pipeline::Impl {
 
   Status allocate();
   void source_loop(int s);
+  Result<bool> read_frame(Stream& st, FrameBuffer& fb);
   FrameBuffer* read_inline(Stream& st);
   void end_source(Stream& st, const Status& error, bool stopped);
   void batcher_loop();
@@ -161,7 +179,8 @@ Result<Pipeline> Pipeline::create(const Session& session, const PipelineOptions&
     impl->stages = team == 0 || team >= usable_cores() ? StageThreads::kInline : StageThreads::kSeparate;
   }
   impl->slot_count = impl->stages == StageThreads::kInline ? 1 : kSlots;
-  impl->preprocessor = Preprocessor(PreprocessOptions{options.detector.simd_preprocess});
+  impl->preprocessor =
+      Preprocessor(PreprocessOptions{options.detector.simd_preprocess, options.detector.fused_preprocess});
   impl->postprocessor = Postprocessor(impl->detector.postprocess_options());
   Status st = impl->postprocessor.set_input_size(impl->in_w, impl->in_h);
   if (!st.ok()) return st;
@@ -203,7 +222,7 @@ Status Pipeline::Impl::allocate() {
     s->queue = pipeline::Ring<FrameBuffer*>(static_cast<size_t>(options.queue_depth));
     for (int i = 0; i < count; ++i) {
       auto fb = std::make_unique<FrameBuffer>();
-      if (s->source->width() > 0 && s->source->height() > 0) {
+      if (options.detector.frame_pool && s->source->width() > 0 && s->source->height() > 0) {
         Status st = fb->reshape(s->source->width(), s->source->height(), PixelFormat::kBGR8);
         if (!st.ok()) return Status(st.code(), s->source->name() + ": " + st.message());
       }
@@ -214,21 +233,15 @@ Status Pipeline::Impl::allocate() {
   const int max_det = detector.postprocess_options().max_det;
   for (int i = 0; i < slot_count; ++i) {
     auto slot = std::make_unique<Slot>();
-    slot->input = Tensor(DType::kFloat32, {max_batch, 3, in_h, in_w});
-    slot->outputs = session.make_outputs(max_batch);
-    for (int k = 1; k <= max_batch; ++k) {
-      slot->inputs_k.push_back({Tensor::wrap(DType::kFloat32, {k, 3, in_h, in_w}, slot->input.raw())});
-      std::vector<Tensor> outs;
-      for (const Tensor& o : slot->outputs) {
-        Shape shape = o.shape();
-        shape[0] = k;
-        outs.push_back(Tensor::wrap(o.dtype(), shape, const_cast<void*>(o.raw())));
-      }
-      slot->outputs_k.push_back(std::move(outs));
+    if (options.detector.preallocated_buffers) {
+      slot->input = Tensor(DType::kFloat32, {max_batch, 3, in_h, in_w});
+      slot->outputs = session.make_outputs(max_batch);
+      slot->bind_views(max_batch, in_h, in_w);
     }
     slot->items.reserve(item_capacity);
     slot->detections.resize(static_cast<size_t>(max_batch));
-    for (auto& d : slot->detections) d.reserve(static_cast<size_t>(max_det > 0 ? max_det : 1000));
+    if (options.detector.preallocated_buffers)
+      for (auto& d : slot->detections) d.reserve(static_cast<size_t>(max_det > 0 ? max_det : 1000));
     slots.push_back(std::move(slot));
   }
   free_slots = std::make_unique<pipeline::Channel<Slot*>>(static_cast<size_t>(slot_count));
@@ -332,6 +345,10 @@ PipelineStats Pipeline::stats() const {
 }
 
 void Pipeline::Impl::give_back(Stream& st, FrameBuffer* fb) {
+  // No pool (frame_pool off): the frame's memory goes back to the heap and
+  // the next frame allocates its own; the buffer object only counts the
+  // frames in flight, so backpressure is the same.
+  if (!options.detector.frame_pool) fb->release();
   std::lock_guard lock(mu);
   st.free.push(fb);
   st.space.notify_all();
@@ -380,7 +397,7 @@ void Pipeline::Impl::source_loop(int s) {
     }
     Result<bool> more = false;
     try {
-      more = st.source->read(*fb);
+      more = read_frame(st, *fb);
     } catch (const std::exception& e) {
       more = Status(ErrorCode::kInternal, st.source->name() + ": " + e.what());
     }
@@ -417,6 +434,22 @@ void Pipeline::Impl::source_loop(int s) {
   end_source(st, error, stopped);
 }
 
+// The source's read; with zero_copy_input off, into the stream's own frame
+// first and then copied into the pool's buffer (as a decoder that returns
+// its own image would make the caller do).
+Result<bool> Pipeline::Impl::read_frame(Stream& st, FrameBuffer& fb) {
+  if (options.detector.zero_copy_input) return st.source->read(fb);
+  FrameBuffer& own = st.decoded_copy;
+  Result<bool> more = st.source->read(own);
+  if (!more.ok() || !*more) return more;
+  Status shaped = fb.reshape(own.width(), own.height(), own.format());
+  if (!shaped.ok()) return shaped;
+  const size_t row = static_cast<size_t>(own.width()) * static_cast<size_t>(pixel_format_bytes(own.format()));
+  for (int y = 0; y < own.height(); ++y) std::memcpy(fb.data() + y * fb.stride(), own.data() + y * own.stride(), row);
+  fb.time_s = own.time_s;
+  return true;
+}
+
 void Pipeline::Impl::end_source(Stream& st, const Status& error, bool stopped) {
   std::string warning;
   if (error.ok() && !stopped) warning = st.source->end_warning();
@@ -449,7 +482,7 @@ FrameBuffer* Pipeline::Impl::read_inline(Stream& st) {
     }
     Result<bool> more = false;
     try {
-      more = st.source->read(*fb);
+      more = read_frame(st, *fb);
     } catch (const std::exception& e) {
       more = Status(ErrorCode::kInternal, st.source->name() + ": " + e.what());
     }
@@ -497,6 +530,14 @@ void Pipeline::Impl::batcher_loop() {
       slot->items.clear();
       slot->positions = 0;
       slot->infer_status = Status::Ok();
+      if (!options.detector.preallocated_buffers) {
+        // No preallocated batch (the ablation's off switch): this batch's
+        // input is allocated now, its outputs at inference, and both freed
+        // when the next batch replaces them.
+        slot->input = Tensor(DType::kFloat32, {max_batch, 3, in_h, in_w});
+        slot->outputs.clear();
+        slot->bind_views(max_batch, in_h, in_w);
+      }
     }
     int picked = -1;
     FrameBuffer* fb = nullptr;
@@ -586,6 +627,10 @@ void Pipeline::Impl::infer_loop() {
 void Pipeline::Impl::infer(Slot* slot) {
   const int k = slot->positions;
   slot->used_outputs = nullptr;
+  if (!options.detector.preallocated_buffers && k > 0) {
+    slot->outputs = session.make_outputs(max_batch);
+    slot->bind_views(max_batch, in_h, in_w);
+  }
   if (k > 0) {
     Status st;
     try {
@@ -651,6 +696,7 @@ void Pipeline::Impl::post(Slot* slot) {
         result.status = slot->infer_status;
       } else {
         std::vector<Detection>& dets = slot->detections[static_cast<size_t>(item.position)];
+        if (!options.detector.preallocated_buffers) std::vector<Detection>().swap(dets);  // a list of its own
         try {
           result.status = postprocessor.process(*slot->used_outputs, BoxScale{item.info.scale_x, item.info.scale_y},
                                                 item.position, &dets);

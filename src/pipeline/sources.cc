@@ -17,6 +17,13 @@ constexpr int kMaxSide = 1 << 15;
 
 void FrameBuffer::Free::operator()(uint8_t* p) const { ::operator delete[](p, std::align_val_t{kRowAlign}); }
 
+void FrameBuffer::release() {
+  data_.reset();
+  capacity_ = 0;
+  width_ = height_ = 0;
+  stride_ = 0;
+}
+
 Status FrameBuffer::reshape(int width, int height, PixelFormat format) {
   if (width <= 0 || height <= 0 || width > kMaxSide || height > kMaxSide)
     return Status(ErrorCode::kOutOfRange, "frame of " + std::to_string(width) + "x" + std::to_string(height) +
