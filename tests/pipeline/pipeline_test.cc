@@ -1,6 +1,7 @@
 // damoyolo::Pipeline: ordering, identity with Detector::detect, batching
 // across streams, backpressure, live drops, per-stream errors, shutdown,
-// a loopback HTTP stream, and zero steady-state allocation.
+// loopback HTTP and UDP streams, reconnecting after a stream drops, and zero
+// steady-state allocation.
 //
 // Kept fast (the folder runs under ASan too): small frames, the Ns 416
 // model, a few dozen frames per test. Frames come from an in-memory source
@@ -12,7 +13,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <chrono>
 #include <cstring>
 #include <fstream>
@@ -25,6 +28,7 @@
 #include "damoyolo/pipeline.h"
 #include "damoyolo/video_source.h"
 #include "testutil/alloc_counter.h"
+#include "testutil/ffmpeg_child.h"
 #include "testutil/testutil.h"
 
 namespace damoyolo {
@@ -369,6 +373,231 @@ TEST(Pipeline, ReadsAStreamServedOverLoopbackHttp) {
   EXPECT_TRUE(st.error.ok()) << st.error.to_string();
   EXPECT_EQ(st.inferred, n);
   EXPECT_EQ(indices.size(), static_cast<size_t>(n));
+}
+
+// --- UDP streams from an ffmpeg child on 127.0.0.1 (skipped without ffmpeg).
+//
+// Bounded everywhere for a loaded 2-core machine: every wait has a deadline,
+// the children are killed when the test ends (FfmpegChild's destructor), and
+// a watchdog stops the pipeline if a test runs far past its expected time.
+
+struct Delivered {
+  std::mutex mu;
+  std::map<int, std::vector<int64_t>> indices;
+  std::map<int, std::vector<int>> widths;
+  std::map<int, StreamStats> ended;
+  std::atomic<int64_t> count0{0};
+  void on_frame(const FrameResult& r) {
+    std::lock_guard lock(mu);
+    indices[r.stream].push_back(r.frame->index);
+    widths[r.stream].push_back(r.frame->width());
+    if (r.stream == 0) ++count0;
+  }
+  void on_end(int s, const StreamStats& st) {
+    std::lock_guard lock(mu);
+    ended[s] = st;
+  }
+};
+
+// Polls `done` every 20 ms for up to `limit`; true once it holds.
+template <class F>
+bool wait_for(F done, std::chrono::milliseconds limit) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(20ms);
+  }
+  return true;
+}
+
+// Stops the pipeline (kCancel) if wait() has not returned within `limit`.
+class Watchdog {
+ public:
+  Watchdog(Pipeline& p, std::chrono::seconds limit)
+      : thread_([this, &p, limit] {
+          std::unique_lock lock(mu_);
+          if (!cv_.wait_for(lock, limit, [&] { return done_; })) {
+            fired_ = true;
+            p.stop(StopMode::kCancel);
+          }
+        }) {}
+  ~Watchdog() { finish(); }
+  bool finish() {
+    {
+      std::lock_guard lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+    return fired_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  bool fired_ = false;
+  std::thread thread_;
+};
+
+std::string udp_url(int port) { return "udp://127.0.0.1:" + std::to_string(port); }
+
+// Opens the stream ffmpeg is sending to `port`, retrying while it starts (it
+// can take seconds on a loaded machine); `vo.open_timeout_ms` is per try.
+Result<std::unique_ptr<Source>> open_udp(int port, const VideoSourceOptions& vo, int tries = 5) {
+  Result<std::unique_ptr<Source>> src = open_video_source(udp_url(port), vo);
+  for (int i = 1; i < tries && !src.ok(); ++i) src = open_video_source(udp_url(port), vo);
+  return src;
+}
+
+#define SKIP_WITHOUT_FFMPEG() \
+  if (!testing::have_ffmpeg()) GTEST_SKIP() << "ffmpeg is not on PATH: the loopback stream tests need it to serve"
+
+void expect_counts_consistent(const StreamStats& st, const std::vector<int64_t>& indices) {
+  EXPECT_EQ(st.decoded, st.inferred + st.dropped + st.skipped + st.failed + st.cancelled);
+  EXPECT_EQ(st.inferred, static_cast<int64_t>(indices.size()));
+  for (size_t i = 1; i < indices.size(); ++i) ASSERT_LT(indices[i - 1], indices[i]) << "at " << i;
+  if (!indices.empty()) EXPECT_LT(indices.back(), st.decoded);
+}
+
+TEST(Pipeline, ReadsAUdpMpegTsStreamOverLoopback) {
+  SKIP_WITHOUT_FFMPEG();
+  const auto dir = testing::make_temp_dir("pipeline_udp");
+  const int port = testing::free_loopback_port();
+  ASSERT_GT(port, 0);
+  testing::FfmpegChild server(testing::udp_test_stream_args(port, 3), (dir / "ffmpeg.log").string());
+  ASSERT_TRUE(server.started());
+  VideoSourceOptions vo;
+  vo.open_timeout_ms = 5000;
+  vo.read_timeout_ms = 2000;  // the end: no packet for 2 s
+  vo.reconnect_attempts = 0;
+  auto src = open_udp(port, vo);
+  ASSERT_TRUE(src.ok()) << src.status().to_string() << "\n" << testing::read_file_string((dir / "ffmpeg.log").string());
+  EXPECT_TRUE((*src)->live());
+  EXPECT_EQ((*src)->frame_count(), -1);
+  auto pipe = Pipeline::create(model_path(), options(1));
+  ASSERT_TRUE(pipe.ok());
+  ASSERT_TRUE(pipe->add_stream(std::move(*src)).ok());  // kAuto: live, drops when behind
+  Delivered d;
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(pipe->start([&](FrameResult& r) { d.on_frame(r); }, [&](int s, const StreamStats& st) { d.on_end(s, st); })
+                  .ok());
+  Watchdog dog(*pipe, 60s);
+  ASSERT_TRUE(pipe->wait().ok());
+  EXPECT_FALSE(dog.finish()) << "the stream did not end within 60 s";
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const StreamStats st = pipe->stream_stats(0);
+  EXPECT_TRUE(st.error.ok()) << st.error.to_string();
+  EXPECT_EQ(st.reconnects, 0);
+  // 75 frames sent; the first GOP(s) may be lost before the reader bound the
+  // port, and a slow machine may drop (live policy) but decodes them all.
+  EXPECT_GE(st.decoded, 40) << secs << " s";
+  EXPECT_LE(st.decoded, 75);
+  EXPECT_GE(st.inferred, 5);
+  expect_counts_consistent(st, d.indices[0]);
+  for (int w : d.widths[0]) ASSERT_EQ(w, 160);
+}
+
+// The server dies mid-stream and comes back (a new ffmpeg, on the same port,
+// with a different frame size so its frames are recognisable): the stream
+// resumes, its indices keep increasing, and the reconnect is counted.
+TEST(Pipeline, UdpStreamReconnectsAfterTheServerRestarts) {
+  SKIP_WITHOUT_FFMPEG();
+  const auto dir = testing::make_temp_dir("pipeline_udp_reconnect");
+  const std::string log = (dir / "ffmpeg.log").string();
+  const int port = testing::free_loopback_port();
+  ASSERT_GT(port, 0);
+  auto first = std::make_unique<testing::FfmpegChild>(testing::udp_test_stream_args(port, 60), log);
+  VideoSourceOptions vo;
+  vo.open_timeout_ms = 5000;
+  vo.read_timeout_ms = 1000;
+  vo.reconnect_attempts = 5;
+  vo.reconnect_delay_ms = 200;
+  auto src = open_udp(port, vo);
+  ASSERT_TRUE(src.ok()) << src.status().to_string() << "\n" << testing::read_file_string(log);
+  auto pipe = Pipeline::create(model_path(), options(1));
+  ASSERT_TRUE(pipe.ok());
+  ASSERT_TRUE(pipe->add_stream(std::move(*src)).ok());
+  Delivered d;
+  ASSERT_TRUE(pipe->start([&](FrameResult& r) { d.on_frame(r); }, [&](int s, const StreamStats& st) { d.on_end(s, st); })
+                  .ok());
+  Watchdog dog(*pipe, 120s);
+  ASSERT_TRUE(wait_for([&] { return d.count0 >= 8; }, 60s)) << "no frames from the first server";
+  first->kill();
+  // The gap: nothing is sent for longer than the read timeout, so the reader
+  // notices and reopens. (A sender back within the read timeout is not a
+  // reconnect: its packets reach the same socket. OpenCV's scaler then fails
+  // on a new frame size, hence the margin.)
+  std::this_thread::sleep_for(3s);
+  testing::FfmpegChild second(testing::udp_test_stream_args(port, 60, 176, 144), log);
+  auto new_frames = [&] {
+    std::lock_guard lock(d.mu);
+    return std::count(d.widths[0].begin(), d.widths[0].end(), 176);
+  };
+  const bool resumed = wait_for([&] { return new_frames() >= 8; }, 60s);
+  pipe->stop(StopMode::kDrain);
+  ASSERT_TRUE(pipe->wait().ok());
+  EXPECT_FALSE(dog.finish());
+  ASSERT_TRUE(resumed) << "no frames from the restarted server\n" << testing::read_file_string(log);
+  const StreamStats st = pipe->stream_stats(0);
+  EXPECT_TRUE(st.error.ok()) << st.error.to_string();
+  EXPECT_GE(st.reconnects, 1);
+  EXPECT_TRUE(st.stopped);
+  expect_counts_consistent(st, d.indices[0]);
+  // The old server's frames, then the new one's: one change of size.
+  const auto& w = d.widths[0];
+  const auto switch_at = std::find(w.begin(), w.end(), 176);
+  EXPECT_GE(switch_at - w.begin(), 8);
+  EXPECT_TRUE(std::all_of(w.begin(), switch_at, [](int x) { return x == 160; }));
+  EXPECT_TRUE(std::all_of(switch_at, w.end(), [](int x) { return x == 176; }));
+}
+
+// The server dies and never comes back: after its attempts the stream ends
+// with an error naming the location and the attempts; another stream in the
+// same pipeline (live, paced, running meanwhile) completes normally.
+TEST(Pipeline, UdpStreamGivesUpWhenTheServerStaysDownOthersFinish) {
+  SKIP_WITHOUT_FFMPEG();
+  const auto dir = testing::make_temp_dir("pipeline_udp_gone");
+  const std::string log = (dir / "ffmpeg.log").string();
+  const int port = testing::free_loopback_port();
+  ASSERT_GT(port, 0);
+  testing::FfmpegChild server(testing::udp_test_stream_args(port, 60), log);
+  VideoSourceOptions vo;
+  vo.open_timeout_ms = 3000;  // per try, at the start and for each reconnect attempt
+  vo.read_timeout_ms = 1000;
+  vo.reconnect_attempts = 2;
+  vo.reconnect_delay_ms = 100;
+  auto src = open_udp(port, vo, 8);
+  ASSERT_TRUE(src.ok()) << src.status().to_string() << "\n" << testing::read_file_string(log);
+  auto pipe = Pipeline::create(model_path(), options(2));
+  ASSERT_TRUE(pipe.ok());
+  ASSERT_TRUE(pipe->add_stream(std::move(*src)).ok());
+  const int other_frames = 100;  // 4 s at 25 fps
+  ASSERT_TRUE(
+      pipe->add_stream(std::make_unique<MemorySource>("paced", make_frames(other_frames), true, 40000us)).ok());
+  Delivered d;
+  ASSERT_TRUE(pipe->start([&](FrameResult& r) { d.on_frame(r); }, [&](int s, const StreamStats& st) { d.on_end(s, st); })
+                  .ok());
+  Watchdog dog(*pipe, 150s);
+  ASSERT_TRUE(wait_for([&] { return d.count0 >= 5; }, 60s)) << "no frames from the server";
+  server.kill();
+  ASSERT_TRUE(pipe->wait().ok());
+  EXPECT_FALSE(dog.finish()) << "the pipeline did not end by itself";
+  ASSERT_EQ(d.ended.size(), 2u);
+  const StreamStats& gone = d.ended[0];
+  EXPECT_EQ(gone.error.code(), ErrorCode::kIOError) << gone.error.to_string();
+  EXPECT_NE(gone.error.message().find(udp_url(port)), std::string::npos) << gone.error.message();
+  EXPECT_NE(gone.error.message().find("2 reconnect attempt(s)"), std::string::npos) << gone.error.message();
+  EXPECT_EQ(gone.reconnects, 0);
+  std::cout << "the error: " << gone.error.message() << "\n";
+  EXPECT_FALSE(gone.stopped);
+  expect_counts_consistent(gone, d.indices[0]);
+  const StreamStats& other = d.ended[1];
+  EXPECT_TRUE(other.error.ok()) << other.error.to_string();
+  EXPECT_EQ(other.decoded, other_frames);
+  EXPECT_EQ(other.reconnects, 0);
+  expect_counts_consistent(other, d.indices[1]);
+  EXPECT_GE(other.inferred, 10);
 }
 
 TEST(Pipeline, LocationsAreClassified) {
