@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -98,6 +99,26 @@ class FfmpegChild {
  private:
   pid_t pid_ = -1;
 };
+
+// Waits up to `timeout_ms` for a UDP packet to 127.0.0.1:port (binding the
+// port meanwhile, then closing it): true once a sender is running.
+inline bool wait_for_udp_sender(int port, int timeout_ms) {
+  const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+  if (fd < 0) return false;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  bool got = false;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buf[2048];
+    got = ::recv(fd, buf, sizeof buf, 0) > 0;
+  }
+  ::close(fd);
+  return got;
+}
 
 // Arguments for ffmpeg to send `seconds` of a 25 fps test pattern of
 // width x height as MPEG-TS (MPEG-2 video, a keyframe every 5 frames) to

@@ -54,6 +54,9 @@ struct VideoArgs {
   int64_t batch_timeout_us = 5000;
   int every = 1;
   std::string live = "auto";
+  int reconnect_attempts = 3;
+  int reconnect_delay_ms = 500;
+  int timeout_ms = 10000;
 };
 
 int fail(const std::string& message) {
@@ -118,6 +121,10 @@ int run_video(VideoArgs& a) {
   // Every source is opened before the model is loaded: a missing file or an
   // unreachable URL fails at once.
   VideoSourceOptions vo;
+  vo.open_timeout_ms = a.timeout_ms;
+  vo.read_timeout_ms = a.timeout_ms;
+  vo.reconnect_attempts = a.reconnect_attempts;
+  vo.reconnect_delay_ms = a.reconnect_delay_ms;
   int64_t total = 0;  // frames the containers declare, for the progress bar
   // With several inputs one that cannot be opened is reported and left out,
   // like a bad image among good ones in `detect`; the run still fails at the end.
@@ -294,7 +301,10 @@ int run_video(VideoArgs& a) {
       if (o.sink) std::cout << " -> " << o.video_path;
       std::cout << "\n"
                 << "  decoded " << s.decoded << ", inferred " << s.inferred << ", dropped " << s.dropped
-                << ", skipped " << s.skipped << ", errors " << (s.failed + (s.error.ok() ? 0 : 1)) << "\n"
+                << ", skipped " << s.skipped << ", errors " << (s.failed + (s.error.ok() ? 0 : 1));
+      // Only network inputs reconnect (files, stdin and devices never do).
+      if (classify_video_location(o.input) == VideoLocationKind::kUrl) std::cout << ", reconnects " << s.reconnects;
+      std::cout << "\n"
                 << "throughput: " << o.frames << " frame(s) in " << fmt(secs, 3) << " s = "
                 << fmt(secs > 0 ? static_cast<double>(o.frames) / secs : 0, 1) << " FPS\n";
     }
@@ -345,6 +355,17 @@ Runner add_video_command(CLI::App& app) {
                   "When inference falls behind: auto (drop the oldest frame for URLs and devices, block for files), "
                   "drop, block")
       ->check(CLI::IsMember({"auto", "drop", "block"}));
+  cmd->add_option("--reconnect-attempts", args->reconnect_attempts,
+                  "Network inputs (URLs): reopen a stream that breaks off up to N times in a row before it fails "
+                  "(default 3; 0 = never)")
+      ->check(CLI::Range(0, 1000000));
+  cmd->add_option("--reconnect-delay-ms", args->reconnect_delay_ms,
+                  "Wait before the first reconnect attempt, doubled for each next one up to 8x (default 500)")
+      ->check(CLI::Range(0, 3600000));
+  cmd->add_option("--timeout-ms", args->timeout_ms,
+                  "Network inputs: how long opening and each read may take before the stream is failed or "
+                  "reconnected (default 10000)")
+      ->check(CLI::Range(1, 3600000));
   return [args] { return run_video(*args); };
 }
 
