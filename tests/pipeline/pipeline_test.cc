@@ -1,6 +1,6 @@
 // damoyolo::Pipeline: ordering, identity with Detector::detect, batching
 // across streams, backpressure, live drops, per-stream errors, shutdown,
-// loopback HTTP and UDP streams, reconnecting after a stream drops, and zero
+// loopback HTTP, UDP and RTSP streams, reconnecting after a stream drops, and zero
 // steady-state allocation.
 //
 // Kept fast (the folder runs under ASan too): small frames, the Ns 416
@@ -598,6 +598,236 @@ TEST(Pipeline, UdpStreamGivesUpWhenTheServerStaysDownOthersFinish) {
   EXPECT_EQ(other.reconnects, 0);
   expect_counts_consistent(other, d.indices[1]);
   EXPECT_GE(other.inferred, 10);
+}
+
+// --- RTSP on loopback: a minimal server in the test (there is no RTSP server
+// here, and ffmpeg only pushes to one). It answers one client at a time:
+// OPTIONS, DESCRIBE (a fixed SDP: MPEG-TS over RTP, payload 33), SETUP (TCP
+// interleaved only: UDP gets 461 and FFmpeg falls back to TCP), PLAY,
+// GET_PARAMETER and TEARDOWN. The RTP packets come from an ffmpeg child
+// (`-f rtp_mpegts`) to the server's UDP port, relayed to the playing client
+// on interleaved channel 0. Enough for FFmpeg's RTSP client, not a server.
+class LoopbackRtsp {
+ public:
+  LoopbackRtsp() {
+    tcp_ = bound_socket(SOCK_STREAM, &port_);
+    udp_ = bound_socket(SOCK_DGRAM, &rtp_port_);
+    EXPECT_EQ(::listen(tcp_, 4), 0);
+    timeval tv{0, 100000};
+    ::setsockopt(udp_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    accept_thread_ = std::thread([this] { accept_loop(); });
+    relay_thread_ = std::thread([this] { relay_loop(); });
+  }
+  ~LoopbackRtsp() {
+    stop_ = true;
+    ::shutdown(tcp_, SHUT_RDWR);
+    ::close(tcp_);
+    accept_thread_.join();
+    relay_thread_.join();
+    ::close(udp_);
+  }
+  std::string url() const { return "rtsp://127.0.0.1:" + std::to_string(port_) + "/live"; }
+  int rtp_port() const { return rtp_port_; }
+  int sessions() const { return sessions_; }
+
+ private:
+  static int bound_socket(int type, int* port) {
+    const int fd = ::socket(AF_INET, type, 0);
+    int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    socklen_t len = sizeof addr;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    *port = ntohs(addr.sin_port);
+    return fd;
+  }
+  bool send_all(int fd, const char* p, size_t n) {
+    while (n > 0) {
+      const ssize_t k = ::send(fd, p, n, MSG_NOSIGNAL);
+      if (k <= 0) return false;
+      p += k;
+      n -= static_cast<size_t>(k);
+    }
+    return true;
+  }
+  static std::string header(const std::string& req, const std::string& name) {
+    const size_t at = req.find("\r\n" + name + ":");
+    if (at == std::string::npos) return {};
+    size_t b = at + 3 + name.size();
+    while (b < req.size() && req[b] == ' ') ++b;
+    return req.substr(b, req.find("\r\n", b) - b);
+  }
+  void accept_loop() {
+    while (!stop_) {
+      const int c = ::accept(tcp_, nullptr, nullptr);
+      if (c < 0) return;
+      timeval tv{0, 100000};
+      ::setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+      ++sessions_;
+      serve(c);
+      {
+        std::lock_guard lock(send_mu_);
+        playing_ = -1;
+      }
+      ::close(c);
+    }
+  }
+  void serve(int c) {
+    std::string in;
+    char buf[4096];
+    while (!stop_) {
+      const ssize_t k = ::recv(c, buf, sizeof buf, 0);
+      if (k == 0) return;
+      if (k < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) continue;
+        return;
+      }
+      in.append(buf, static_cast<size_t>(k));
+      for (;;) {
+        if (!in.empty() && in[0] == '$') {  // the client's interleaved RTCP: skipped
+          if (in.size() < 4) break;
+          const size_t len = 4 + (static_cast<size_t>(static_cast<uint8_t>(in[2])) << 8) + static_cast<uint8_t>(in[3]);
+          if (in.size() < len) break;
+          in.erase(0, len);
+          continue;
+        }
+        const size_t end = in.find("\r\n\r\n");
+        if (end == std::string::npos) break;
+        const std::string req = in.substr(0, end + 2);
+        in.erase(0, end + 4);
+        const size_t body = static_cast<size_t>(std::atoi(header(req, "Content-Length").c_str()));
+        in.erase(0, std::min(body, in.size()));
+        const std::string method = req.substr(0, req.find(' '));
+        std::string status = "200 OK", extra, content;
+        if (method == "OPTIONS") {
+          extra = "Public: OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN, GET_PARAMETER\r\n";
+        } else if (method == "DESCRIBE") {
+          content =
+              "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=damoyolo test\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+              "m=video 0 RTP/AVP 33\r\na=rtpmap:33 MP2T/90000\r\na=control:track0\r\n";
+          extra = "Content-Base: " + url() + "/\r\nContent-Type: application/sdp\r\nContent-Length: " +
+                  std::to_string(content.size()) + "\r\n";
+        } else if (method == "SETUP") {
+          if (header(req, "Transport").find("TCP") == std::string::npos)
+            status = "461 Unsupported Transport";
+          else
+            extra = "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\nSession: 5EC0DE;timeout=60\r\n";
+        } else {
+          extra = "Session: 5EC0DE\r\n";
+          if (method == "PLAY") extra += "Range: npt=0.000-\r\n";
+        }
+        const std::string reply =
+            "RTSP/1.0 " + status + "\r\nCSeq: " + header(req, "CSeq") + "\r\n" + extra + "\r\n" + content;
+        std::lock_guard lock(send_mu_);
+        if (!send_all(c, reply.data(), reply.size())) return;
+        if (method == "PLAY") playing_ = c;
+        if (method == "TEARDOWN") return;
+      }
+    }
+  }
+  void relay_loop() {
+    std::vector<char> buf(4 + 65536);
+    while (!stop_) {
+      const ssize_t k = ::recv(udp_, buf.data() + 4, 65536, 0);
+      if (k <= 0) continue;
+      buf[0] = '$';
+      buf[1] = 0;
+      buf[2] = static_cast<char>(k >> 8);
+      buf[3] = static_cast<char>(k & 0xff);
+      std::lock_guard lock(send_mu_);
+      if (playing_ >= 0 && !send_all(playing_, buf.data(), static_cast<size_t>(k) + 4)) playing_ = -1;
+    }
+  }
+
+  int tcp_ = -1, udp_ = -1, port_ = 0, rtp_port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> sessions_{0};
+  std::mutex send_mu_;
+  int playing_ = -1;  // guarded by send_mu_
+  std::thread accept_thread_, relay_thread_;
+};
+
+std::vector<std::string> rtp_test_stream_args(int port, double seconds) {
+  return {"-re", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=25", "-t", std::to_string(seconds), "-c:v",
+          "mpeg2video", "-g", "5", "-f", "rtp_mpegts", "rtp://127.0.0.1:" + std::to_string(port) + "?pkt_size=1316"};
+}
+
+TEST(Pipeline, ReadsAnRtspStreamOverLoopback) {
+  SKIP_WITHOUT_FFMPEG();
+  const auto dir = testing::make_temp_dir("pipeline_rtsp");
+  const std::string log = (dir / "ffmpeg.log").string();
+  LoopbackRtsp server;
+  testing::FfmpegChild sender(rtp_test_stream_args(server.rtp_port(), 4), log);
+  ASSERT_TRUE(sender.started());
+  EXPECT_EQ(classify_video_location(server.url()), VideoLocationKind::kUrl);
+  VideoSourceOptions vo;
+  vo.open_timeout_ms = 10000;
+  vo.read_timeout_ms = 2000;
+  vo.reconnect_attempts = 0;
+  auto src = open_video_source(server.url(), vo);
+  ASSERT_TRUE(src.ok()) << src.status().to_string() << "\n" << testing::read_file_string(log);
+  EXPECT_TRUE((*src)->live());
+  auto pipe = Pipeline::create(model_path(), options(1));
+  ASSERT_TRUE(pipe.ok());
+  ASSERT_TRUE(pipe->add_stream(std::move(*src)).ok());
+  Delivered d;
+  ASSERT_TRUE(pipe->start([&](FrameResult& r) { d.on_frame(r); }, [&](int s, const StreamStats& st) { d.on_end(s, st); })
+                  .ok());
+  Watchdog dog(*pipe, 60s);
+  ASSERT_TRUE(pipe->wait().ok());
+  EXPECT_FALSE(dog.finish()) << "the stream did not end within 60 s";
+  const StreamStats st = pipe->stream_stats(0);
+  EXPECT_TRUE(st.error.ok()) << st.error.to_string();
+  EXPECT_GE(st.decoded, 25) << "100 frames were sent";
+  EXPECT_LE(st.decoded, 100);
+  EXPECT_EQ(st.reconnects, 0);
+  EXPECT_EQ(server.sessions(), 1);
+  expect_counts_consistent(st, d.indices[0]);
+  for (int w : d.widths[0]) ASSERT_EQ(w, 160);
+}
+
+// The RTSP server stays up but its stream stops (the sender is killed), then
+// a new sender starts: the reader times out, reconnects (a second RTSP
+// session: DESCRIBE, SETUP, PLAY again) and the frames resume.
+TEST(Pipeline, RtspStreamReconnectsWhenItsSenderRestarts) {
+  SKIP_WITHOUT_FFMPEG();
+  const auto dir = testing::make_temp_dir("pipeline_rtsp_reconnect");
+  const std::string log = (dir / "ffmpeg.log").string();
+  LoopbackRtsp server;
+  auto first = std::make_unique<testing::FfmpegChild>(rtp_test_stream_args(server.rtp_port(), 60), log);
+  VideoSourceOptions vo;
+  vo.open_timeout_ms = 10000;
+  vo.read_timeout_ms = 1000;
+  vo.reconnect_attempts = 5;
+  vo.reconnect_delay_ms = 200;
+  auto src = open_video_source(server.url(), vo);
+  ASSERT_TRUE(src.ok()) << src.status().to_string() << "\n" << testing::read_file_string(log);
+  auto pipe = Pipeline::create(model_path(), options(1));
+  ASSERT_TRUE(pipe.ok());
+  ASSERT_TRUE(pipe->add_stream(std::move(*src)).ok());
+  Delivered d;
+  ASSERT_TRUE(pipe->start([&](FrameResult& r) { d.on_frame(r); }, [&](int s, const StreamStats& st) { d.on_end(s, st); })
+                  .ok());
+  Watchdog dog(*pipe, 120s);
+  ASSERT_TRUE(wait_for([&] { return d.count0 >= 8; }, 60s)) << "no frames from the first sender";
+  first->kill();
+  const int64_t before = d.count0;
+  std::this_thread::sleep_for(2500ms);  // longer than the read timeout: the reader reconnects
+  testing::FfmpegChild second(rtp_test_stream_args(server.rtp_port(), 60), log);
+  const bool resumed = wait_for([&] { return server.sessions() >= 2 && d.count0 >= before + 8 + 5; }, 60s);
+  pipe->stop(StopMode::kDrain);
+  ASSERT_TRUE(pipe->wait().ok());
+  EXPECT_FALSE(dog.finish());
+  ASSERT_TRUE(resumed) << "no frames after the restart (" << server.sessions() << " RTSP sessions)\n"
+                       << testing::read_file_string(log);
+  const StreamStats st = pipe->stream_stats(0);
+  EXPECT_TRUE(st.error.ok()) << st.error.to_string();
+  EXPECT_GE(st.reconnects, 1);
+  EXPECT_GE(server.sessions(), 2);
+  expect_counts_consistent(st, d.indices[0]);
 }
 
 TEST(Pipeline, LocationsAreClassified) {
