@@ -132,7 +132,7 @@ struct StreamStats {
   int64_t skipped = 0;    // infer_every
   int64_t failed = 0;     // delivered with an error (preprocessing or inference failed)
   int64_t cancelled = 0;  // queued when stop(kCancel) came
-  int64_t reconnects = 0; // Source::reconnects(), set when the stream ends (0 before)
+  int64_t reconnects = 0;  // Source::reconnects() (network sources reopened), set when the stream ends
   Status error;           // why the stream ended early (source error); OK otherwise
   std::string warning;    // Source::end_warning() at its end
   bool stopped = false;   // ended by stop() rather than by its end

@@ -47,6 +47,10 @@ struct VideoArgs {
   std::vector<std::string> inputs;
   std::string output;
   std::string jsonl;
+  // Network inputs: open/read timeout and reconnecting (VideoSourceOptions).
+  int timeout_ms = 10000;
+  int reconnect_attempts = 3;
+  int reconnect_delay_ms = 500;
   int64_t max_frames = 0;
   bool quiet = false;
   bool overwrite = false;
@@ -54,9 +58,6 @@ struct VideoArgs {
   int64_t batch_timeout_us = 5000;
   int every = 1;
   std::string live = "auto";
-  int reconnect_attempts = 3;
-  int reconnect_delay_ms = 500;
-  int timeout_ms = 10000;
 };
 
 int fail(const std::string& message) {
@@ -351,10 +352,6 @@ Runner add_video_command(CLI::App& app) {
       ->check(CLI::Range(int64_t{0}, int64_t{10000000}));
   cmd->add_option("--every", args->every, "Infer (and write) every Nth frame; the others are counted as skipped")
       ->check(CLI::Range(1, 100000));
-  cmd->add_option("--live", args->live,
-                  "When inference falls behind: auto (drop the oldest frame for URLs and devices, block for files), "
-                  "drop, block")
-      ->check(CLI::IsMember({"auto", "drop", "block"}));
   cmd->add_option("--reconnect-attempts", args->reconnect_attempts,
                   "Network inputs (URLs): reopen a stream that breaks off up to N times in a row before it fails "
                   "(default 3; 0 = never)")
@@ -366,6 +363,10 @@ Runner add_video_command(CLI::App& app) {
                   "Network inputs: how long opening and each read may take before the stream is failed or "
                   "reconnected (default 10000)")
       ->check(CLI::Range(1, 3600000));
+  cmd->add_option("--live", args->live,
+                  "When inference falls behind: auto (drop the oldest frame for URLs and devices, block for files), "
+                  "drop, block")
+      ->check(CLI::IsMember({"auto", "drop", "block"}));
   return [args] { return run_video(*args); };
 }
 
