@@ -103,6 +103,10 @@ class Source {
   // After the end: something worth telling that is not an error (e.g. a
   // video a frame or two shorter than its container declares). Empty if none.
   virtual std::string end_warning() const { return {}; }
+  // Times the source reopened its stream after it broke off (network
+  // sources; see VideoSourceOptions::reconnect_attempts). Read by the
+  // pipeline on the stream's thread when the stream ends.
+  virtual int64_t reconnects() const { return 0; }
 };
 
 // Every image (JPEG, PNG, BMP) in a folder, in name order, decoded with
@@ -135,6 +139,7 @@ struct StreamStats {
   int64_t skipped = 0;    // infer_every
   int64_t failed = 0;     // delivered with an error (preprocessing or inference failed)
   int64_t cancelled = 0;  // queued when stop(kCancel) came
+  int64_t reconnects = 0;  // Source::reconnects() (network sources reopened), set when the stream ends
   Status error;           // why the stream ended early (source error); OK otherwise
   std::string warning;    // Source::end_warning() at its end
   bool stopped = false;   // ended by stop() rather than by its end

@@ -38,12 +38,26 @@ struct VideoSourceOptions {
   int read_timeout_ms = 10000;
   // Override the live/blocking character classify_video_location implies.
   enum class Live { kAuto, kYes, kNo } live = Live::kAuto;
+  // Network sources (kUrl) only: when the stream fails or ends after its
+  // first frame, it is reopened up to `reconnect_attempts` times in a row
+  // (0: never), waiting `reconnect_delay_ms` before the first attempt and
+  // twice as long before each next one (at most 8x). A reopened stream that
+  // delivers a frame counts one reconnect (Source::reconnects()) and gets
+  // its attempts back. Not an end: a stream whose container declares its
+  // frame count (a clip served over HTTP) and that delivered them. Files,
+  // stdin and devices never reconnect. Giving up ends the stream with
+  // kIOError naming the location and the attempts. The waits and the
+  // attempts' open timeouts run on the stream's thread: Pipeline::stop()
+  // takes effect after them.
+  int reconnect_attempts = 3;
+  int reconnect_delay_ms = 500;
 };
 
 // A file, URL, device or "-" (stdin). Errors: kNotFound (a file path that does
 // not exist), kParseError (FFmpeg cannot open or read it), kIOError (a
 // device that cannot be opened). A stream whose decoder fails mid-way ends
-// with kParseError naming the frame.
+// with kParseError naming the frame; a network stream that broke off and
+// could not be reopened (see reconnect_attempts) ends with kIOError.
 Result<std::unique_ptr<Source>> open_video_source(const std::string& location,
                                                   const VideoSourceOptions& options = {});
 

@@ -60,6 +60,7 @@ struct Stream {
   std::atomic<int64_t> decoded{0}, inferred{0}, dropped{0}, skipped{0}, failed{0}, cancelled{0};
   Status error;  // guarded by mu
   std::string warning;
+  int64_t reconnects = 0;  // guarded by mu
   bool stopped = false;
   double seconds = 0;
 };
@@ -330,6 +331,7 @@ StreamStats Pipeline::Impl::snapshot(int stream) {
   std::lock_guard lock(mu);
   out.error = s.error;
   out.warning = s.warning;
+  out.reconnects = s.reconnects;
   out.stopped = s.stopped;
   out.seconds = s.seconds;
   return out;
@@ -453,7 +455,9 @@ Result<bool> Pipeline::Impl::read_frame(Stream& st, FrameBuffer& fb) {
 void Pipeline::Impl::end_source(Stream& st, const Status& error, bool stopped) {
   std::string warning;
   if (error.ok() && !stopped) warning = st.source->end_warning();
+  const int64_t reconnects = st.source->reconnects();
   std::lock_guard lock(mu);
+  st.reconnects = reconnects;
   st.error = error;
   st.warning = warning;
   st.stopped = stopped;

@@ -1,5 +1,7 @@
 // `damoyolo video` with several inputs: one output per stream ({n} in the
-// names), batching across streams, --every, a failing stream reported alone.
+// names), batching across streams, --every, a failing stream reported alone,
+// stdin, and UDP streams from an ffmpeg child on 127.0.0.1 (one that ends and
+// is given up after its reconnect attempts, beside a file that completes).
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -7,6 +9,7 @@
 #include <opencv2/videoio.hpp>
 
 #include "cli_util.h"
+#include "testutil/ffmpeg_child.h"
 
 namespace {
 
@@ -96,6 +99,74 @@ TEST_F(CliTest, VideoFromStdin) {
                           "' < '" + in.string() + "' 2> '" + (dir_ / "err.txt").string() + "'";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   EXPECT_EQ(read_jsonl(jl).size(), 5u);
+}
+
+}  // namespace
+
+namespace {
+
+using namespace cli_test;
+
+// A live MPEG-TS stream over loopback UDP, read by the CLI: frames in order,
+// the per-stream counts add up, no reconnect asked for (0) or done.
+TEST_F(CliTest, VideoFromALoopbackUdpStream) {
+  if (!damoyolo::testing::have_ffmpeg()) GTEST_SKIP() << "ffmpeg is not on PATH: it serves the loopback stream";
+  const int port = damoyolo::testing::free_loopback_port();
+  ASSERT_GT(port, 0);
+  const std::string url = "udp://127.0.0.1:" + std::to_string(port);
+  damoyolo::testing::FfmpegChild server(damoyolo::testing::udp_test_stream_args(port, 4),
+                                        (dir_ / "ffmpeg.log").string());
+  ASSERT_TRUE(damoyolo::testing::wait_for_udp_sender(port, 30000))
+      << damoyolo::testing::read_file_string((dir_ / "ffmpeg.log").string());
+  const fs::path jl = dir_ / "udp.jsonl";
+  RunResult r = run_cli({"video", "-m", model(), url, "--jsonl", jl.string(), "--timeout-ms", "3000",
+                         "--reconnect-attempts", "0"},
+                        dir_, 120);
+  ASSERT_EQ(r.rc, 0) << r.out << r.err;
+  auto lines = read_jsonl(jl);
+  ASSERT_GE(lines.size(), 5u) << r.out;
+  for (size_t i = 1; i < lines.size(); ++i) EXPECT_LT(lines[i - 1]["frame"].get<int>(), lines[i]["frame"].get<int>());
+  EXPECT_EQ(lines[0]["width"].get<int>(), 160);
+  long decoded = -1, inferred = -1, dropped = -1, skipped = -1, errors = -1, reconnects = -1;
+  const size_t at = r.out.find("decoded ");
+  ASSERT_NE(at, std::string::npos) << r.out;
+  ASSERT_EQ(std::sscanf(r.out.c_str() + at, "decoded %ld, inferred %ld, dropped %ld, skipped %ld, errors %ld, reconnects %ld",
+                        &decoded, &inferred, &dropped, &skipped, &errors, &reconnects),
+            6)
+      << r.out;
+  EXPECT_EQ(inferred, static_cast<long>(lines.size()));
+  EXPECT_EQ(decoded, inferred + dropped);
+  EXPECT_GE(decoded, 40) << "100 frames were sent";
+  EXPECT_EQ(errors, 0);
+  EXPECT_EQ(reconnects, 0);
+}
+
+// The sender stops for good: after one reconnect attempt the stream fails
+// with an error naming it and the attempts, its outputs keep the frames read,
+// and a file given beside it completes (exit status 1 for the failed stream).
+TEST_F(CliTest, VideoUdpStreamThatStaysDownFailsAloneAfterItsReconnectAttempts) {
+  if (!damoyolo::testing::have_ffmpeg()) GTEST_SKIP() << "ffmpeg is not on PATH: it serves the loopback stream";
+  const int port = damoyolo::testing::free_loopback_port();
+  ASSERT_GT(port, 0);
+  const std::string url = "udp://127.0.0.1:" + std::to_string(port);
+  const fs::path clip = dir_ / "clip.mp4";
+  ASSERT_TRUE(write_test_video(clip, 6));
+  damoyolo::testing::FfmpegChild server(damoyolo::testing::udp_test_stream_args(port, 3),
+                                        (dir_ / "ffmpeg.log").string());
+  ASSERT_TRUE(damoyolo::testing::wait_for_udp_sender(port, 30000))
+      << damoyolo::testing::read_file_string((dir_ / "ffmpeg.log").string());
+  RunResult r = run_cli({"video", "-m", model(), url, clip.string(), "--jsonl", (dir_ / "s_{n}.jsonl").string(),
+                         "--timeout-ms", "2000", "--reconnect-attempts", "1", "--reconnect-delay-ms", "100"},
+                        dir_, 120);
+  EXPECT_EQ(r.rc, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find(url + ": the stream broke off after frame"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("1 reconnect attempt(s)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("the outputs hold the frames read"), std::string::npos) << r.err;
+  EXPECT_GE(read_jsonl(dir_ / "s_0.jsonl").size(), 5u);
+  EXPECT_EQ(read_jsonl(dir_ / "s_1.jsonl").size(), 6u) << "the file beside it completes";
+  EXPECT_NE(r.out.find("reconnects 0"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("decoded 6, inferred 6, dropped 0, skipped 0, errors 0\n"), std::string::npos)
+      << "a file reports no reconnects\n" << r.out;
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // damoyolo::Pipeline: ordering, identity with Detector::detect, batching
 // across streams, backpressure, live drops, per-stream errors, shutdown,
-// a loopback HTTP stream, and zero steady-state allocation.
+// loopback HTTP, UDP and RTSP streams, reconnecting after a stream drops, and zero
+// steady-state allocation.
 //
 // Kept fast (the folder runs under ASan too): small frames, the Ns 416
 // model, a few dozen frames per test. Frames come from an in-memory source
@@ -13,7 +14,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <chrono>
 #include <cstring>
 #include <fstream>
@@ -26,6 +29,7 @@
 #include "damoyolo/pipeline.h"
 #include "damoyolo/video_source.h"
 #include "testutil/alloc_counter.h"
+#include "testutil/ffmpeg_child.h"
 #include "testutil/testutil.h"
 
 namespace damoyolo {
@@ -386,6 +390,461 @@ TEST_P(PipelineStages, ReadsAStreamServedOverLoopbackHttp) {
   EXPECT_TRUE(st.error.ok()) << st.error.to_string();
   EXPECT_EQ(st.inferred, n);
   EXPECT_EQ(indices.size(), static_cast<size_t>(n));
+}
+
+// --- UDP streams from an ffmpeg child on 127.0.0.1 (skipped without ffmpeg).
+//
+// Bounded everywhere for a loaded 2-core machine: every wait has a deadline,
+// the children are killed when the test ends (FfmpegChild's destructor), and
+// a watchdog stops the pipeline if a test runs far past its expected time.
+
+struct Delivered {
+  std::mutex mu;
+  std::map<int, std::vector<int64_t>> indices;
+  std::map<int, std::vector<int>> widths;
+  std::map<int, StreamStats> ended;
+  std::atomic<int64_t> count0{0};
+  void on_frame(const FrameResult& r) {
+    std::lock_guard lock(mu);
+    indices[r.stream].push_back(r.frame->index);
+    widths[r.stream].push_back(r.frame->width());
+    if (r.stream == 0) ++count0;
+  }
+  void on_end(int s, const StreamStats& st) {
+    std::lock_guard lock(mu);
+    ended[s] = st;
+  }
+};
+
+// Polls `done` every 20 ms for up to `limit`; true once it holds.
+template <class F>
+bool wait_for(F done, std::chrono::milliseconds limit) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(20ms);
+  }
+  return true;
+}
+
+// Stops the pipeline (kCancel) if wait() has not returned within `limit`.
+class Watchdog {
+ public:
+  Watchdog(Pipeline& p, std::chrono::seconds limit)
+      : thread_([this, &p, limit] {
+          std::unique_lock lock(mu_);
+          if (!cv_.wait_for(lock, limit, [&] { return done_; })) {
+            fired_ = true;
+            p.stop(StopMode::kCancel);
+          }
+        }) {}
+  ~Watchdog() { finish(); }
+  bool finish() {
+    {
+      std::lock_guard lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+    return fired_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  bool fired_ = false;
+  std::thread thread_;
+};
+
+std::string udp_url(int port) { return "udp://127.0.0.1:" + std::to_string(port); }
+
+// Opens the stream ffmpeg is sending to `port`, retrying while it starts (it
+// can take seconds on a loaded machine); `vo.open_timeout_ms` is per try.
+Result<std::unique_ptr<Source>> open_udp(int port, const VideoSourceOptions& vo, int tries = 5) {
+  Result<std::unique_ptr<Source>> src = open_video_source(udp_url(port), vo);
+  for (int i = 1; i < tries && !src.ok(); ++i) src = open_video_source(udp_url(port), vo);
+  return src;
+}
+
+#define SKIP_WITHOUT_FFMPEG() \
+  if (!testing::have_ffmpeg()) GTEST_SKIP() << "ffmpeg is not on PATH: the loopback stream tests need it to serve"
+
+void expect_counts_consistent(const StreamStats& st, const std::vector<int64_t>& indices) {
+  EXPECT_EQ(st.decoded, st.inferred + st.dropped + st.skipped + st.failed + st.cancelled);
+  EXPECT_EQ(st.inferred, static_cast<int64_t>(indices.size()));
+  for (size_t i = 1; i < indices.size(); ++i) ASSERT_LT(indices[i - 1], indices[i]) << "at " << i;
+  if (!indices.empty()) EXPECT_LT(indices.back(), st.decoded);
+}
+
+TEST(Pipeline, ReadsAUdpMpegTsStreamOverLoopback) {
+  SKIP_WITHOUT_FFMPEG();
+  const auto dir = testing::make_temp_dir("pipeline_udp");
+  const int port = testing::free_loopback_port();
+  ASSERT_GT(port, 0);
+  testing::FfmpegChild server(testing::udp_test_stream_args(port, 3), (dir / "ffmpeg.log").string());
+  ASSERT_TRUE(server.started());
+  VideoSourceOptions vo;
+  vo.open_timeout_ms = 5000;
+  vo.read_timeout_ms = 2000;  // the end: no packet for 2 s
+  vo.reconnect_attempts = 0;
+  auto src = open_udp(port, vo);
+  ASSERT_TRUE(src.ok()) << src.status().to_string() << "\n" << testing::read_file_string((dir / "ffmpeg.log").string());
+  EXPECT_TRUE((*src)->live());
+  EXPECT_EQ((*src)->frame_count(), -1);
+  auto pipe = Pipeline::create(model_path(), options(1));
+  ASSERT_TRUE(pipe.ok());
+  ASSERT_TRUE(pipe->add_stream(std::move(*src)).ok());  // kAuto: live, drops when behind
+  Delivered d;
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(pipe->start([&](FrameResult& r) { d.on_frame(r); }, [&](int s, const StreamStats& st) { d.on_end(s, st); })
+                  .ok());
+  Watchdog dog(*pipe, 60s);
+  ASSERT_TRUE(pipe->wait().ok());
+  EXPECT_FALSE(dog.finish()) << "the stream did not end within 60 s";
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const StreamStats st = pipe->stream_stats(0);
+  EXPECT_TRUE(st.error.ok()) << st.error.to_string();
+  EXPECT_EQ(st.reconnects, 0);
+  // 75 frames sent; the first GOP(s) may be lost before the reader bound the
+  // port, and a slow machine may drop (live policy) but decodes them all.
+  EXPECT_GE(st.decoded, 40) << secs << " s";
+  EXPECT_LE(st.decoded, 75);
+  EXPECT_GE(st.inferred, 5);
+  expect_counts_consistent(st, d.indices[0]);
+  for (int w : d.widths[0]) ASSERT_EQ(w, 160);
+}
+
+// The server dies mid-stream and comes back (a new ffmpeg, on the same port,
+// with a different frame size so its frames are recognisable): the stream
+// resumes, its indices keep increasing, and the reconnect is counted.
+TEST(Pipeline, UdpStreamReconnectsAfterTheServerRestarts) {
+  SKIP_WITHOUT_FFMPEG();
+  const auto dir = testing::make_temp_dir("pipeline_udp_reconnect");
+  const std::string log = (dir / "ffmpeg.log").string();
+  const int port = testing::free_loopback_port();
+  ASSERT_GT(port, 0);
+  auto first = std::make_unique<testing::FfmpegChild>(testing::udp_test_stream_args(port, 60), log);
+  VideoSourceOptions vo;
+  vo.open_timeout_ms = 5000;
+  vo.read_timeout_ms = 1000;
+  vo.reconnect_attempts = 5;
+  vo.reconnect_delay_ms = 200;
+  auto src = open_udp(port, vo);
+  ASSERT_TRUE(src.ok()) << src.status().to_string() << "\n" << testing::read_file_string(log);
+  auto pipe = Pipeline::create(model_path(), options(1));
+  ASSERT_TRUE(pipe.ok());
+  ASSERT_TRUE(pipe->add_stream(std::move(*src)).ok());
+  Delivered d;
+  ASSERT_TRUE(pipe->start([&](FrameResult& r) { d.on_frame(r); }, [&](int s, const StreamStats& st) { d.on_end(s, st); })
+                  .ok());
+  Watchdog dog(*pipe, 120s);
+  ASSERT_TRUE(wait_for([&] { return d.count0 >= 8; }, 60s)) << "no frames from the first server";
+  first->kill();
+  // The gap: nothing is sent for longer than the read timeout, so the reader
+  // notices and reopens. (A sender back within the read timeout is not a
+  // reconnect: its packets reach the same socket. OpenCV's scaler then fails
+  // on a new frame size, hence the margin.)
+  std::this_thread::sleep_for(3s);
+  testing::FfmpegChild second(testing::udp_test_stream_args(port, 60, 176, 144), log);
+  auto new_frames = [&] {
+    std::lock_guard lock(d.mu);
+    return std::count(d.widths[0].begin(), d.widths[0].end(), 176);
+  };
+  const bool resumed = wait_for([&] { return new_frames() >= 8; }, 60s);
+  pipe->stop(StopMode::kDrain);
+  ASSERT_TRUE(pipe->wait().ok());
+  EXPECT_FALSE(dog.finish());
+  ASSERT_TRUE(resumed) << "no frames from the restarted server\n" << testing::read_file_string(log);
+  const StreamStats st = pipe->stream_stats(0);
+  EXPECT_TRUE(st.error.ok()) << st.error.to_string();
+  EXPECT_GE(st.reconnects, 1);
+  EXPECT_TRUE(st.stopped);
+  expect_counts_consistent(st, d.indices[0]);
+  // The old server's frames, then the new one's: one change of size.
+  const auto& w = d.widths[0];
+  const auto switch_at = std::find(w.begin(), w.end(), 176);
+  EXPECT_GE(switch_at - w.begin(), 8);
+  EXPECT_TRUE(std::all_of(w.begin(), switch_at, [](int x) { return x == 160; }));
+  EXPECT_TRUE(std::all_of(switch_at, w.end(), [](int x) { return x == 176; }));
+}
+
+// The server dies and never comes back: after its attempts the stream ends
+// with an error naming the location and the attempts; another stream in the
+// same pipeline (live, paced, running meanwhile) completes normally.
+TEST(Pipeline, UdpStreamGivesUpWhenTheServerStaysDownOthersFinish) {
+  SKIP_WITHOUT_FFMPEG();
+  const auto dir = testing::make_temp_dir("pipeline_udp_gone");
+  const std::string log = (dir / "ffmpeg.log").string();
+  const int port = testing::free_loopback_port();
+  ASSERT_GT(port, 0);
+  testing::FfmpegChild server(testing::udp_test_stream_args(port, 60), log);
+  VideoSourceOptions vo;
+  vo.open_timeout_ms = 3000;  // per try, at the start and for each reconnect attempt
+  vo.read_timeout_ms = 1000;
+  vo.reconnect_attempts = 2;
+  vo.reconnect_delay_ms = 100;
+  auto src = open_udp(port, vo, 8);
+  ASSERT_TRUE(src.ok()) << src.status().to_string() << "\n" << testing::read_file_string(log);
+  auto pipe = Pipeline::create(model_path(), options(2));
+  ASSERT_TRUE(pipe.ok());
+  ASSERT_TRUE(pipe->add_stream(std::move(*src)).ok());
+  const int other_frames = 100;  // 4 s at 25 fps
+  ASSERT_TRUE(
+      pipe->add_stream(std::make_unique<MemorySource>("paced", make_frames(other_frames), true, 40000us)).ok());
+  Delivered d;
+  ASSERT_TRUE(pipe->start([&](FrameResult& r) { d.on_frame(r); }, [&](int s, const StreamStats& st) { d.on_end(s, st); })
+                  .ok());
+  Watchdog dog(*pipe, 150s);
+  ASSERT_TRUE(wait_for([&] { return d.count0 >= 5; }, 60s)) << "no frames from the server";
+  server.kill();
+  ASSERT_TRUE(pipe->wait().ok());
+  EXPECT_FALSE(dog.finish()) << "the pipeline did not end by itself";
+  ASSERT_EQ(d.ended.size(), 2u);
+  const StreamStats& gone = d.ended[0];
+  EXPECT_EQ(gone.error.code(), ErrorCode::kIOError) << gone.error.to_string();
+  EXPECT_NE(gone.error.message().find(udp_url(port)), std::string::npos) << gone.error.message();
+  EXPECT_NE(gone.error.message().find("2 reconnect attempt(s)"), std::string::npos) << gone.error.message();
+  EXPECT_EQ(gone.reconnects, 0);
+  std::cout << "the error: " << gone.error.message() << "\n";
+  EXPECT_FALSE(gone.stopped);
+  expect_counts_consistent(gone, d.indices[0]);
+  const StreamStats& other = d.ended[1];
+  EXPECT_TRUE(other.error.ok()) << other.error.to_string();
+  EXPECT_EQ(other.decoded, other_frames);
+  EXPECT_EQ(other.reconnects, 0);
+  expect_counts_consistent(other, d.indices[1]);
+  EXPECT_GE(other.inferred, 10);
+}
+
+// --- RTSP on loopback: a minimal server in the test (there is no RTSP server
+// here, and ffmpeg only pushes to one). It answers one client at a time:
+// OPTIONS, DESCRIBE (a fixed SDP: MPEG-TS over RTP, payload 33), SETUP (TCP
+// interleaved only: UDP gets 461 and FFmpeg falls back to TCP), PLAY,
+// GET_PARAMETER and TEARDOWN. The RTP packets come from an ffmpeg child
+// (`-f rtp_mpegts`) to the server's UDP port, relayed to the playing client
+// on interleaved channel 0. Enough for FFmpeg's RTSP client, not a server.
+class LoopbackRtsp {
+ public:
+  LoopbackRtsp() {
+    tcp_ = bound_socket(SOCK_STREAM, &port_);
+    udp_ = bound_socket(SOCK_DGRAM, &rtp_port_);
+    EXPECT_EQ(::listen(tcp_, 4), 0);
+    timeval tv{0, 100000};
+    ::setsockopt(udp_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    accept_thread_ = std::thread([this] { accept_loop(); });
+    relay_thread_ = std::thread([this] { relay_loop(); });
+  }
+  ~LoopbackRtsp() {
+    stop_ = true;
+    ::shutdown(tcp_, SHUT_RDWR);
+    ::close(tcp_);
+    accept_thread_.join();
+    relay_thread_.join();
+    ::close(udp_);
+  }
+  std::string url() const { return "rtsp://127.0.0.1:" + std::to_string(port_) + "/live"; }
+  int rtp_port() const { return rtp_port_; }
+  int sessions() const { return sessions_; }
+
+ private:
+  static int bound_socket(int type, int* port) {
+    const int fd = ::socket(AF_INET, type, 0);
+    int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    socklen_t len = sizeof addr;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    *port = ntohs(addr.sin_port);
+    return fd;
+  }
+  bool send_all(int fd, const char* p, size_t n) {
+    while (n > 0) {
+      const ssize_t k = ::send(fd, p, n, MSG_NOSIGNAL);
+      if (k <= 0) return false;
+      p += k;
+      n -= static_cast<size_t>(k);
+    }
+    return true;
+  }
+  static std::string header(const std::string& req, const std::string& name) {
+    const size_t at = req.find("\r\n" + name + ":");
+    if (at == std::string::npos) return {};
+    size_t b = at + 3 + name.size();
+    while (b < req.size() && req[b] == ' ') ++b;
+    return req.substr(b, req.find("\r\n", b) - b);
+  }
+  void accept_loop() {
+    while (!stop_) {
+      const int c = ::accept(tcp_, nullptr, nullptr);
+      if (c < 0) return;
+      timeval tv{0, 100000};
+      ::setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+      ++sessions_;
+      serve(c);
+      {
+        std::lock_guard lock(send_mu_);
+        playing_ = -1;
+      }
+      ::close(c);
+    }
+  }
+  void serve(int c) {
+    std::string in;
+    char buf[4096];
+    while (!stop_) {
+      const ssize_t k = ::recv(c, buf, sizeof buf, 0);
+      if (k == 0) return;
+      if (k < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) continue;
+        return;
+      }
+      in.append(buf, static_cast<size_t>(k));
+      for (;;) {
+        if (!in.empty() && in[0] == '$') {  // the client's interleaved RTCP: skipped
+          if (in.size() < 4) break;
+          const size_t len = 4 + (static_cast<size_t>(static_cast<uint8_t>(in[2])) << 8) + static_cast<uint8_t>(in[3]);
+          if (in.size() < len) break;
+          in.erase(0, len);
+          continue;
+        }
+        const size_t end = in.find("\r\n\r\n");
+        if (end == std::string::npos) break;
+        const std::string req = in.substr(0, end + 2);
+        in.erase(0, end + 4);
+        const size_t body = static_cast<size_t>(std::atoi(header(req, "Content-Length").c_str()));
+        in.erase(0, std::min(body, in.size()));
+        const std::string method = req.substr(0, req.find(' '));
+        std::string status = "200 OK", extra, content;
+        if (method == "OPTIONS") {
+          extra = "Public: OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN, GET_PARAMETER\r\n";
+        } else if (method == "DESCRIBE") {
+          content =
+              "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=damoyolo test\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+              "m=video 0 RTP/AVP 33\r\na=rtpmap:33 MP2T/90000\r\na=control:track0\r\n";
+          extra = "Content-Base: " + url() + "/\r\nContent-Type: application/sdp\r\nContent-Length: " +
+                  std::to_string(content.size()) + "\r\n";
+        } else if (method == "SETUP") {
+          if (header(req, "Transport").find("TCP") == std::string::npos)
+            status = "461 Unsupported Transport";
+          else
+            extra = "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\nSession: 5EC0DE;timeout=60\r\n";
+        } else {
+          extra = "Session: 5EC0DE\r\n";
+          if (method == "PLAY") extra += "Range: npt=0.000-\r\n";
+        }
+        const std::string reply =
+            "RTSP/1.0 " + status + "\r\nCSeq: " + header(req, "CSeq") + "\r\n" + extra + "\r\n" + content;
+        std::lock_guard lock(send_mu_);
+        if (!send_all(c, reply.data(), reply.size())) return;
+        if (method == "PLAY") playing_ = c;
+        if (method == "TEARDOWN") return;
+      }
+    }
+  }
+  void relay_loop() {
+    std::vector<char> buf(4 + 65536);
+    while (!stop_) {
+      const ssize_t k = ::recv(udp_, buf.data() + 4, 65536, 0);
+      if (k <= 0) continue;
+      buf[0] = '$';
+      buf[1] = 0;
+      buf[2] = static_cast<char>(k >> 8);
+      buf[3] = static_cast<char>(k & 0xff);
+      std::lock_guard lock(send_mu_);
+      if (playing_ >= 0 && !send_all(playing_, buf.data(), static_cast<size_t>(k) + 4)) playing_ = -1;
+    }
+  }
+
+  int tcp_ = -1, udp_ = -1, port_ = 0, rtp_port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> sessions_{0};
+  std::mutex send_mu_;
+  int playing_ = -1;  // guarded by send_mu_
+  std::thread accept_thread_, relay_thread_;
+};
+
+std::vector<std::string> rtp_test_stream_args(int port, double seconds) {
+  return {"-re", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=25", "-t", std::to_string(seconds), "-c:v",
+          "mpeg2video", "-g", "5", "-f", "rtp_mpegts", "rtp://127.0.0.1:" + std::to_string(port) + "?pkt_size=1316"};
+}
+
+TEST(Pipeline, ReadsAnRtspStreamOverLoopback) {
+  SKIP_WITHOUT_FFMPEG();
+  const auto dir = testing::make_temp_dir("pipeline_rtsp");
+  const std::string log = (dir / "ffmpeg.log").string();
+  LoopbackRtsp server;
+  testing::FfmpegChild sender(rtp_test_stream_args(server.rtp_port(), 4), log);
+  ASSERT_TRUE(sender.started());
+  EXPECT_EQ(classify_video_location(server.url()), VideoLocationKind::kUrl);
+  VideoSourceOptions vo;
+  vo.open_timeout_ms = 10000;
+  vo.read_timeout_ms = 2000;
+  vo.reconnect_attempts = 0;
+  auto src = open_video_source(server.url(), vo);
+  ASSERT_TRUE(src.ok()) << src.status().to_string() << "\n" << testing::read_file_string(log);
+  EXPECT_TRUE((*src)->live());
+  auto pipe = Pipeline::create(model_path(), options(1));
+  ASSERT_TRUE(pipe.ok());
+  ASSERT_TRUE(pipe->add_stream(std::move(*src)).ok());
+  Delivered d;
+  ASSERT_TRUE(pipe->start([&](FrameResult& r) { d.on_frame(r); }, [&](int s, const StreamStats& st) { d.on_end(s, st); })
+                  .ok());
+  Watchdog dog(*pipe, 60s);
+  ASSERT_TRUE(pipe->wait().ok());
+  EXPECT_FALSE(dog.finish()) << "the stream did not end within 60 s";
+  const StreamStats st = pipe->stream_stats(0);
+  EXPECT_TRUE(st.error.ok()) << st.error.to_string();
+  EXPECT_GE(st.decoded, 25) << "100 frames were sent";
+  EXPECT_LE(st.decoded, 100);
+  EXPECT_EQ(st.reconnects, 0);
+  EXPECT_EQ(server.sessions(), 1);
+  expect_counts_consistent(st, d.indices[0]);
+  for (int w : d.widths[0]) ASSERT_EQ(w, 160);
+}
+
+// The RTSP server stays up but its stream stops (the sender is killed), then
+// a new sender starts: the reader times out, reconnects (a second RTSP
+// session: DESCRIBE, SETUP, PLAY again) and the frames resume.
+TEST(Pipeline, RtspStreamReconnectsWhenItsSenderRestarts) {
+  SKIP_WITHOUT_FFMPEG();
+  const auto dir = testing::make_temp_dir("pipeline_rtsp_reconnect");
+  const std::string log = (dir / "ffmpeg.log").string();
+  LoopbackRtsp server;
+  auto first = std::make_unique<testing::FfmpegChild>(rtp_test_stream_args(server.rtp_port(), 60), log);
+  VideoSourceOptions vo;
+  vo.open_timeout_ms = 10000;
+  vo.read_timeout_ms = 1000;
+  vo.reconnect_attempts = 5;
+  vo.reconnect_delay_ms = 200;
+  auto src = open_video_source(server.url(), vo);
+  ASSERT_TRUE(src.ok()) << src.status().to_string() << "\n" << testing::read_file_string(log);
+  auto pipe = Pipeline::create(model_path(), options(1));
+  ASSERT_TRUE(pipe.ok());
+  ASSERT_TRUE(pipe->add_stream(std::move(*src)).ok());
+  Delivered d;
+  ASSERT_TRUE(pipe->start([&](FrameResult& r) { d.on_frame(r); }, [&](int s, const StreamStats& st) { d.on_end(s, st); })
+                  .ok());
+  Watchdog dog(*pipe, 120s);
+  ASSERT_TRUE(wait_for([&] { return d.count0 >= 8; }, 60s)) << "no frames from the first sender";
+  first->kill();
+  const int64_t before = d.count0;
+  std::this_thread::sleep_for(2500ms);  // longer than the read timeout: the reader reconnects
+  testing::FfmpegChild second(rtp_test_stream_args(server.rtp_port(), 60), log);
+  const bool resumed = wait_for([&] { return server.sessions() >= 2 && d.count0 >= before + 8 + 5; }, 60s);
+  pipe->stop(StopMode::kDrain);
+  ASSERT_TRUE(pipe->wait().ok());
+  EXPECT_FALSE(dog.finish());
+  ASSERT_TRUE(resumed) << "no frames after the restart (" << server.sessions() << " RTSP sessions)\n"
+                       << testing::read_file_string(log);
+  const StreamStats st = pipe->stream_stats(0);
+  EXPECT_TRUE(st.error.ok()) << st.error.to_string();
+  EXPECT_GE(st.reconnects, 1);
+  EXPECT_GE(server.sessions(), 2);
+  expect_counts_consistent(st, d.indices[0]);
 }
 
 TEST(Pipeline, LocationsAreClassified) {

@@ -47,6 +47,10 @@ struct VideoArgs {
   std::vector<std::string> inputs;
   std::string output;
   std::string jsonl;
+  // Network inputs: open/read timeout and reconnecting (VideoSourceOptions).
+  int timeout_ms = 10000;
+  int reconnect_attempts = 3;
+  int reconnect_delay_ms = 500;
   int64_t max_frames = 0;
   bool quiet = false;
   bool overwrite = false;
@@ -119,6 +123,10 @@ int run_video(VideoArgs& a) {
   // Every source is opened before the model is loaded: a missing file or an
   // unreachable URL fails at once.
   VideoSourceOptions vo;
+  vo.open_timeout_ms = a.timeout_ms;
+  vo.read_timeout_ms = a.timeout_ms;
+  vo.reconnect_attempts = a.reconnect_attempts;
+  vo.reconnect_delay_ms = a.reconnect_delay_ms;
   int64_t total = 0;  // frames the containers declare, for the progress bar
   // With several inputs one that cannot be opened is reported and left out,
   // like a bad image among good ones in `detect`; the run still fails at the end.
@@ -298,7 +306,10 @@ int run_video(VideoArgs& a) {
       if (o.sink) std::cout << " -> " << o.video_path;
       std::cout << "\n"
                 << "  decoded " << s.decoded << ", inferred " << s.inferred << ", dropped " << s.dropped
-                << ", skipped " << s.skipped << ", errors " << (s.failed + (s.error.ok() ? 0 : 1)) << "\n"
+                << ", skipped " << s.skipped << ", errors " << (s.failed + (s.error.ok() ? 0 : 1));
+      // Only network inputs reconnect (files, stdin and devices never do).
+      if (classify_video_location(o.input) == VideoLocationKind::kUrl) std::cout << ", reconnects " << s.reconnects;
+      std::cout << "\n"
                 << "throughput: " << o.frames << " frame(s) in " << fmt(secs, 3) << " s = "
                 << fmt(secs > 0 ? static_cast<double>(o.frames) / secs : 0, 1) << " FPS\n";
     }
@@ -345,6 +356,17 @@ Runner add_video_command(CLI::App& app) {
       ->check(CLI::Range(int64_t{0}, int64_t{10000000}));
   cmd->add_option("--every", args->every, "Infer (and write) every Nth frame; the others are counted as skipped")
       ->check(CLI::Range(1, 100000));
+  cmd->add_option("--reconnect-attempts", args->reconnect_attempts,
+                  "Network inputs (URLs): reopen a stream that breaks off up to N times in a row before it fails "
+                  "(default 3; 0 = never)")
+      ->check(CLI::Range(0, 1000000));
+  cmd->add_option("--reconnect-delay-ms", args->reconnect_delay_ms,
+                  "Wait before the first reconnect attempt, doubled for each next one up to 8x (default 500)")
+      ->check(CLI::Range(0, 3600000));
+  cmd->add_option("--timeout-ms", args->timeout_ms,
+                  "Network inputs: how long opening and each read may take before the stream is failed or "
+                  "reconnected (default 10000)")
+      ->check(CLI::Range(1, 3600000));
   cmd->add_option("--live", args->live,
                   "When inference falls behind: auto (drop the oldest frame for URLs and devices, block for files), "
                   "drop, block")
