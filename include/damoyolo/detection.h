@@ -63,6 +63,10 @@ struct PostprocessOptions {
   int num_classes = 0;
   // false: the plain O(n²) reference NMS (for tests and the ablation benchmark).
   bool fast_nms = true;
+  // With fast_nms off: the reference NMS with its classes run in parallel on
+  // the caller's OpenMP team (the write-up's "parallel NMS"; same output).
+  // Kept for the ablation's comparison, not a default: see docs/streams.md.
+  bool parallel_class_nms = false;
 
   static PostprocessOptions for_family(ModelFamily family);
 };

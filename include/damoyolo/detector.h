@@ -65,6 +65,8 @@ struct DetectorOptions : DetectorOptimizations {
   std::string labels_file;
   std::vector<std::string> class_names;
   ResizeMode resize = ResizeMode::kStretch;  // kLetterbox for legacy (pre-v0.3.0) models
+  // PostprocessOptions::parallel_class_nms (used when fast_nms is off).
+  bool parallel_class_nms = false;
   DecodeOptions decode;  // for detect_file(s); pil_compatible() for official parity
 };
 

@@ -114,6 +114,7 @@ Result<Detector> Detector::Impl::create_checked(Session session, const std::stri
   po.max_det = options.max_det;
   po.class_filter = options.class_filter;
   po.fast_nms = options.fast_nms;
+  po.parallel_class_nms = options.parallel_class_nms;
   Status st = impl->postprocessor.set_options(po);
   if (!st.ok()) return st;
   // The raw form's strides are input size / map size.

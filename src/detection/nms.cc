@@ -56,63 +56,110 @@ float FastNms::key_score(uint64_t key) {
   return std::bit_cast<float>(u);
 }
 
-void nms_reference(const float* boxes, const std::vector<Candidate>& candidates,
-                   const NmsParams& params, std::vector<Candidate>* out) {
-  out->clear();
-  const float thr = float_threshold_below(params.iou_threshold);
+namespace {
+
+// The coordinate-trick shift (0 when it does not apply) and the candidates
+// sorted by class, then rank: what both reference variants start from.
+float prepare(const float* boxes, const std::vector<Candidate>& candidates, const NmsParams& params,
+              std::vector<Candidate>* sorted) {
   float shift_unit = 0.f;
-  const bool trick = uses_coordinate_trick(params, static_cast<int64_t>(candidates.size()));
-  if (trick) {
+  if (uses_coordinate_trick(params, static_cast<int64_t>(candidates.size()))) {
     float m = -std::numeric_limits<float>::infinity();
     for (const Candidate& c : candidates)
       for (int k = 0; k < 4; ++k) m = std::max(m, boxes[int64_t{c.anchor} * 4 + k]);
     shift_unit = m + 1.0f;
   }
-
-  std::vector<Candidate> sorted = candidates;
-  std::sort(sorted.begin(), sorted.end(), [](const Candidate& a, const Candidate& b) {
+  *sorted = candidates;
+  std::sort(sorted->begin(), sorted->end(), [](const Candidate& a, const Candidate& b) {
     if (a.class_id != b.class_id) return a.class_id < b.class_id;
     return ranks_before(a, b);
   });
+  return shift_unit;
+}
 
-  std::vector<Candidate> kept;
-  for (size_t b = 0; b < sorted.size();) {
-    size_t e = b;
-    while (e < sorted.size() && sorted[e].class_id == sorted[b].class_id) ++e;
-    const size_t n = e - b;
-    const float off = trick ? static_cast<float>(sorted[b].class_id) * shift_unit : 0.f;
-    std::vector<float> x1(n), y1(n), x2(n), y2(n), area(n);
-    for (size_t i = 0; i < n; ++i) {
-      const float* bx = boxes + int64_t{sorted[b + i].anchor} * 4;
-      x1[i] = trick ? bx[0] + off : bx[0];
-      y1[i] = trick ? bx[1] + off : bx[1];
-      x2[i] = trick ? bx[2] + off : bx[2];
-      y2[i] = trick ? bx[3] + off : bx[3];
-      area[i] = (x2[i] - x1[i]) * (y2[i] - y1[i]);
-    }
-    // torchvision's nms_kernel, loop for loop.
-    std::vector<char> suppressed(n, 0);
-    for (size_t i = 0; i < n; ++i) {
-      if (suppressed[i]) continue;
-      kept.push_back(sorted[b + i]);
-      for (size_t j = i + 1; j < n; ++j) {
-        if (suppressed[j]) continue;
-        const float xx1 = std::max(x1[i], x1[j]);
-        const float yy1 = std::max(y1[i], y1[j]);
-        const float xx2 = std::min(x2[i], x2[j]);
-        const float yy2 = std::min(y2[i], y2[j]);
-        const float w = std::max(0.f, xx2 - xx1);
-        const float h = std::max(0.f, yy2 - yy1);
-        const float inter = w * h;
-        const float ovr = inter / (area[i] + area[j] - inter);
-        if (ovr > thr) suppressed[j] = 1;
-      }
-    }
-    b = e;
+// torchvision's nms_kernel, loop for loop, over one class's candidates
+// [first, last) of `sorted`; appends the kept ones to `kept`.
+void greedy_one_class(const float* boxes, const Candidate* first, const Candidate* last, float shift_unit,
+                      float thr, std::vector<Candidate>* kept) {
+  const size_t n = static_cast<size_t>(last - first);
+  const bool trick = shift_unit != 0.f;
+  const float off = trick ? static_cast<float>(first->class_id) * shift_unit : 0.f;
+  std::vector<float> x1(n), y1(n), x2(n), y2(n), area(n);
+  for (size_t i = 0; i < n; ++i) {
+    const float* bx = boxes + int64_t{first[i].anchor} * 4;
+    x1[i] = trick ? bx[0] + off : bx[0];
+    y1[i] = trick ? bx[1] + off : bx[1];
+    x2[i] = trick ? bx[2] + off : bx[2];
+    y2[i] = trick ? bx[3] + off : bx[3];
+    area[i] = (x2[i] - x1[i]) * (y2[i] - y1[i]);
   }
+  std::vector<char> suppressed(n, 0);
+  for (size_t i = 0; i < n; ++i) {
+    if (suppressed[i]) continue;
+    kept->push_back(first[i]);
+    for (size_t j = i + 1; j < n; ++j) {
+      if (suppressed[j]) continue;
+      const float xx1 = std::max(x1[i], x1[j]);
+      const float yy1 = std::max(y1[i], y1[j]);
+      const float xx2 = std::min(x2[i], x2[j]);
+      const float yy2 = std::min(y2[i], y2[j]);
+      const float w = std::max(0.f, xx2 - xx1);
+      const float h = std::max(0.f, yy2 - yy1);
+      const float inter = w * h;
+      const float ovr = inter / (area[i] + area[j] - inter);
+      if (ovr > thr) suppressed[j] = 1;
+    }
+  }
+}
+
+// Where each class's run of `sorted` starts (and, last, its end).
+std::vector<size_t> class_runs(const std::vector<Candidate>& sorted) {
+  std::vector<size_t> starts;
+  for (size_t b = 0; b < sorted.size(); ++b)
+    if (b == 0 || sorted[b].class_id != sorted[b - 1].class_id) starts.push_back(b);
+  starts.push_back(sorted.size());
+  return starts;
+}
+
+void merge_kept(std::vector<Candidate>& kept, const NmsParams& params, std::vector<Candidate>* out) {
   std::sort(kept.begin(), kept.end(), ranks_before);
   if (kept.size() > cap_of(params.max_det)) kept.resize(cap_of(params.max_det));
   *out = std::move(kept);
+}
+
+}  // namespace
+
+void nms_reference(const float* boxes, const std::vector<Candidate>& candidates,
+                   const NmsParams& params, std::vector<Candidate>* out) {
+  out->clear();
+  const float thr = float_threshold_below(params.iou_threshold);
+  std::vector<Candidate> sorted;
+  const float shift_unit = prepare(boxes, candidates, params, &sorted);
+  const std::vector<size_t> runs = class_runs(sorted);
+  std::vector<Candidate> kept;
+  for (size_t r = 0; r + 1 < runs.size(); ++r)
+    greedy_one_class(boxes, sorted.data() + runs[r], sorted.data() + runs[r + 1], shift_unit, thr, &kept);
+  merge_kept(kept, params, out);
+}
+
+void nms_parallel_classes(const float* boxes, const std::vector<Candidate>& candidates,
+                          const NmsParams& params, std::vector<Candidate>* out) {
+  out->clear();
+  const float thr = float_threshold_below(params.iou_threshold);
+  std::vector<Candidate> sorted;
+  const float shift_unit = prepare(boxes, candidates, params, &sorted);
+  const std::vector<size_t> runs = class_runs(sorted);
+  const int classes = static_cast<int>(runs.size()) - 1;
+  std::vector<std::vector<Candidate>> per_class(static_cast<size_t>(std::max(classes, 0)));
+  // Classes differ a lot in size (a person class may hold most candidates):
+  // dynamic scheduling, one class at a time.
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int r = 0; r < classes; ++r)
+    greedy_one_class(boxes, sorted.data() + runs[r], sorted.data() + runs[r + 1], shift_unit, thr,
+                     &per_class[static_cast<size_t>(r)]);
+  std::vector<Candidate> kept;
+  for (auto& k : per_class) kept.insert(kept.end(), k.begin(), k.end());
+  merge_kept(kept, params, out);
 }
 
 void FastNms::begin(int num_classes) {
@@ -129,6 +176,14 @@ void FastNms::run_reference(const float* boxes, const NmsParams& params,
   for (int c = 0; c < num_classes_; ++c)
     for (uint64_t k : buckets_[c]) all.push_back({key_score(k), c, key_anchor(k)});
   nms_reference(boxes, all, params, out);
+}
+
+void FastNms::run_parallel_classes(const float* boxes, const NmsParams& params, std::vector<Candidate>* out) {
+  std::vector<Candidate> all;
+  all.reserve(count_);
+  for (int c = 0; c < num_classes_; ++c)
+    for (uint64_t k : buckets_[c]) all.push_back({key_score(k), c, key_anchor(k)});
+  nms_parallel_classes(boxes, all, params, out);
 }
 
 void FastNms::KeptBoxes::push(float bx1, float by1, float bx2, float by2, float barea) {

@@ -63,6 +63,14 @@ float float_threshold_below(double thr);
 void nms_reference(const float* boxes, const std::vector<Candidate>& candidates,
                    const NmsParams& params, std::vector<Candidate>* out);
 
+// The write-up's "parallel NMS": nms_reference with its classes spread over
+// the calling thread's OpenMP team (greedy NMS of one class never looks at
+// another), merged and truncated after. The same output as nms_reference.
+// Called from the inference thread it reuses the idle oneDNN team; from any
+// other thread it starts a team of its own, which competes with inference.
+void nms_parallel_classes(const float* boxes, const std::vector<Candidate>& candidates,
+                          const NmsParams& params, std::vector<Candidate>* out);
+
 class FastNms {
  public:
   // Starts a new image: empties the buckets, keeping their capacity.
@@ -79,6 +87,8 @@ class FastNms {
   void run(const float* boxes, const NmsParams& params, std::vector<Candidate>* out);
   // The same candidates through nms_reference (the ablation's "off" switch).
   void run_reference(const float* boxes, const NmsParams& params, std::vector<Candidate>* out);
+  // The same candidates through nms_parallel_classes.
+  void run_parallel_classes(const float* boxes, const NmsParams& params, std::vector<Candidate>* out);
 
   // In-class sort key: ascending key = score descending, then anchor ascending.
   static uint64_t make_key(float score, int32_t anchor);

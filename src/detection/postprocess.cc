@@ -110,6 +110,8 @@ struct Postprocessor::Impl {
     p.max_det = opt.max_det;
     if (opt.fast_nms)
       nms.run(boxes, p, &kept);
+    else if (opt.parallel_class_nms)
+      nms.run_parallel_classes(boxes, p, &kept);
     else
       nms.run_reference(boxes, p, &kept);
     // NMS runs in network-input pixels like the official code; scaling is last.

@@ -268,18 +268,17 @@ Status Pipeline::start(FrameCallback on_frame, EndCallback on_end) {
   m.on_end = std::move(on_end);
   m.started = true;
   m.start_time = Clock::now();
+  // Inline, a file is read by the batcher when it wants the next frame; a
+  // live source keeps its thread, as it must be read at its own pace. Set
+  // before any thread starts: the batcher reads it from its first pass.
+  for (auto& st : m.streams) st->inline_read = m.stages == StageThreads::kInline && !st->drop;
   if (m.stages == StageThreads::kSeparate) {
     m.poster = std::thread([&m] { m.post_loop(); });
     m.inferrer = std::thread([&m] { m.infer_loop(); });
   }
   m.batcher = std::thread([&m] { m.batcher_loop(); });
-  for (int s = 0; s < static_cast<int>(m.streams.size()); ++s) {
-    Stream& st = *m.streams[s];
-    // Inline, a file is read by the batcher when it wants the next frame;
-    // a live source keeps its thread, as it must be read at its own pace.
-    st.inline_read = m.stages == StageThreads::kInline && !st.drop;
-    if (!st.inline_read) st.thread = std::thread([&m, s] { m.source_loop(s); });
-  }
+  for (int s = 0; s < static_cast<int>(m.streams.size()); ++s)
+    if (!m.streams[s]->inline_read) m.streams[s]->thread = std::thread([&m, s] { m.source_loop(s); });
   return Status::Ok();
 }
 

@@ -1,5 +1,6 @@
 // Fast NMS against the reference, and hand-built cases with known answers.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <atomic>
@@ -93,6 +94,17 @@ void compare_fast_reference(const RandomSet& s, int num_classes, const NmsParams
   std::vector<Candidate> via_switch;
   fast.run_reference(s.boxes.data(), p, &via_switch);
   expect_same(via_switch, want);
+  // The write-up's per-class parallel NMS: the same output, with 1 and with
+  // several threads (classes in any order across threads).
+  for (int threads : {1, 3}) {
+    SCOPED_TRACE("parallel classes, threads " + std::to_string(threads));
+    const int saved = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    std::vector<Candidate> parallel;
+    fast.run_parallel_classes(s.boxes.data(), p, &parallel);
+    omp_set_num_threads(saved);
+    expect_same(parallel, want);
+  }
 }
 
 TEST(FastNms, MatchesReferenceOnRandomSets) {

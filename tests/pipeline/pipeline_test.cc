@@ -26,6 +26,7 @@
 #include <opencv2/videoio.hpp>
 #include <thread>
 
+#include "damoyolo/optimizations.h"
 #include "damoyolo/pipeline.h"
 #include "damoyolo/video_source.h"
 #include "testutil/alloc_counter.h"
@@ -33,6 +34,13 @@
 #include "testutil/testutil.h"
 
 namespace damoyolo {
+
+// Readable test names in ctest ("... GetParam() = inline"); found by ADL, so
+// in StageThreads' own namespace.
+void PrintTo(StageThreads s, std::ostream* os) {
+  *os << (s == StageThreads::kInline ? "inline" : s == StageThreads::kSeparate ? "separate" : "auto");
+}
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -906,6 +914,79 @@ TEST_P(PipelineStages, SteadyStateAllocatesNothingPerFrame) {
               largest);
   EXPECT_EQ(outside, 0) << "heap allocations by damoyolo in the pipeline's steady state";
   EXPECT_LE(largest, 4096u);
+}
+
+// Every switch of a Detector/Pipeline off in turn (and the write-up's
+// per-class parallel NMS): the same detections, bit for bit, as all on. The
+// buffer switches must really change what is allocated per frame, so that
+// an optimisation cannot silently stop applying.
+TEST_P(PipelineStages, EverySwitchOffGivesTheSameDetectionsAndTheBufferSwitchesAllocate) {
+  // 24 frames, allocations counted from the 6th delivery to the last: with
+  // separate stage threads the source decodes up to 6 frames ahead, so at
+  // least 12 decodes fall in the window either way.
+  const std::vector<cv::Mat> frames = make_frames(24);
+  struct Run {
+    std::vector<std::vector<Detection>> dets;
+    int64_t allocations = -1;  // outside oneDNN, deliveries 7..24
+  };
+  auto run = [&](const DetectorOptions& d) {
+    PipelineOptions o = options(1);
+    o.detector = d;
+    o.detector.session.threads = 2;
+    auto pipe = Pipeline::create(model_path(), o);
+    EXPECT_TRUE(pipe.ok()) << pipe.status().to_string();
+    Run r;
+    if (!pipe.ok()) return r;
+    EXPECT_TRUE(pipe->add_stream(std::make_unique<MemorySource>("m", frames)).ok());
+    r.dets.resize(frames.size());
+    for (auto& v : r.dets) v.reserve(600);
+    std::unique_ptr<testing::AttributeAllocations> counter;
+    int64_t delivered = 0;
+    EXPECT_TRUE(pipe->start([&](FrameResult& f) {
+                      EXPECT_TRUE(f.status.ok()) << f.status.to_string();
+                      r.dets[static_cast<size_t>(f.frame->index)].assign(f.detections->begin(), f.detections->end());
+                      if (++delivered == 6) counter = std::make_unique<testing::AttributeAllocations>();
+                      if (delivered == 24) {
+                        r.allocations = counter->outside_dnnl();
+                        counter.reset();
+                      }
+                    })
+                    .ok());
+    EXPECT_TRUE(pipe->wait().ok());
+    return r;
+  };
+  DetectorOptions on;
+  const Run all_on = run(on);
+  // Not necessarily 0 here: NMS candidate lists may still grow on these
+  // first frames (SteadyStateAllocatesNothingPerFrame warms up first).
+  ASSERT_GE(all_on.allocations, 0);
+  size_t with_boxes = 0;
+  for (const auto& d : all_on.dets) with_boxes += !d.empty();
+  ASSERT_GT(with_boxes, 12u) << "the frames must hold detections for the comparison to mean anything";
+  auto same = [](const std::vector<Detection>& a, const std::vector<Detection>& b) {
+    if (a.size() != b.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i)
+      if (std::memcmp(&a[i], &b[i], sizeof(Detection)) != 0) return false;
+    return true;
+  };
+  std::vector<std::pair<std::string, DetectorOptions>> rows;
+  for (const OptimizationSwitch& sw : optimization_switches(OptimizationScope::kDetector)) {
+    DetectorOptions d;
+    set_optimization(d, sw, false);
+    rows.emplace_back(std::string(sw.name), d);
+  }
+  DetectorOptions parallel;
+  parallel.fast_nms = false;
+  parallel.parallel_class_nms = true;
+  rows.emplace_back("parallel_class_nms", parallel);
+  for (const auto& [name, d] : rows) {
+    SCOPED_TRACE(name);
+    const Run r = run(d);
+    for (size_t i = 0; i < frames.size(); ++i) EXPECT_TRUE(same(r.dets[i], all_on.dets[i])) << "frame " << i;
+    if (name == "frame_pool" || name == "preallocated_buffers") {
+      EXPECT_GE(r.allocations, all_on.allocations + 12) << "off, every frame must allocate";
+    }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Stages, PipelineStages,

@@ -1,0 +1,350 @@
+// The technique table of docs/streams.md: one video stream through
+// damoyolo::Pipeline with every optimisation on, then with each one off in
+// turn (the rows of damoyolo/optimizations.h, and the pipeline's stage
+// threading), then with all of them off. For each row:
+//   FPS          median and best over the rounds (frames / wall time, decode
+//                to callback)
+//   speed-up     what the technique gives: median time off / median time on - 1
+//   peak RSS     the process's high-water mark during that row alone
+//                (/proc/self/clear_refs resets it before each run), less
+//                the resident memory just before it: what the row's run
+//                adds on top of the loaded models (all rows' sessions stay
+//                loaded, so the absolute figure would say little)
+//   allocs/frame operator new calls (every thread) per frame, after the
+//                row's first 16 frames; FFmpeg's malloc is not counted
+//   identical    every frame's detections equal, bit for bit, to the all-on row's
+//
+// usage: bench_stream_ablation MODEL CLIP [--rounds R] [--threads N] [--frames F]
+//        bench_stream_ablation --soak MODEL CLIP FRAMES [--threads N]
+// Rows run round-robin, R passes over all of them, so a drift in machine load
+// hits every row alike. --soak loops the clip for FRAMES frames through one
+// pipeline with everything on and prints resident memory every 1000 frames:
+// the "flat over 10,000 frames" figure.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "damoyolo/optimizations.h"
+#include "damoyolo/pipeline.h"
+#include "damoyolo/video_source.h"
+
+// Every operator new in the process, counted while `g_counting` is set.
+namespace {
+std::atomic<bool> g_counting{false};
+std::atomic<int64_t> g_allocs{0};
+}  // namespace
+
+void* operator new(size_t n) {
+  if (g_counting.load(std::memory_order_relaxed)) g_allocs.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void* operator new[](size_t n) { return operator new(n); }
+void* operator new(size_t n, std::align_val_t a) {
+  if (g_counting.load(std::memory_order_relaxed)) g_allocs.fetch_add(1, std::memory_order_relaxed);
+  const size_t al = static_cast<size_t>(a);
+  if (void* p = std::aligned_alloc(al, (n + al - 1) / al * al)) return p;
+  throw std::bad_alloc();
+}
+void* operator new[](size_t n, std::align_val_t a) { return operator new(n, a); }
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, size_t) noexcept { std::free(p); }
+void operator delete[](void* p, size_t) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, size_t, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, size_t, std::align_val_t) noexcept { std::free(p); }
+
+using namespace damoyolo;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// kB from /proc/self/status ("VmHWM:" peak, "VmRSS:" current).
+long status_kb(const char* key) {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  const size_t n = std::strlen(key);
+  while (std::getline(f, line))
+    if (line.compare(0, n, key) == 0) return std::atol(line.c_str() + n);
+  return -1;
+}
+// Resets VmHWM to the current RSS (Linux >= 4.0), so each row has its own peak.
+void reset_peak() {
+  std::ofstream f("/proc/self/clear_refs");
+  f << "5";
+}
+
+struct Config {
+  std::string name;
+  DetectorOptions options;
+  StageThreads stages = StageThreads::kAuto;
+};
+
+struct Row {
+  std::vector<double> seconds;
+  long peak_kb = 0;
+  double allocs_per_frame = 0;
+  int64_t frames = 0;
+  int64_t differing = 0;  // frames whose detections differ from the all-on row
+  bool failed = false;
+};
+
+// One frame's detections, stored without allocating during the run: each
+// list is reserved up front for max_det.
+using Frames = std::vector<std::vector<Detection>>;
+
+bool same(const std::vector<Detection>& a, const std::vector<Detection>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (std::memcmp(&a[i], &b[i], sizeof(Detection)) != 0) return false;
+  return true;
+}
+
+// Runs the clip once with `c`; fills `out` (per frame index) and returns
+// seconds, or a negative value on failure.
+double run_once(const Session& session, const std::string& clip, const Config& c, int64_t max_frames, Frames& out,
+                int64_t* frames, double* allocs_per_frame) {
+  PipelineOptions po;
+  po.detector = c.options;
+  po.stages = c.stages;
+  auto pipe = Pipeline::create(session, po);
+  if (!pipe.ok()) {
+    std::fprintf(stderr, "%s: %s\n", c.name.c_str(), pipe.status().to_string().c_str());
+    return -1;
+  }
+  auto src = open_video_source(clip);
+  if (!src.ok() || !pipe->add_stream(std::move(*src)).ok()) return -1;
+  constexpr int64_t kWarm = 16;
+  int64_t delivered = 0, counted_from = 0;
+  bool bad = false;
+  const auto t = Clock::now();
+  Status st = pipe->start([&](FrameResult& r) {
+    if (!r.status.ok()) bad = true;
+    const auto i = static_cast<size_t>(r.frame->index);
+    if (i < out.size()) out[i].assign(r.detections->begin(), r.detections->end());
+    if (++delivered == kWarm) {
+      g_allocs = 0;
+      counted_from = delivered;
+      g_counting = true;
+    }
+    if (max_frames > 0 && delivered == max_frames) pipe->stop(StopMode::kCancel);
+  });
+  if (!st.ok() || !pipe->wait().ok() || bad) return -1;
+  const double s = std::chrono::duration<double>(Clock::now() - t).count();
+  g_counting = false;
+  *frames = delivered;
+  *allocs_per_frame =
+      delivered > counted_from ? static_cast<double>(g_allocs) / static_cast<double>(delivered - counted_from) : 0;
+  return s;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+// Loops a clip: reopens it at its end, for `frames` frames in all.
+class LoopedClip : public Source {
+ public:
+  LoopedClip(std::string path, int64_t frames) : path_(std::move(path)), left_(frames) {}
+  Result<bool> read(FrameBuffer& fb) override {
+    if (left_ <= 0) return false;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      if (!src_) {
+        auto s = open_video_source(path_);
+        if (!s.ok()) return s.status();
+        src_ = std::move(*s);
+      }
+      auto more = src_->read(fb);
+      if (!more.ok()) return more;
+      if (*more) {
+        --left_;
+        return true;
+      }
+      src_.reset();  // the end: reopen
+    }
+    return Status(ErrorCode::kIOError, path_ + ": no frames");
+  }
+  bool live() const override { return false; }
+  const std::string& name() const override { return path_; }
+
+ private:
+  std::string path_;
+  int64_t left_;
+  std::unique_ptr<Source> src_;
+};
+
+int soak(const std::string& model, const std::string& clip, int64_t frames, int threads) {
+  PipelineOptions po;
+  po.detector.session.threads = threads;
+  auto pipe = Pipeline::create(model, po);
+  if (!pipe.ok()) {
+    std::fprintf(stderr, "%s\n", pipe.status().to_string().c_str());
+    return 1;
+  }
+  if (!pipe->add_stream(std::make_unique<LoopedClip>(clip, frames)).ok()) return 1;
+  int64_t delivered = 0, allocs_at = 0;
+  const auto t = Clock::now();
+  std::printf("%8s %10s %10s %12s %14s\n", "frames", "seconds", "RSS MiB", "peak MiB", "allocs/frame");
+  Status st = pipe->start([&](FrameResult& r) {
+    if (!r.status.ok()) std::fprintf(stderr, "frame %lld: %s\n", static_cast<long long>(r.frame->index),
+                                     r.status.to_string().c_str());
+    ++delivered;
+    if (delivered == 100) {
+      g_allocs = 0;
+      allocs_at = delivered;
+      g_counting = true;
+    }
+    if (delivered % 1000 == 0 || delivered == 100) {
+      const double per = delivered > allocs_at ? static_cast<double>(g_allocs) / (delivered - allocs_at) : 0;
+      std::printf("%8lld %10.1f %10.1f %12.1f %14.1f\n", static_cast<long long>(delivered),
+                  std::chrono::duration<double>(Clock::now() - t).count(), status_kb("VmRSS:") / 1024.0,
+                  status_kb("VmHWM:") / 1024.0, per);
+      std::fflush(stdout);
+    }
+  });
+  if (!st.ok() || !pipe->wait().ok()) return 1;
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> pos;
+  int rounds = 3, threads = 2;
+  int64_t max_frames = 0;
+  bool soak_mode = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--rounds" && i + 1 < argc) rounds = std::atoi(argv[++i]);
+    else if (a == "--threads" && i + 1 < argc) threads = std::atoi(argv[++i]);
+    else if (a == "--frames" && i + 1 < argc) max_frames = std::atoll(argv[++i]);
+    else if (a == "--soak") soak_mode = true;
+    else pos.push_back(a);
+  }
+  if (soak_mode) {
+    if (pos.size() != 3) {
+      std::fprintf(stderr, "usage: %s --soak MODEL CLIP FRAMES [--threads N]\n", argv[0]);
+      return 2;
+    }
+    return soak(pos[0], pos[1], std::atoll(pos[2].c_str()), threads);
+  }
+  if (pos.size() != 2 || rounds < 1) {
+    std::fprintf(stderr, "usage: %s MODEL CLIP [--rounds R] [--threads N] [--frames F]\n", argv[0]);
+    return 2;
+  }
+  const std::string model = pos[0], clip = pos[1];
+
+  // The rows: all on; each switch off alone (session switches need a session
+  // of their own: each config loads the model with its options); the stage
+  // threads flipped; all off.
+  std::vector<Config> configs;
+  DetectorOptions on;
+  on.session.threads = threads;
+  configs.push_back({"all on", on, StageThreads::kAuto});
+  for (const OptimizationSwitch& s : optimization_switches()) {
+    Config c{std::string(s.name) + " off", on, StageThreads::kAuto};
+    set_optimization(c.options, s, false);
+    configs.push_back(c);
+  }
+  {
+    // The write-up's parallel NMS (per class, on the OpenMP team) in place
+    // of the fast NMS; the "fast_nms off" row is the plain one.
+    Config c{"fast_nms off, per-class parallel NMS", on, StageThreads::kAuto};
+    c.options.fast_nms = false;
+    c.options.parallel_class_nms = true;
+    configs.push_back(c);
+  }
+  {
+    // The default resolves to one of the two; the row is the other.
+    auto probe = Pipeline::create(model, PipelineOptions{on});
+    if (!probe.ok()) {
+      std::fprintf(stderr, "%s\n", probe.status().to_string().c_str());
+      return 1;
+    }
+    const bool inl = probe->stage_threads() == StageThreads::kInline;
+    configs.push_back({inl ? "stages on separate threads" : "stages inline", on,
+                       inl ? StageThreads::kSeparate : StageThreads::kInline});
+    std::printf("default stages: %s (threads %d)\n", inl ? "inline" : "separate", threads);
+  }
+  DetectorOptions off = on;
+  set_all_optimizations(off, false);
+  configs.push_back({"all off", off, StageThreads::kAuto});
+
+  std::vector<Session> sessions;
+  for (const Config& c : configs) {
+    auto s = Session::load(model, c.options.session);
+    if (!s.ok()) {
+      std::fprintf(stderr, "%s: %s\n", c.name.c_str(), s.status().to_string().c_str());
+      return 1;
+    }
+    sessions.push_back(std::move(*s));
+  }
+
+  Frames reference, current;
+  auto reserve = [&](Frames& f) {
+    f.assign(max_frames > 0 ? static_cast<size_t>(max_frames) : 1024, {});
+    for (auto& d : f) d.reserve(300);  // max_det is 100 by default
+  };
+  reserve(reference);
+  reserve(current);
+  std::vector<Row> rows(configs.size());
+  for (int r = 0; r < rounds; ++r) {
+    for (size_t i = 0; i < configs.size(); ++i) {
+      Frames& out = i == 0 && r == 0 ? reference : current;
+      for (auto& d : out) d.clear();
+      reset_peak();
+      const long before_kb = status_kb("VmRSS:");
+      int64_t frames = 0;
+      double apf = 0;
+      const double s = run_once(sessions[i], clip, configs[i], max_frames, out, &frames, &apf);
+      Row& row = rows[i];
+      if (s < 0) {
+        row.failed = true;
+        continue;
+      }
+      row.seconds.push_back(s);
+      row.peak_kb = std::max(row.peak_kb, status_kb("VmHWM:") - before_kb);
+      row.allocs_per_frame = apf;
+      row.frames = frames;
+      if (!(i == 0 && r == 0)) {
+        int64_t differing = 0;
+        for (size_t f = 0; f < std::min<size_t>(out.size(), static_cast<size_t>(frames)); ++f)
+          differing += !same(out[f], reference[f]);
+        row.differing = std::max(row.differing, differing);
+      }
+      std::fprintf(stderr, "round %d %-32s %.3f s\n", r + 1, configs[i].name.c_str(), s);
+    }
+  }
+
+  const double on_s = median(rows[0].seconds);
+  std::printf("\n| row | FPS median | FPS best | speed-up from the technique | peak RSS added, MiB | allocs/frame | detections |\n");
+  std::printf("|---|---|---|---|---|---|---|\n");
+  for (size_t i = 0; i < configs.size(); ++i) {
+    const Row& row = rows[i];
+    if (row.failed || row.seconds.empty()) {
+      std::printf("| %s | failed | | | | | |\n", configs[i].name.c_str());
+      continue;
+    }
+    const double med = median(row.seconds), best = *std::min_element(row.seconds.begin(), row.seconds.end());
+    char gain[32] = "—";
+    if (i > 0) std::snprintf(gain, sizeof gain, "%+.1f %%", 100.0 * (med / on_s - 1.0));
+    char same_text[48];
+    if (i == 0) std::snprintf(same_text, sizeof same_text, "reference");
+    else if (row.differing == 0) std::snprintf(same_text, sizeof same_text, "identical");
+    else std::snprintf(same_text, sizeof same_text, "%lld frames differ", static_cast<long long>(row.differing));
+    std::printf("| %s | %.2f | %.2f | %s | %.1f | %.1f | %s |\n", configs[i].name.c_str(), row.frames / med,
+                row.frames / best, gain, row.peak_kb / 1024.0, row.allocs_per_frame, same_text);
+  }
+  return 0;
+}
