@@ -128,7 +128,7 @@ double run_once(const Session& session, const std::string& clip, const Config& c
   int64_t delivered = 0, counted_from = 0;
   bool bad = false;
   const auto t = Clock::now();
-  Status st = pipe->start([&](FrameResult& r) {
+  Status st = pipe->run([&](FrameResult& r) {
     if (!r.status.ok()) bad = true;
     const auto i = static_cast<size_t>(r.frame->index);
     if (i < out.size()) out[i].assign(r.detections->begin(), r.detections->end());
@@ -139,7 +139,7 @@ double run_once(const Session& session, const std::string& clip, const Config& c
     }
     if (max_frames > 0 && delivered == max_frames) pipe->stop(StopMode::kCancel);
   });
-  if (!st.ok() || !pipe->wait().ok() || bad) return -1;
+  if (!st.ok() || bad) return -1;
   const double s = std::chrono::duration<double>(Clock::now() - t).count();
   g_counting = false;
   *frames = delivered;
@@ -196,7 +196,7 @@ int soak(const std::string& model, const std::string& clip, int64_t frames, int 
   int64_t delivered = 0, allocs_at = 0;
   const auto t = Clock::now();
   std::printf("%8s %10s %10s %12s %14s\n", "frames", "seconds", "RSS MiB", "peak MiB", "allocs/frame");
-  Status st = pipe->start([&](FrameResult& r) {
+  Status st = pipe->run([&](FrameResult& r) {
     if (!r.status.ok()) std::fprintf(stderr, "frame %lld: %s\n", static_cast<long long>(r.frame->index),
                                      r.status.to_string().c_str());
     ++delivered;
@@ -213,8 +213,7 @@ int soak(const std::string& model, const std::string& clip, int64_t frames, int 
       std::fflush(stdout);
     }
   });
-  if (!st.ok() || !pipe->wait().ok()) return 1;
-  return 0;
+  return st.ok() ? 0 : 1;
 }
 
 }  // namespace

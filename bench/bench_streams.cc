@@ -5,16 +5,20 @@
 // cores:
 //   network      Session::run_into alone on a preprocessed batch of 1 (and of
 //                BATCH): the ceiling, 1 / latency
-//   serial       today's loop: decode → Detector::detect_into, one frame at a time
+//   serial       the plain loop: decode → Detector::detect_into, one frame at a time;
+//                then the same loop on a thread of its own (a second OpenMP
+//                team: see Pipeline::run)
 //   pipeline x1  one stream through damoyolo::Pipeline, batch 1
 //   pipeline xS  STREAMS copies of the clip, batch 1, then batch BATCH
 //   (the pipeline rows with the stages inline on one thread, then on
-//   separate threads: PipelineOptions::stages)
+//   separate threads: PipelineOptions::stages; all through Pipeline::run,
+//   inference on the main thread)
 // Each row prints frames, seconds and FPS (aggregate over streams).
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "damoyolo/pipeline.h"
@@ -49,7 +53,7 @@ int network(const Session& session, int batch, int runs) {
   return 0;
 }
 
-int serial(const Session& session, const std::string& clip) {
+int serial(const Session& session, const std::string& clip, const char* name = "serial (decode+detect_into)") {
   auto det = Detector::create(session);
   auto src = open_video_source(clip);
   if (!det.ok() || !src.ok()) return 1;
@@ -63,8 +67,15 @@ int serial(const Session& session, const std::string& clip) {
     if (!det->detect_into(fb.view(), out).ok()) return 1;
     ++frames;
   }
-  row("serial (decode+detect_into)", frames, seconds_since(t));
+  row(name, frames, seconds_since(t));
   return 0;
+}
+
+int serial_thread(const Session& session, const std::string& clip) {
+  int rc = 0;
+  std::thread th([&] { rc = serial(session, clip, "serial, on a second thread"); });
+  th.join();
+  return rc;
 }
 
 int pipelined(const Session& session, const std::string& clip, int streams, int batch, StageThreads stages) {
@@ -81,8 +92,7 @@ int pipelined(const Session& session, const std::string& clip, int streams, int 
     if (!src.ok() || !pipe->add_stream(std::move(*src)).ok()) return 1;
   }
   const auto t = Clock::now();
-  if (!pipe->start([](FrameResult&) {}).ok()) return 1;
-  if (!pipe->wait().ok()) return 1;
+  if (!pipe->run([](FrameResult&) {}).ok()) return 1;
   const double s = seconds_since(t);
   const PipelineStats ps = pipe->stats();
   const std::string name = "pipeline x" + std::to_string(streams) + " batch " + std::to_string(pipe->max_batch()) +
@@ -118,6 +128,7 @@ int main(int argc, char** argv) {
   rc |= network(*session1, 1, 40);
   rc |= network(*session, batch, 10);
   rc |= serial(*session1, clip);
+  rc |= serial_thread(*session1, clip);
   for (StageThreads stages : {StageThreads::kInline, StageThreads::kSeparate}) {
     rc |= pipelined(*session1, clip, 1, 1, stages);
     rc |= pipelined(*session1, clip, streams, 1, stages);

@@ -222,6 +222,12 @@ class Pipeline {
   // Allocates every pool and starts the threads. Both callbacks run on the
   // post-processing thread, one call at a time.
   Status start(FrameCallback on_frame, EndCallback on_end = {});
+  // start() + wait() with the inference stage on the calling thread: the
+  // faster way when the calling thread is the one that loaded the model (or
+  // ran any OpenMP work), since oneDNN then uses that thread's OpenMP team
+  // instead of starting a second one that competes with the first's idle,
+  // spinning workers. Call stop() from a callback or another thread.
+  Status run(FrameCallback on_frame, EndCallback on_end = {});
   // Asks every stream to stop; returns at once (callable from any thread,
   // not from a signal handler: poll a flag there and call this).
   void stop(StopMode mode = StopMode::kDrain);

@@ -133,6 +133,7 @@ struct Pipeline::Impl {
   std::atomic<int64_t> inferences{0}, inferred_frames{0}, timeout_batches{0};
 
   Status allocate();
+  Status begin(FrameCallback frame_cb, EndCallback end_cb, bool caller_infers);
   void source_loop(int s);
   Result<bool> read_frame(Stream& st, FrameBuffer& fb);
   FrameBuffer* read_inline(Stream& st);
@@ -253,19 +254,39 @@ Status Pipeline::Impl::allocate() {
 }
 
 Status Pipeline::start(FrameCallback on_frame, EndCallback on_end) {
+  return impl_ ? impl_->begin(std::move(on_frame), std::move(on_end), /*caller_infers=*/false)
+               : Status(ErrorCode::kInvalidArgument, "the pipeline was not created");
+}
+
+// The inference stage on the calling thread (the batcher's loop inline, the
+// infer loop with separate stages), so oneDNN runs on the OpenMP team of the
+// thread that loaded the model. libgomp keeps one team per thread that ever
+// started a parallel region, and an idle team's workers keep spinning: a
+// second team on another thread lost 35 % of the frame rate on 2 cores
+// (docs/streams.md, "Thread budget").
+Status Pipeline::run(FrameCallback on_frame, EndCallback on_end) {
   if (!impl_) return Status(ErrorCode::kInvalidArgument, "the pipeline was not created");
   Impl& m = *impl_;
+  Status st = m.begin(std::move(on_frame), std::move(on_end), /*caller_infers=*/true);
+  if (!st.ok()) return st;
+  if (m.stages == StageThreads::kInline) m.batcher_loop();
+  else m.infer_loop();
+  return wait();
+}
+
+Status Pipeline::Impl::begin(FrameCallback frame_cb, EndCallback end_cb, bool caller_infers) {
+  Impl& m = *this;
   if (m.started) return Status(ErrorCode::kInvalidArgument, "start() called twice");
   if (m.streams.empty()) return Status(ErrorCode::kInvalidArgument, "no streams");
-  if (!on_frame) return Status(ErrorCode::kInvalidArgument, "no frame callback");
+  if (!frame_cb) return Status(ErrorCode::kInvalidArgument, "no frame callback");
   try {
     Status st = m.allocate();
     if (!st.ok()) return st;
   } catch (const std::bad_alloc&) {
     return Status(ErrorCode::kOutOfRange, "out of memory allocating the pipeline's pools");
   }
-  m.on_frame = std::move(on_frame);
-  m.on_end = std::move(on_end);
+  m.on_frame = std::move(frame_cb);
+  m.on_end = std::move(end_cb);
   m.started = true;
   m.start_time = Clock::now();
   // Inline, a file is read by the batcher when it wants the next frame; a
@@ -274,9 +295,9 @@ Status Pipeline::start(FrameCallback on_frame, EndCallback on_end) {
   for (auto& st : m.streams) st->inline_read = m.stages == StageThreads::kInline && !st->drop;
   if (m.stages == StageThreads::kSeparate) {
     m.poster = std::thread([&m] { m.post_loop(); });
-    m.inferrer = std::thread([&m] { m.infer_loop(); });
+    if (!caller_infers) m.inferrer = std::thread([&m] { m.infer_loop(); });
   }
-  m.batcher = std::thread([&m] { m.batcher_loop(); });
+  if (m.stages == StageThreads::kSeparate || !caller_infers) m.batcher = std::thread([&m] { m.batcher_loop(); });
   for (int s = 0; s < static_cast<int>(m.streams.size()); ++s)
     if (!m.streams[s]->inline_read) m.streams[s]->thread = std::thread([&m, s] { m.source_loop(s); });
   return Status::Ok();

@@ -18,6 +18,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <atomic>
+#include <mutex>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -278,18 +281,30 @@ int run_video(VideoArgs& a) {
   };
 
   const auto t_start = Clock::now();
-  Status st = pipe.start(on_frame, on_end);
-  if (!st.ok()) return fail(st.to_string());
-  bool stopped = false;
-  while (!pipe.finished()) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    progress.update(delivered);
-    if (interrupted() && !stopped) {
-      stopped = true;
-      pipe.stop(StopMode::kDrain);
+  // The pipeline runs its inference stage here, on the thread that loaded
+  // the model (Pipeline::run: one OpenMP team, not two); a watcher thread
+  // shows progress and turns Ctrl-C into a drain.
+  std::atomic<bool> finished{false}, stopped{false};
+  std::mutex watch_mu;
+  std::condition_variable watch_cv;
+  std::thread watcher([&] {
+    std::unique_lock lock(watch_mu);
+    while (!finished) {
+      watch_cv.wait_for(lock, std::chrono::milliseconds(20));
+      progress.update(delivered);
+      if (interrupted() && !stopped) {
+        stopped = true;
+        pipe.stop(StopMode::kDrain);
+      }
     }
+  });
+  Status st = pipe.run(on_frame, on_end);
+  {
+    std::lock_guard lock(watch_mu);
+    finished = true;
   }
-  st = pipe.wait();
+  watch_cv.notify_all();
+  watcher.join();
   progress.finish();
   const double wall_s = std::chrono::duration<double>(Clock::now() - t_start).count();
   if (!st.ok()) return fail(st.to_string());
