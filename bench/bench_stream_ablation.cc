@@ -16,10 +16,14 @@
 //
 // usage: bench_stream_ablation MODEL CLIP [--rounds R] [--threads N] [--frames F]
 //        bench_stream_ablation --soak MODEL CLIP FRAMES [--threads N]
+//        bench_stream_ablation --live MODEL CLIP FPS SECONDS [--threads N]
 // Rows run round-robin, R passes over all of them, so a drift in machine load
 // hits every row alike. --soak loops the clip for FRAMES frames through one
 // pipeline with everything on and prints resident memory every 1000 frames:
-// the "flat over 10,000 frames" figure.
+// the "flat over 10,000 frames" figure. --live plays the clip's frames (decoded
+// once, up front) as a camera would, at FPS for SECONDS, whether or not they
+// are read, and prints what the live policy did: frames inferred and
+// dropped, and the latency from a frame's capture time to its callback.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -30,6 +34,7 @@
 #include <fstream>
 #include <new>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "damoyolo/optimizations.h"
@@ -211,6 +216,82 @@ class LoopedClip : public Source {
   std::unique_ptr<Source> src_;
 };
 
+// A camera: the clip's frames (decoded up front), each released at its
+// capture time on the source's own thread; the pipeline's live policy
+// (drop the oldest queued frame) decides what gets inferred.
+class PacedCamera : public Source {
+ public:
+  PacedCamera(std::vector<FrameBuffer>& frames, double fps, double seconds)
+      : frames_(frames), period_(1.0 / fps), total_(static_cast<int64_t>(fps * seconds)) {}
+  Result<bool> read(FrameBuffer& fb) override {
+    if (next_ == 0) start_ = Clock::now();
+    if (next_ >= total_) return false;
+    // The source's own thread waits for the next frame's capture time, as a
+    // blocking camera read does.
+    std::this_thread::sleep_until(start_ + std::chrono::duration_cast<Clock::duration>(
+                                               std::chrono::duration<double>(period_ * static_cast<double>(next_))));
+    const FrameBuffer& f = frames_[static_cast<size_t>(next_) % frames_.size()];
+    Status st = fb.reshape(f.width(), f.height(), f.format());
+    if (!st.ok()) return st;
+    for (int y = 0; y < f.height(); ++y)
+      std::memcpy(fb.data() + y * fb.stride(), f.data() + y * f.stride(), static_cast<size_t>(f.width()) * 3);
+    fb.time_s = period_ * static_cast<double>(next_);
+    ++next_;
+    return true;
+  }
+  bool live() const override { return true; }
+  const std::string& name() const override { return name_; }
+  int width() const override { return frames_[0].width(); }
+  int height() const override { return frames_[0].height(); }
+  Clock::time_point start() const { return start_; }
+
+ private:
+  std::vector<FrameBuffer>& frames_;
+  double period_;
+  int64_t total_;
+  int64_t next_ = 0;
+  Clock::time_point start_;
+  std::string name_ = "paced camera";
+};
+
+int live(const std::string& model, const std::string& clip, double fps, double seconds, int threads) {
+  std::vector<FrameBuffer> frames(64);
+  {
+    auto src = open_video_source(clip);
+    if (!src.ok()) return 1;
+    for (auto& f : frames) {
+      auto more = (*src)->read(f);
+      if (!more.ok() || !*more) return 1;
+    }
+  }
+  PipelineOptions po;
+  po.detector.session.threads = threads;
+  auto pipe = Pipeline::create(model, po);
+  if (!pipe.ok()) return 1;
+  auto cam = std::make_unique<PacedCamera>(frames, fps, seconds);
+  PacedCamera* camera = cam.get();
+  if (!pipe->add_stream(std::move(cam)).ok()) return 1;
+  std::vector<double> latency_ms;
+  latency_ms.reserve(static_cast<size_t>(fps * seconds) + 1);
+  Status st = pipe->run([&](FrameResult& r) {
+    const double captured = r.frame->time_s;
+    const double now = std::chrono::duration<double>(Clock::now() - camera->start()).count();
+    latency_ms.push_back(1000.0 * (now - captured));
+  });
+  if (!st.ok()) return 1;
+  const StreamStats s = pipe->stream_stats(0);
+  std::sort(latency_ms.begin(), latency_ms.end());
+  auto pct = [&](double p) {
+    return latency_ms.empty() ? 0.0 : latency_ms[std::min(latency_ms.size() - 1, static_cast<size_t>(p * latency_ms.size()))];
+  };
+  std::printf("camera %.1f FPS for %.1f s: produced %lld, inferred %lld (%.2f FPS), dropped %lld, skipped %lld\n", fps,
+              seconds, static_cast<long long>(s.decoded), static_cast<long long>(s.inferred), s.inferred / s.seconds,
+              static_cast<long long>(s.dropped), static_cast<long long>(s.skipped));
+  std::printf("latency capture -> callback, ms: median %.1f, p90 %.1f, p99 %.1f, max %.1f\n", pct(0.5), pct(0.9),
+              pct(0.99), latency_ms.empty() ? 0.0 : latency_ms.back());
+  return s.decoded == s.inferred + s.dropped + s.skipped + s.failed ? 0 : 1;
+}
+
 int soak(const std::string& model, const std::string& clip, int64_t frames, int threads) {
   PipelineOptions po;
   po.detector.session.threads = threads;
@@ -249,14 +330,22 @@ int main(int argc, char** argv) {
   std::vector<std::string> pos;
   int rounds = 3, threads = 2;
   int64_t max_frames = 0;
-  bool soak_mode = false;
+  bool soak_mode = false, live_mode = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--rounds" && i + 1 < argc) rounds = std::atoi(argv[++i]);
     else if (a == "--threads" && i + 1 < argc) threads = std::atoi(argv[++i]);
     else if (a == "--frames" && i + 1 < argc) max_frames = std::atoll(argv[++i]);
     else if (a == "--soak") soak_mode = true;
+    else if (a == "--live") live_mode = true;
     else pos.push_back(a);
+  }
+  if (live_mode) {
+    if (pos.size() != 4) {
+      std::fprintf(stderr, "usage: %s --live MODEL CLIP FPS SECONDS [--threads N]\n", argv[0]);
+      return 2;
+    }
+    return live(pos[0], pos[1], std::atof(pos[2].c_str()), std::atof(pos[3].c_str()), threads);
   }
   if (soak_mode) {
     if (pos.size() != 3) {

@@ -482,7 +482,9 @@ void expect_counts_consistent(const StreamStats& st, const std::vector<int64_t>&
   EXPECT_EQ(st.decoded, st.inferred + st.dropped + st.skipped + st.failed + st.cancelled);
   EXPECT_EQ(st.inferred, static_cast<int64_t>(indices.size()));
   for (size_t i = 1; i < indices.size(); ++i) ASSERT_LT(indices[i - 1], indices[i]) << "at " << i;
-  if (!indices.empty()) EXPECT_LT(indices.back(), st.decoded);
+  if (!indices.empty()) {
+    EXPECT_LT(indices.back(), st.decoded);
+  }
 }
 
 TEST(Pipeline, ReadsAUdpMpegTsStreamOverLoopback) {
@@ -987,6 +989,34 @@ TEST_P(PipelineStages, EverySwitchOffGivesTheSameDetectionsAndTheBufferSwitchesA
       EXPECT_GE(r.allocations, all_on.allocations + 12) << "off, every frame must allocate";
     }
   }
+}
+
+// run(): start() + wait() with the inference stage on the calling thread —
+// inline, the callbacks come on the caller too; separate, on the post thread.
+TEST_P(PipelineStages, RunInfersOnTheCallingThreadAndDeliversEverything) {
+  auto pipe = Pipeline::create(model_path(), options(2));
+  ASSERT_TRUE(pipe.ok()) << pipe.status().to_string();
+  for (int i = 0; i < 2; ++i)
+    ASSERT_TRUE(pipe->add_stream(std::make_unique<MemorySource>("s" + std::to_string(i), make_frames(7))).ok());
+  const std::thread::id caller = std::this_thread::get_id();
+  std::map<int, std::vector<int64_t>> indices;
+  int64_t on_caller = 0, ends = 0;
+  ASSERT_TRUE(pipe->run(
+                      [&](FrameResult& r) {
+                        EXPECT_TRUE(r.status.ok());
+                        indices[r.stream].push_back(r.frame->index);
+                        on_caller += std::this_thread::get_id() == caller;
+                      },
+                      [&](int, const StreamStats& st) {
+                        ++ends;
+                        EXPECT_EQ(st.inferred, 7);
+                      })
+                  .ok());
+  EXPECT_TRUE(pipe->finished());
+  EXPECT_EQ(ends, 2);
+  for (int s = 0; s < 2; ++s) EXPECT_EQ(indices[s], (std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6})) << s;
+  EXPECT_EQ(on_caller, GetParam() == StageThreads::kInline ? 14 : 0);
+  EXPECT_FALSE(pipe->run([](FrameResult&) {}).ok()) << "a pipeline runs once";
 }
 
 INSTANTIATE_TEST_SUITE_P(Stages, PipelineStages,
