@@ -67,6 +67,7 @@ class FrameBuffer {
 
   int64_t index = 0;   // position in its stream, 0-based, counting dropped and skipped frames
   double time_s = 0;   // presentation time, seconds from the stream's start
+  double decode_ms = 0;  // wall time of the source's read() that produced it (set by the pipeline)
 
  private:
   struct Free {
@@ -153,6 +154,11 @@ struct FrameResult {
   FrameBuffer* frame = nullptr;
   const std::vector<Detection>* detections = nullptr;  // score descending, frame pixels
   Status status;                                       // not OK: this frame failed; detections empty
+  // Wall time of this frame's stages: decode (the source's read), preprocess,
+  // inference (its batch's run divided by the frames in it), postprocess
+  // (head decode + NMS). With separate stage threads they overlap other
+  // frames' stages, so they do not add up to the time between frames.
+  StageTimings timings;
 };
 
 // Which threads the stages after the sources run on.

@@ -71,6 +71,7 @@ struct Item {
   int position = -1;             // index in the batch input; -1: not inferred
   PreprocessInfo info;
   Status status;
+  double preprocess_ms = 0;
 };
 
 struct Slot {
@@ -99,6 +100,7 @@ struct Slot {
   std::vector<std::vector<Detection>> detections;  // one list per batch position
   int positions = 0;
   Status infer_status;
+  double infer_ms = 0;  // the batch's Session run
   Clock::time_point first_at;
 };
 
@@ -419,7 +421,9 @@ void Pipeline::Impl::source_loop(int s) {
     }
     Result<bool> more = false;
     try {
+      const auto t0 = Clock::now();
       more = read_frame(st, *fb);
+      fb->decode_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     } catch (const std::exception& e) {
       more = Status(ErrorCode::kInternal, st.source->name() + ": " + e.what());
     }
@@ -506,7 +510,9 @@ FrameBuffer* Pipeline::Impl::read_inline(Stream& st) {
     }
     Result<bool> more = false;
     try {
+      const auto t0 = Clock::now();
       more = read_frame(st, *fb);
+      fb->decode_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     } catch (const std::exception& e) {
       more = Status(ErrorCode::kInternal, st.source->name() + ": " + e.what());
     }
@@ -612,16 +618,18 @@ void Pipeline::Impl::batcher_loop() {
     Stream& st = *streams[picked];
     if (end_marker) {
       ++ended;
-      slot->items.push_back(Item{picked, nullptr, -1, {}, Status::Ok()});
+      slot->items.push_back(Item{picked, nullptr, -1, {}, Status::Ok(), 0});
     } else if (cancel) {
       ++st.cancelled;
       give_back(st, fb);
       continue;
     } else {
-      Item item{picked, fb, -1, {}, Status::Ok()};
+      Item item{picked, fb, -1, {}, Status::Ok(), 0};
+      const auto t0 = Clock::now();
       item.status = preprocessor.run(fb->view(), in_w, in_h, options.detector.resize,
                                      slot->input.data<float>() + static_cast<size_t>(slot->positions) * plane,
                                      &item.info);
+      item.preprocess_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
       if (item.status.ok()) item.position = slot->positions++;
       if (slot->items.empty()) slot->first_at = Clock::now();
       slot->items.push_back(item);
@@ -657,6 +665,7 @@ void Pipeline::Impl::infer(Slot* slot) {
   }
   if (k > 0) {
     Status st;
+    const auto t0 = Clock::now();
     try {
       st = session.run_into(slot->inputs_k[k - 1], slot->outputs_k[k - 1]);
       slot->used_outputs = &slot->outputs_k[k - 1];
@@ -676,6 +685,7 @@ void Pipeline::Impl::infer(Slot* slot) {
       st = Status(ErrorCode::kInternal, e.what());
     }
     slot->infer_status = st;
+    slot->infer_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     ++inferences;
     inferred_frames += k;
   }
@@ -715,10 +725,14 @@ void Pipeline::Impl::post(Slot* slot) {
     result.frame = item.frame;
     result.detections = &no_detections;
     result.status = item.status;
+    result.timings.decode_ms = item.frame->decode_ms;
+    result.timings.preprocess_ms = item.preprocess_ms;
+    if (slot->positions > 0) result.timings.inference_ms = slot->infer_ms / slot->positions;
     if (item.status.ok()) {
       if (!slot->infer_status.ok()) {
         result.status = slot->infer_status;
       } else {
+        const auto t0 = Clock::now();
         std::vector<Detection>& dets = slot->detections[static_cast<size_t>(item.position)];
         if (!options.detector.preallocated_buffers) std::vector<Detection>().swap(dets);  // a list of its own
         try {
@@ -728,6 +742,7 @@ void Pipeline::Impl::post(Slot* slot) {
           result.status = Status(ErrorCode::kInternal, e.what());
         }
         if (result.status.ok()) result.detections = &dets;
+        result.timings.postprocess_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
       }
     }
     if (result.status.ok()) ++st.inferred;

@@ -37,6 +37,12 @@ TEST_F(CliTest, VideoSeveralInputsOneOutputEach) {
     for (size_t i = 0; i < lines.size(); ++i) {
       EXPECT_EQ(lines[i]["frame"].get<int>(), static_cast<int>(i));
       EXPECT_EQ(lines[i]["stream"].get<int>(), n);
+      // Every frame's own stage times; inference and writing really ran.
+      const auto& t = lines[i]["timings_ms"];
+      for (const char* stage : {"decode", "preprocess", "inference", "postprocess", "draw", "write"})
+        EXPECT_GE(t.at(stage).get<double>(), 0.0) << stage;
+      EXPECT_GT(t.at("inference").get<double>(), 0.0);
+      EXPECT_GT(t.at("write").get<double>(), 0.0);
     }
     cv::VideoCapture cap((dir_ / ("out_" + std::to_string(n) + ".mp4")).string(), cv::CAP_FFMPEG);
     ASSERT_TRUE(cap.isOpened());

@@ -233,9 +233,14 @@ int run_video(VideoArgs& a) {
         }
       }
     }
+    double draw_ms = 0, write_ms = 0;
     if (o.sink) {
+      auto t0 = Clock::now();
       draw_detections(image, *r.detections, names, draw_threshold);
+      auto t1 = Clock::now();
       Status st = o.sink->write(image);
+      draw_ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
+      write_ms = std::chrono::duration<double, std::milli>(Clock::now() - t1).count();
       if (!st.ok()) {
         o.error = st;
         return;
@@ -246,7 +251,14 @@ int run_video(VideoArgs& a) {
                             {"time_s", std::round(f.time_s * 1e4) / 1e4},
                             {"width", f.width()},
                             {"height", f.height()},
-                            {"detections", detections_json(names, *r.detections, a.det.full_precision)}};
+                            {"detections", detections_json(names, *r.detections, a.det.full_precision)},
+                            {"timings_ms",
+                             {{"decode", round2(r.timings.decode_ms)},
+                              {"preprocess", round2(r.timings.preprocess_ms)},
+                              {"inference", round2(r.timings.inference_ms)},
+                              {"postprocess", round2(r.timings.postprocess_ms)},
+                              {"draw", round2(draw_ms)},
+                              {"write", round2(write_ms)}}}};
       if (n > 1) rec["stream"] = r.stream;
       // Flushed per line, so a consumer can follow the (temporary) file.
       std::ofstream& out = o.jsonl_out.stream();
