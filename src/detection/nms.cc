@@ -129,21 +129,11 @@ void merge_kept(std::vector<Candidate>& kept, const NmsParams& params, std::vect
 
 }  // namespace
 
-void nms_reference(const float* boxes, const std::vector<Candidate>& candidates,
-                   const NmsParams& params, std::vector<Candidate>* out) {
-  out->clear();
-  const float thr = float_threshold_below(params.iou_threshold);
-  std::vector<Candidate> sorted;
-  const float shift_unit = prepare(boxes, candidates, params, &sorted);
-  const std::vector<size_t> runs = class_runs(sorted);
-  std::vector<Candidate> kept;
-  for (size_t r = 0; r + 1 < runs.size(); ++r)
-    greedy_one_class(boxes, sorted.data() + runs[r], sorted.data() + runs[r + 1], shift_unit, thr, &kept);
-  merge_kept(kept, params, out);
-}
+namespace {
 
-void nms_parallel_classes(const float* boxes, const std::vector<Candidate>& candidates,
-                          const NmsParams& params, std::vector<Candidate>* out) {
+// nms_reference's body; `parallel` spreads the classes over the OpenMP team.
+void nms_by_class(const float* boxes, const std::vector<Candidate>& candidates, const NmsParams& params,
+                  bool parallel, std::vector<Candidate>* out) {
   out->clear();
   const float thr = float_threshold_below(params.iou_threshold);
   std::vector<Candidate> sorted;
@@ -153,13 +143,25 @@ void nms_parallel_classes(const float* boxes, const std::vector<Candidate>& cand
   std::vector<std::vector<Candidate>> per_class(static_cast<size_t>(std::max(classes, 0)));
   // Classes differ a lot in size (a person class may hold most candidates):
   // dynamic scheduling, one class at a time.
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if (parallel)
   for (int r = 0; r < classes; ++r)
     greedy_one_class(boxes, sorted.data() + runs[r], sorted.data() + runs[r + 1], shift_unit, thr,
                      &per_class[static_cast<size_t>(r)]);
   std::vector<Candidate> kept;
   for (auto& k : per_class) kept.insert(kept.end(), k.begin(), k.end());
   merge_kept(kept, params, out);
+}
+
+}  // namespace
+
+void nms_reference(const float* boxes, const std::vector<Candidate>& candidates,
+                   const NmsParams& params, std::vector<Candidate>* out) {
+  nms_by_class(boxes, candidates, params, /*parallel=*/false, out);
+}
+
+void nms_parallel_classes(const float* boxes, const std::vector<Candidate>& candidates,
+                          const NmsParams& params, std::vector<Candidate>* out) {
+  nms_by_class(boxes, candidates, params, /*parallel=*/true, out);
 }
 
 void FastNms::begin(int num_classes) {
@@ -169,21 +171,20 @@ void FastNms::begin(int num_classes) {
   count_ = 0;
 }
 
-void FastNms::run_reference(const float* boxes, const NmsParams& params,
-                            std::vector<Candidate>* out) {
+std::vector<Candidate> FastNms::candidates() const {
   std::vector<Candidate> all;
-  all.reserve(count_);
+  all.reserve(static_cast<size_t>(count_));
   for (int c = 0; c < num_classes_; ++c)
     for (uint64_t k : buckets_[c]) all.push_back({key_score(k), c, key_anchor(k)});
-  nms_reference(boxes, all, params, out);
+  return all;
+}
+
+void FastNms::run_reference(const float* boxes, const NmsParams& params, std::vector<Candidate>* out) {
+  nms_reference(boxes, candidates(), params, out);
 }
 
 void FastNms::run_parallel_classes(const float* boxes, const NmsParams& params, std::vector<Candidate>* out) {
-  std::vector<Candidate> all;
-  all.reserve(count_);
-  for (int c = 0; c < num_classes_; ++c)
-    for (uint64_t k : buckets_[c]) all.push_back({key_score(k), c, key_anchor(k)});
-  nms_parallel_classes(boxes, all, params, out);
+  nms_parallel_classes(boxes, candidates(), params, out);
 }
 
 void FastNms::KeptBoxes::push(float bx1, float by1, float bx2, float by2, float barea) {

@@ -89,6 +89,8 @@ class FastNms {
   void run_reference(const float* boxes, const NmsParams& params, std::vector<Candidate>* out);
   // The same candidates through nms_parallel_classes.
   void run_parallel_classes(const float* boxes, const NmsParams& params, std::vector<Candidate>* out);
+  // The candidates added since begin(), as (score, class, anchor).
+  std::vector<Candidate> candidates() const;
 
   // In-class sort key: ascending key = score descending, then anchor ascending.
   static uint64_t make_key(float score, int32_t anchor);

@@ -138,6 +138,7 @@ struct Pipeline::Impl {
   Status begin(FrameCallback frame_cb, EndCallback end_cb, bool caller_infers);
   void source_loop(int s);
   Result<bool> read_frame(Stream& st, FrameBuffer& fb);
+  Result<bool> read_frame_untimed(Stream& st, FrameBuffer& fb);
   FrameBuffer* read_inline(Stream& st);
   void end_source(Stream& st, const Status& error, bool stopped);
   void batcher_loop();
@@ -419,14 +420,7 @@ void Pipeline::Impl::source_loop(int s) {
       stopped = true;
       break;
     }
-    Result<bool> more = false;
-    try {
-      const auto t0 = Clock::now();
-      more = read_frame(st, *fb);
-      fb->decode_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-    } catch (const std::exception& e) {
-      more = Status(ErrorCode::kInternal, st.source->name() + ": " + e.what());
-    }
+    Result<bool> more = read_frame(st, *fb);
     if (!more.ok() || !*more) {
       if (!more.ok()) error = more.status();
       give_back(st, fb);
@@ -460,10 +454,24 @@ void Pipeline::Impl::source_loop(int s) {
   end_source(st, error, stopped);
 }
 
-// The source's read; with zero_copy_input off, into the stream's own frame
-// first and then copied into the pool's buffer (as a decoder that returns
-// its own image would make the caller do).
+// The source's read, timed (FrameBuffer::decode_ms), an exception turned
+// into the stream's error.
 Result<bool> Pipeline::Impl::read_frame(Stream& st, FrameBuffer& fb) {
+  const auto t0 = Clock::now();
+  Result<bool> more = false;
+  try {
+    more = read_frame_untimed(st, fb);
+  } catch (const std::exception& e) {
+    more = Status(ErrorCode::kInternal, st.source->name() + ": " + e.what());
+  }
+  fb.decode_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  return more;
+}
+
+// With zero_copy_input off, into the stream's own frame first and then
+// copied into the pool's buffer (as a decoder that returns its own image
+// would make the caller do).
+Result<bool> Pipeline::Impl::read_frame_untimed(Stream& st, FrameBuffer& fb) {
   if (options.detector.zero_copy_input) return st.source->read(fb);
   FrameBuffer& own = st.decoded_copy;
   Result<bool> more = st.source->read(own);
@@ -508,14 +516,7 @@ FrameBuffer* Pipeline::Impl::read_inline(Stream& st) {
       end_source(st, Status(ErrorCode::kInternal, st.source->name() + ": no free frame buffer"), false);
       return nullptr;
     }
-    Result<bool> more = false;
-    try {
-      const auto t0 = Clock::now();
-      more = read_frame(st, *fb);
-      fb->decode_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-    } catch (const std::exception& e) {
-      more = Status(ErrorCode::kInternal, st.source->name() + ": " + e.what());
-    }
+    Result<bool> more = read_frame(st, *fb);
     if (!more.ok() || !*more) {
       give_back(st, fb);
       end_source(st, more.ok() ? Status::Ok() : more.status(), false);

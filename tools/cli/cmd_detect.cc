@@ -417,13 +417,7 @@ int run_detect(const DetectArgs& a) {
                             {"height", r.height},
                             {"decode", decode_info_json(decode_infos[j])},
                             {"detections", detections_json(*detector, r.detections, a.det.full_precision)},
-                            {"timings_ms",
-                             {{"decode", round2(r.timings.decode_ms)},
-                              {"preprocess", round2(r.timings.preprocess_ms)},
-                              {"inference", round2(r.timings.inference_ms)},
-                              {"postprocess", round2(r.timings.postprocess_ms)},
-                              {"draw", round2(draw_ms)},
-                              {"write", round2(write_ms)}}}};
+                            {"timings_ms", timings_json(r.timings, draw_ms, write_ms)}};
       if (draw) rec["output"] = out_path.string();
       emit_record(rec);
 

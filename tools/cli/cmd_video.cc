@@ -252,13 +252,7 @@ int run_video(VideoArgs& a) {
                             {"width", f.width()},
                             {"height", f.height()},
                             {"detections", detections_json(names, *r.detections, a.det.full_precision)},
-                            {"timings_ms",
-                             {{"decode", round2(r.timings.decode_ms)},
-                              {"preprocess", round2(r.timings.preprocess_ms)},
-                              {"inference", round2(r.timings.inference_ms)},
-                              {"postprocess", round2(r.timings.postprocess_ms)},
-                              {"draw", round2(draw_ms)},
-                              {"write", round2(write_ms)}}}};
+                            {"timings_ms", timings_json(r.timings, draw_ms, write_ms)}};
       if (n > 1) rec["stream"] = r.stream;
       // Flushed per line, so a consumer can follow the (temporary) file.
       std::ofstream& out = o.jsonl_out.stream();

@@ -186,6 +186,12 @@ nlohmann::json decode_info_json(const DecodeInfo& info) {
 
 double round2(double ms) { return round_to(ms, 100); }
 
+nlohmann::json timings_json(const StageTimings& t, double draw_ms, double write_ms) {
+  return {{"decode", round2(t.decode_ms)},         {"preprocess", round2(t.preprocess_ms)},
+          {"inference", round2(t.inference_ms)},   {"postprocess", round2(t.postprocess_ms)},
+          {"draw", round2(draw_ms)},               {"write", round2(write_ms)}};
+}
+
 std::string fmt(double v, int decimals) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.*f", decimals, v);

@@ -74,6 +74,9 @@ nlohmann::json decode_info_json(const DecodeInfo& info);
 
 // Milliseconds for JSON: 0.01 ms is finer than any timing here means.
 double round2(double ms);
+// {decode, preprocess, inference, postprocess, draw, write} in ms, 2 decimals:
+// the timings_ms of detect's and video's JSON records.
+nlohmann::json timings_json(const StageTimings& t, double draw_ms, double write_ms);
 
 // "12.3" with a fixed number of decimals, for tables and summaries.
 std::string fmt(double v, int decimals = 2);
