@@ -133,12 +133,13 @@ inline constexpr OptimizationSwitch kOptimizationSwitches[] = {
      &DetectorOptimizations::fused_preprocess},
     {"preallocated_buffers", OptimizationScope::kDetector,
      "the network's input (one contiguous, 64-byte aligned batch tensor), its outputs and the detection lists are "
-     "allocated once and reused",
+     "allocated once and reused (pipeline, and Detector::detect_into; detect() always reuses them)",
      "each inference allocates its input and output tensors (and, in a pipeline, its detection lists) and frees "
      "them after", nullptr, &DetectorOptimizations::preallocated_buffers},
     {"zero_copy_input", OptimizationScope::kDetector,
      "the frame is read where it lies: a video frame is decoded straight into the buffer preprocessing reads, a "
-     "caller's image is preprocessed from the caller's memory",
+     "caller's image is preprocessed from the caller's memory (pipeline, and Detector::detect_into; detect() "
+     "always reads in place)",
      "the frame is copied first (decoded into the decoder's own image, or the caller's image copied), then "
      "preprocessed from the copy", nullptr, &DetectorOptimizations::zero_copy_input},
     {"frame_pool", OptimizationScope::kDetector,
