@@ -168,7 +168,10 @@ TEST_F(CliTest, VideoUdpStreamThatStaysDownFailsAloneAfterItsReconnectAttempts) 
   EXPECT_NE(r.err.find(url + ": the stream broke off after frame"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("1 reconnect attempt(s)"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("the outputs hold the frames read"), std::string::npos) << r.err;
-  EXPECT_GE(read_jsonl(dir_ / "s_0.jsonl").size(), 5u);
+  // The sender is live from before the CLI starts, and the CLI's start-up
+  // (seconds under ASan on 2 busy cores) eats into its 3 s: how many frames
+  // arrive varies; that some did, and were kept, does not.
+  EXPECT_GE(read_jsonl(dir_ / "s_0.jsonl").size(), 1u);
   EXPECT_EQ(read_jsonl(dir_ / "s_1.jsonl").size(), 6u) << "the file beside it completes";
   EXPECT_NE(r.out.find("reconnects 0"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("decoded 6, inferred 6, dropped 0, skipped 0, errors 0\n"), std::string::npos)
