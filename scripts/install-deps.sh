@@ -9,6 +9,7 @@ PACKAGES=(
   libjpeg62-turbo-dev libpng-dev                  # image decoding
   libopencv-dev                                   # video I/O; test reference for resize
   nlohmann-json3-dev libcli11-dev                 # JSON, command line
+  libboost-dev                                    # Boost.Beast/Asio: the HTTP service (damoyolo serve)
   libgtest-dev libgmock-dev libbenchmark-dev      # tests and benchmarks
   libonnx-testdata                                # ONNX's per-operator conformance tests
   ffmpeg                                          # test videos

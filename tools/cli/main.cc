@@ -115,6 +115,7 @@ int main(int argc, char** argv) {
       ->allow_extras()
       ->prefix_command();
 #endif
+  add(damoyolo::cli::add_serve_command);
   add(damoyolo::cli::add_optimizations_command);
 
   // A word where the command goes that is no command: say which one was
