@@ -139,11 +139,43 @@ def coco():
     out(t, "results_empty.json", b"[]")
 
 
+def http_requests():
+    t = "http_request"
+    jpeg = save(pixels(8, 8), "JPEG", quality=50, optimize=True)
+    out(t, "get_ready.http", b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\n\r\n")
+    body = (b"--B\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.jpg\"\r\n"
+            b"Content-Type: image/jpeg\r\n\r\n" + jpeg + b"\r\n--B--\r\n")
+    out(t, "post_multipart.http",
+        b"POST /v1/detect?conf=0.5&classes=0,2 HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Type: multipart/form-data; boundary=B\r\nContent-Length: " + str(len(body)).encode() +
+        b"\r\n\r\n" + body)
+    out(t, "post_chunked.http",
+        b"POST /v1/detect HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + format(len(jpeg), "x").encode() + b"\r\n" + jpeg + b"\r\n0\r\n\r\n")
+    v2json = json.dumps({"id": "1", "parameters": {"conf": 0.3, "timeout": 1000},
+                         "inputs": [{"name": "IMAGE", "datatype": "BYTES", "shape": [1], "data": ["/9j/4A=="]}],
+                         "outputs": [{"name": "boxes"}, {"name": "counts", "parameters": {"binary_data": True}}]},
+                        separators=(",", ":")).encode()
+    out(t, "v2_json.http", b"POST /v2/models/m/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: " + str(len(v2json)).encode() + b"\r\n\r\n" + v2json)
+    elem = len(jpeg).to_bytes(4, "little") + jpeg
+    head = json.dumps({"inputs": [{"name": "IMAGE", "datatype": "BYTES", "shape": [1],
+                                   "parameters": {"binary_data_size": len(elem)}},
+                                  ]}, separators=(",", ":")).encode()
+    tensor = json.dumps({"inputs": [{"name": "images", "datatype": "UINT8", "shape": [1, 3, 2, 2],
+                                     "parameters": {"binary_data_size": 12}}]}, separators=(",", ":")).encode()
+    for name, h, b in (("v2_binary.http", head, elem), ("v2_tensor.http", tensor, bytes(range(12)))):
+        out(t, name, b"POST /v2/models/m/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
+            b"Inference-Header-Content-Length: " + str(len(h)).encode() + b"\r\nContent-Length: " +
+            str(len(h) + len(b)).encode() + b"\r\n\r\n" + h + b)
+
+
 if __name__ == "__main__":
     if os.path.isdir(CORPUS):
         shutil.rmtree(CORPUS)
     images()
     models()
     coco()
+    http_requests()
     total = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(CORPUS) for f in fs)
     print(f"fuzz/corpus: {total} bytes")

@@ -4,10 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/build.sh
-# pycocotools is no Debian package: build/pyvenv gets it from PyPI once. Without
-# it the Pycocotools.* tests fail (they never skip); the rest still run.
+# pycocotools and tritonclient are no Debian packages: build/pyvenv gets them
+# from PyPI once. Without them the Pycocotools.* and serving_triton_client
+# tests fail (they never skip); the rest still run.
 if ! ./scripts/python-env.sh; then
-  echo "damoyolo: WARNING: no pycocotools (see above); the Pycocotools.* tests will fail" >&2
+  echo "damoyolo: WARNING: no pycocotools/tritonclient (see above); the tests that use them will fail" >&2
 fi
 if [[ ! -d ../shared/fixtures ]]; then
   echo "damoyolo: ../shared/fixtures not found next to the repository; fixture tests will fail" >&2
