@@ -9,7 +9,8 @@
 //      clients posting the same JPEG to /v1/detect as fast as they are
 //      answered, for each C given: images/s, latency p50/p99/max, errors,
 //      mean batch size (from the server's counters);
-//   3. overload: a queue of Q images and 4·Q clients — every request is
+//   3. overload: requests offered at 4x the rate sustained in 2 (open loop,
+//      4·Q clients) to a server queueing at most Q images — every request is
 //      answered, 200 when admitted, 503 at once otherwise; the 503s' latency,
 //      resident memory before and after, and whether the server still
 //      answers afterwards.
@@ -72,7 +73,12 @@ struct LoadResult {
 };
 
 // C clients, each on one keep-alive connection, for `seconds` after a warm-up.
-LoadResult drive(int port, const std::string& body, int clients, double seconds, double warmup = 1.0) {
+// `rate` > 0: open loop — each client sends on its own schedule, one request
+// every clients/rate seconds (whatever the answers), so the arrival rate is
+// `rate` as long as answers come faster than that interval; 0: closed loop,
+// each client sends again as soon as it is answered.
+LoadResult drive(int port, const std::string& body, int clients, double seconds, double rate = 0,
+                 double warmup = 1.0) {
   std::atomic<bool> measuring{false}, stop{false};
   std::vector<LoadResult> per(static_cast<size_t>(clients));
   std::vector<std::thread> threads;
@@ -80,7 +86,14 @@ LoadResult drive(int port, const std::string& body, int clients, double seconds,
     threads.emplace_back([&, c] {
       testing::HttpClient client(port);
       LoadResult& r = per[static_cast<size_t>(c)];
+      const auto interval = std::chrono::duration<double>(rate > 0 ? clients / rate : 0);
+      // Spread the clients' schedules over one interval.
+      auto next = Clock::now() + std::chrono::duration_cast<Clock::duration>(interval * c / std::max(1, clients));
       while (!stop) {
+        if (rate > 0) {
+          std::this_thread::sleep_until(next);
+          next += std::chrono::duration_cast<Clock::duration>(interval);
+        }
         const auto t0 = Clock::now();
         testing::HttpReply reply = client.post("/v1/detect", body, "image/jpeg");
         const double ms = seconds_since(t0) * 1e3;
@@ -221,11 +234,13 @@ int main(int argc, char** argv) {
   }
   std::printf("%6s %10s %10s %9s %9s %9s %8s %9s %7s\n", "conc", "images/s", "vs net", "p50 ms", "p99 ms", "max ms",
               "errors", "mean bat", "n");
+  double capacity = 0;  // the best images/s sustained, for the overload rate
   for (int c : concurrency) {
     const ServerStats before = server->stats();
     LoadResult r = drive(server->port(), body, c, seconds);
     const ServerStats after = server->stats();
     const double ips = static_cast<double>(r.ok) / r.seconds;
+    capacity = std::max(capacity, ips);
     const double mean_batch = after.executions > before.executions
                                   ? static_cast<double>(after.inferences - before.inferences) /
                                         static_cast<double>(after.executions - before.executions)
@@ -238,7 +253,9 @@ int main(int argc, char** argv) {
   server->wait();
 
   if (overload) {
-    // 3. 4x what the queue admits: the excess must be refused at once.
+    // 3. Requests arriving at 4x the rate the server sustained above (open
+    // loop), with a queue of `queue` images: what cannot be admitted must be
+    // refused at once, what is admitted must complete.
     so.max_queue = queue;
     auto small = Server::start(so);
     if (!small.ok()) {
@@ -246,12 +263,14 @@ int main(int argc, char** argv) {
       return 1;
     }
     const long rss0 = status_kb("VmRSS:");
-    LoadResult r = drive(small->port(), body, 4 * queue, seconds);
+    const double rate = 4 * capacity;
+    LoadResult r = drive(small->port(), body, 4 * queue, seconds, rate);
     const long rss1 = status_kb("VmRSS:");
     testing::HttpClient probe(small->port());
     const int ready = probe.get("/v2/health/ready").status;
     const ServerStats st = small->stats();
-    std::printf("\noverload: queue %d images, %d clients for %.0f s\n", queue, 4 * queue, r.seconds);
+    std::printf("\noverload: %.1f requests/s offered (4 x %.1f sustained), queue %d images, %d clients, %.0f s\n",
+                rate, capacity, queue, 4 * queue, r.seconds);
     std::printf("  200: %lld (%.2f images/s, p50 %.2f ms, p99 %.2f ms)\n", static_cast<long long>(r.ok),
                 static_cast<double>(r.ok) / r.seconds, percentile(r.ok_ms, 0.5), percentile(r.ok_ms, 0.99));
     std::printf("  503: %lld (p50 %.3f ms, p99 %.3f ms, max %.3f ms)\n", static_cast<long long>(r.busy),
