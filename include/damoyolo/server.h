@@ -53,6 +53,11 @@ struct ServerOptions {
   int io_threads = 1;      // connections are asynchronous: one thread serves thousands
   int worker_threads = 1;  // decoding and post-processing
   int64_t max_body_bytes = int64_t{32} << 20;  // larger bodies: 413
+  // Bytes of request bodies being received or held by unanswered requests,
+  // all connections together (a body counts from its Content-Length before
+  // it is read; a chunked one at max_body_bytes). Over it: 503 at once. With
+  // max_connections it bounds what clients can make the server hold.
+  int64_t max_inflight_body_bytes = int64_t{512} << 20;
   int64_t max_pixels = 40'000'000;             // larger images: 413
   int max_connections = 4096;                  // beyond it new connections are closed at once
   // Idle keep-alive connections are closed after this long.

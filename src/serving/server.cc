@@ -141,6 +141,7 @@ struct Server::Impl {
   int64_t active = 0;  // requests read and not yet answered
   bool finished = false;
   std::atomic<int64_t> admitted{0};  // images admitted and not answered (≤ max_queue)
+  std::atomic<int64_t> inflight_body_bytes{0};  // reserved by bodies being read or held
 
   std::mutex conn_mu;
   std::list<std::weak_ptr<Connection>> connections;
@@ -212,6 +213,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     asio::post(stream_.get_executor(), [self = shared_from_this()] {
       if (!self->busy_) return;
       self->busy_ = false;
+      self->release_body_budget();
       self->server_->request_finished();
       self->close();
     });
@@ -231,7 +233,42 @@ class Connection : public std::enable_shared_from_this<Connection> {
     parser_->body_limit(static_cast<uint64_t>(server_->options.max_body_bytes));
     parser_->header_limit(64 * 1024);
     stream_.expires_after(std::chrono::milliseconds(server_->options.idle_timeout_ms));
+    // The header first: the body's memory is reserved from the server's
+    // budget before any of it is read (on_header).
+    http::async_read_header(stream_, buffer_, *parser_,
+                            beast::bind_front_handler(&Connection::on_header, shared_from_this()));
+  }
+
+  void on_header(beast::error_code ec, size_t n) {
+    if (ec) return on_read(ec, n);
+    // Bodies being received or held by requests in flight share one budget
+    // (ServerOptions::max_inflight_body_bytes), so that many clients sending
+    // large bodies at once cannot take the memory: over it, 503 at once.
+    // A body without Content-Length (chunked) is counted at the limit.
+    const auto length = parser_->content_length();
+    const int64_t want = length ? static_cast<int64_t>(std::min<uint64_t>(*length, server_->options.max_body_bytes))
+                                : (parser_->chunked() ? server_->options.max_body_bytes : 0);
+    if (want > 0) {
+      if (server_->inflight_body_bytes.fetch_add(want) + want > server_->options.max_inflight_body_bytes) {
+        server_->inflight_body_bytes.fetch_sub(want);
+        busy_ = true;
+        keep_alive_ = false;  // the body is not read: the stream cannot frame a next request
+        server_->request_started();
+        server_->metrics.failure("overload");
+        Answer a = error_answer(http::status::service_unavailable,
+                                "server busy: too many request bodies in flight; retry later");
+        a.headers.emplace_back("Retry-After", "1");
+        write(std::move(a));
+        return;
+      }
+      reserved_ = want;
+    }
     http::async_read(stream_, buffer_, *parser_, beast::bind_front_handler(&Connection::on_read, shared_from_this()));
+  }
+
+  void release_body_budget() {
+    if (reserved_ > 0) server_->inflight_body_bytes.fetch_sub(reserved_);
+    reserved_ = 0;
   }
 
   void on_read(beast::error_code ec, size_t) {
@@ -294,6 +331,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     stream_.expires_after(std::chrono::seconds(30));  // a client that never reads its answer
     http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code ec, size_t) {
       self->busy_ = false;
+      self->release_body_budget();
       self->server_->request_finished();
       if (ec || !self->keep_alive_) {
         self->close();
@@ -306,6 +344,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void close() {
     if (closed_) return;
     closed_ = true;
+    release_body_budget();
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
     stream_.socket().close(ec);
@@ -321,6 +360,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool keep_alive_ = true;
   bool busy_ = false;
   bool closed_ = false;
+  int64_t reserved_ = 0;  // of Impl::inflight_body_bytes, for this request's body
 };
 
 }  // namespace
@@ -758,8 +798,9 @@ Result<Server> Server::start(const ServerOptions& options) {
   if (options.max_queue < 1) return Status(ErrorCode::kInvalidArgument, "max queue must be at least 1");
   if (options.io_threads < 1 || options.worker_threads < 1)
     return Status(ErrorCode::kInvalidArgument, "io and worker threads must be at least 1");
-  if (options.max_body_bytes < 1 || options.max_pixels < 1)
-    return Status(ErrorCode::kInvalidArgument, "body and pixel limits must be positive");
+  if (options.max_body_bytes < 1 || options.max_pixels < 1 || options.max_inflight_body_bytes < options.max_body_bytes)
+    return Status(ErrorCode::kInvalidArgument,
+                  "body and pixel limits must be positive, and the in-flight body budget at least one body");
   if (options.timeout_ms < 0 || options.max_queue_delay_us < 0)
     return Status(ErrorCode::kInvalidArgument, "timeout and queue delay must not be negative");
   std::string name = options.model_name;

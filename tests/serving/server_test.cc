@@ -634,6 +634,36 @@ TEST(Server, HoldsAThousandKeepAliveConnections) {
   EXPECT_EQ(server.stats().connections, n);
 }
 
+TEST(Server, BodiesInFlightShareABudget) {
+  ServerOptions o = base_options();
+  o.max_body_bytes = 200'000;
+  o.max_inflight_body_bytes = 300'000;
+  Server server = start(o);
+  // A client announces a 200 kB body and sends 10 bytes of it: its
+  // reservation holds while it trickles.
+  boost::asio::io_context ioc;
+  boost::asio::ip::tcp::socket slow(ioc);
+  slow.connect({boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(server.port())});
+  const std::string head =
+      "POST /v1/detect HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: 200000\r\n\r\n0123456789";
+  boost::asio::write(slow, boost::asio::buffer(head));
+  // Another 150 kB body does not fit beside it: 503 at once, nothing read.
+  ASSERT_TRUE(eventually([&] {
+    HttpReply r = HttpClient(server.port()).post("/v1/detect", std::string(150'000, 'x'), "image/jpeg");
+    return r.status == 503 && r.body.find("bodies in flight") != std::string::npos &&
+           r.header("retry-after") == "1";
+  }));
+  // Small requests still fit.
+  EXPECT_EQ(HttpClient(server.port()).post("/v1/detect", demo_jpeg(), "image/jpeg").status, 200);
+  // When the slow client goes, its reservation goes with it.
+  slow.close();
+  ASSERT_TRUE(eventually([&] {
+    return HttpClient(server.port()).post("/v1/detect", std::string(150'000, 'x'), "image/jpeg").status == 422;
+  }));
+  o.max_inflight_body_bytes = 1000;  // less than one body: refused at start
+  EXPECT_FALSE(Server::start(o).ok());
+}
+
 TEST(Server, StartErrorsSayWhat) {
   ServerOptions o = base_options();
   o.model_path = "/nonexistent/model.onnx";

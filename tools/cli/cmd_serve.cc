@@ -26,6 +26,7 @@ struct ServeArgs {
   std::string labels;
   std::string resize = "stretch";
   double max_body_mb = 32;
+  double max_inflight_mb = 512;
 };
 
 int run_serve(ServeArgs& a) {
@@ -41,6 +42,11 @@ int run_serve(ServeArgs& a) {
   o.detector.labels_file = a.labels;
   o.detector.resize = a.resize == "letterbox" ? ResizeMode::kLetterbox : ResizeMode::kStretch;
   o.max_body_bytes = static_cast<int64_t>(a.max_body_mb * 1024 * 1024);
+  o.max_inflight_body_bytes = static_cast<int64_t>(a.max_inflight_mb * 1024 * 1024);
+  if (o.max_inflight_body_bytes < o.max_body_bytes) {
+    std::cerr << "damoyolo serve: --max-inflight-mb must be at least --max-body-mb\n";
+    return 2;
+  }
 
   // SIGINT and SIGTERM are taken by this thread with sigwait: blocked here,
   // before any server thread exists, so that every thread inherits the mask
@@ -101,6 +107,9 @@ Runner add_serve_command(CLI::App& app) {
       ->check(whole_number(1, 64));
   cmd->add_option("--max-body-mb", a.max_body_mb, "Largest request body, MiB (larger: 413)")
       ->check(real_number(0.001, 4096));
+  cmd->add_option("--max-inflight-mb", a.max_inflight_mb,
+                  "Request bodies being received or held, all connections together, MiB (beyond: 503)")
+      ->check(real_number(0.001, 1 << 20));
   cmd->add_option("--max-pixels", a.server.max_pixels, "Largest image, pixels, checked from its header (larger: 413)")
       ->check(whole_number(1, int64_t{1} << 40));
   cmd->add_option("--max-connections", a.server.max_connections, "Open connections at most")
