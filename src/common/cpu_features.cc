@@ -1,5 +1,10 @@
 #include "common/cpu_features.h"
 
+#if defined(__x86_64__) && defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -20,6 +25,9 @@ CpuFeatures detect() {
   f.avx512vl = __builtin_cpu_supports("avx512vl");
   f.avx512dq = __builtin_cpu_supports("avx512dq");
   f.avx512vbmi = __builtin_cpu_supports("avx512vbmi");
+  f.avx512vnni = __builtin_cpu_supports("avx512vnni");
+  f.amx_tile = __builtin_cpu_supports("amx-tile");
+  f.amx_int8 = __builtin_cpu_supports("amx-int8");
 #endif
   return f;
 }
@@ -104,6 +112,20 @@ IsaLevel set_isa_level(IsaLevel level) {
   init_level();
   if (level > cpu_isa_level()) level = cpu_isa_level();
   return static_cast<IsaLevel>(g_level.exchange(static_cast<int>(level), std::memory_order_relaxed));
+}
+
+bool request_amx() {
+#if defined(__x86_64__) && defined(__linux__)
+  static const bool granted = [] {
+    if (!cpu_features().amx_tile) return false;
+    // ARCH_REQ_XCOMP_PERM (0x1023) for XFEATURE_XTILEDATA (18): Linux 5.16+
+    // keeps the 8 KiB tile state off until a process asks for it.
+    return syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+  }();
+  return granted;
+#else
+  return false;
+#endif
 }
 
 }  // namespace damoyolo::cpu

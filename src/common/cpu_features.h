@@ -42,8 +42,15 @@ std::optional<IsaLevel> parse_isa_level(std::string_view name);
 struct CpuFeatures {
   bool avx2 = false, fma = false;
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false, avx512vbmi = false;
+  // The integer dot-product units INT8 inference runs on (not ISA levels of
+  // the dispatched kernels: oneDNN picks its own). AMX also needs the OS's
+  // permission per process (cpu::request_amx()).
+  bool avx512vnni = false, amx_tile = false, amx_int8 = false;
 };
 const CpuFeatures& cpu_features();
+// Asks Linux for the AMX tile state (arch_prctl ARCH_REQ_XCOMP_PERM); true
+// when AMX instructions may run in this process. Once per process.
+bool request_amx();
 // The best level those features allow.
 IsaLevel level_for(const CpuFeatures& f);
 // level_for(cpu_features()), computed once.

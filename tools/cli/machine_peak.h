@@ -22,5 +22,13 @@ std::string simd_text(const SimdReport& r);
 // (cpu::isa_level(): AVX-512, AVX2, or a plain float loop) on `threads`
 // threads, each running independent accumulator chains for ~`seconds`.
 double measure_fma_peak_gflops(int threads, double seconds = 0.5);
+// The INT8 dot-product peak (u8 × s8 → s32, 2 ops per multiply-add) on the
+// best unit this CPU has and the OS allows: "amx" (AMX-INT8 tiles),
+// "avx512_vnni", or "" with 0 GOP/s when neither.
+struct Int8Peak {
+  std::string unit;
+  double gops = 0;
+};
+Int8Peak measure_int8_peak(int threads, double seconds = 0.5);
 
 }  // namespace damoyolo::cli
