@@ -18,6 +18,7 @@ Runner add_bench_command(CLI::App& app);   // cmd_bench.cc
 Runner add_eval_command(CLI::App& app);    // cmd_eval.cc
 Runner add_video_command(CLI::App& app);   // cmd_video.cc
 Runner add_serve_command(CLI::App& app);   // cmd_serve.cc
+Runner add_quantize_command(CLI::App& app);  // cmd_quantize.cc
 Runner add_optimizations_command(CLI::App& app);  // cmd_optimizations.cc
 
 }  // namespace damoyolo::cli

@@ -116,6 +116,7 @@ int main(int argc, char** argv) {
       ->prefix_command();
 #endif
   add(damoyolo::cli::add_serve_command);
+  add(damoyolo::cli::add_quantize_command);
   add(damoyolo::cli::add_optimizations_command);
 
   // A word where the command goes that is no command: say which one was

@@ -1,0 +1,183 @@
+// damoyolo::quantize_model on the bundled trained model: a standard QDQ file
+// comes out (opset 13, per-channel int8 weights, int32 biases, uint8
+// activations), it loads and detects what the float model detects, partial
+// quantisation keeps what it is asked to keep, and bad requests say what.
+#include <gtest/gtest.h>
+#include <onnx/onnx_pb.h>
+
+#include <cmath>
+#include <filesystem>
+#include <set>
+#include <fstream>
+#include <map>
+
+#include "damoyolo/detector.h"
+#include "damoyolo/quantize.h"
+#include "testutil/testutil.h"
+
+namespace damoyolo {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string demo_model() { return (testing::source_dir() / "models" / "damoyolo_demo.onnx").string(); }
+std::string demo_image() { return (testing::source_dir() / "models" / "demo.jpg").string(); }
+
+std::vector<std::string> calibration_images() {
+  std::vector<std::string> v{demo_image()};
+  for (const char* f : {"chelsea.jpg", "astronaut.png", "coffee.png"}) {
+    const fs::path p = testing::fixtures_dir() / "images" / f;
+    if (fs::exists(p)) v.push_back(p.string());
+  }
+  return v;
+}
+
+onnx::ModelProto read(const std::string& path) {
+  onnx::ModelProto m;
+  std::ifstream f(path, std::ios::binary);
+  EXPECT_TRUE(m.ParseFromIstream(&f)) << path;
+  return m;
+}
+
+std::map<std::string, int> op_counts(const onnx::ModelProto& m) {
+  std::map<std::string, int> c;
+  for (const auto& n : m.graph().node()) ++c[n.op_type()];
+  return c;
+}
+
+float iou(const Detection& a, const Detection& b) {
+  const float iw = std::max(0.f, std::min(a.x2, b.x2) - std::max(a.x1, b.x1));
+  const float ih = std::max(0.f, std::min(a.y2, b.y2) - std::max(a.y1, b.y1));
+  const float inter = iw * ih;
+  return inter / ((a.x2 - a.x1) * (a.y2 - a.y1) + (b.x2 - b.x1) * (b.y2 - b.y1) - inter);
+}
+
+class Quantize : public ::testing::Test {
+ protected:
+  void SetUp() override { dir_ = testing::make_temp_dir("quantize"); }
+  void TearDown() override { fs::remove_all(dir_); }
+  fs::path dir_;
+};
+
+TEST_F(Quantize, WritesAStandardQdqModelThatDetectsWhatTheFloatModelDoes) {
+  const std::string out = (dir_ / "demo_int8.onnx").string();
+  auto r = quantize_model(demo_model(), calibration_images(), out);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->convolutions, 91);
+  EXPECT_EQ(r->quantized, 91);
+  EXPECT_EQ(r->opset_from, 11);
+  EXPECT_EQ(r->opset_to, 13);
+  EXPECT_EQ(r->images, static_cast<int>(calibration_images().size()));
+
+  const onnx::ModelProto q = read(out), f = read(demo_model());
+  auto qc = op_counts(q), fc = op_counts(f);
+  EXPECT_EQ(qc["Conv"], fc["Conv"]);
+  // One Q/DQ pair per distinct convolution input, a DQ per weight and bias.
+  std::set<std::string> conv_inputs;
+  int biases = 0;
+  for (const auto& n : f.graph().node())
+    if (n.op_type() == "Conv") {
+      conv_inputs.insert(n.input(0));
+      biases += n.input_size() > 2;
+    }
+  EXPECT_EQ(qc["QuantizeLinear"], static_cast<int>(conv_inputs.size()));
+  EXPECT_EQ(qc["DequantizeLinear"], static_cast<int>(conv_inputs.size()) + 91 + biases);
+  // Every conv reads dequantised int8 weights; no float weight is left.
+  std::map<std::string, const onnx::TensorProto*> inits;
+  for (const auto& t : q.graph().initializer()) inits[t.name()] = &t;
+  std::map<std::string, const onnx::NodeProto*> producer;
+  for (const auto& n : q.graph().node())
+    for (const auto& o : n.output()) producer[o] = &n;
+  for (const auto& n : q.graph().node()) {
+    if (n.op_type() != "Conv") continue;
+    const onnx::NodeProto* w = producer[n.input(1)];
+    ASSERT_TRUE(w && w->op_type() == "DequantizeLinear") << n.name();
+    EXPECT_EQ(inits.at(w->input(0))->data_type(), onnx::TensorProto::INT8);
+    EXPECT_EQ(inits.at(w->input(1))->dims(0), inits.at(w->input(0))->dims(0));  // a scale per output channel
+    const onnx::NodeProto* x = producer[n.input(0)];
+    ASSERT_TRUE(x && x->op_type() == "DequantizeLinear") << n.name();
+    EXPECT_EQ(inits.at(x->input(2))->data_type(), onnx::TensorProto::UINT8);
+    if (n.input_size() > 2) {
+      EXPECT_EQ(inits.at(producer[n.input(2)]->input(0))->data_type(), onnx::TensorProto::INT32);
+    }
+  }
+  // The model's metadata (class names) survives, and says how it was made.
+  std::map<std::string, std::string> meta;
+  for (const auto& p : q.metadata_props()) meta[p.key()] = p.value();
+  EXPECT_TRUE(meta.count("names"));
+  EXPECT_NE(meta["damoyolo.quantization"].find("\"method\":\"minmax\""), std::string::npos);
+
+  // It loads here and finds the same objects.
+  auto fd = Detector::create(demo_model());
+  auto qd = Detector::create(out);
+  ASSERT_TRUE(fd.ok() && qd.ok()) << qd.status().message();
+  EXPECT_EQ(qd->class_names(), fd->class_names());
+  auto fr = fd->detect_file(demo_image());
+  auto qr = qd->detect_file(demo_image());
+  ASSERT_TRUE(fr.ok() && qr.ok());
+  int confident = 0;
+  for (const Detection& d : fr->detections) {
+    if (d.score < 0.3f) continue;
+    ++confident;
+    bool found = false;
+    for (const Detection& e : qr->detections)
+      if (e.class_id == d.class_id && iou(d, e) > 0.9f && std::fabs(e.score - d.score) < 0.05f) found = true;
+    EXPECT_TRUE(found) << "class " << d.class_id << " score " << d.score;
+  }
+  EXPECT_GE(confident, 5);
+}
+
+TEST_F(Quantize, PartialQuantisationKeepsTheNamedAndTheMostSensitiveInFloat) {
+  const std::string out = (dir_ / "partial.onnx").string();
+  QuantizeOptions o;
+  o.keep_float = {"/gfl_cls.0/Conv"};
+  o.keep_float_count = 2;
+  o.method = CalibrationMethod::kPercentile;
+  auto r = quantize_model(demo_model(), {demo_image()}, out, o);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->quantized, 91 - 3);
+  ASSERT_EQ(r->kept_float.size(), 3u);
+  EXPECT_EQ(r->kept_float[0], "/gfl_cls.0/Conv");
+  // Every other convolution was measured, most sensitive first.
+  ASSERT_EQ(r->sensitivity.size(), 90u);
+  EXPECT_GE(r->sensitivity[0].second, r->sensitivity[1].second);
+  EXPECT_GE(r->sensitivity[1].second, r->sensitivity.back().second);
+  EXPECT_EQ(r->kept_float[1], r->sensitivity[0].first);
+  const onnx::ModelProto q = read(out);
+  std::map<std::string, const onnx::NodeProto*> producer;
+  for (const auto& n : q.graph().node())
+    for (const auto& x : n.output()) producer[x] = &n;
+  for (const auto& n : q.graph().node()) {
+    if (n.op_type() != "Conv") continue;
+    const bool kept = std::find(r->kept_float.begin(), r->kept_float.end(), n.name()) != r->kept_float.end();
+    const onnx::NodeProto* w = producer[n.input(1)];
+    EXPECT_EQ(kept, w == nullptr) << n.name();  // kept: the float initializer, read directly
+  }
+  EXPECT_TRUE(Detector::create(out).ok());
+}
+
+TEST_F(Quantize, BadRequestsSayWhat) {
+  const std::string out = (dir_ / "x.onnx").string();
+  auto r = quantize_model(demo_model(), {}, out);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("no calibration images"), std::string::npos);
+  r = quantize_model(demo_model(), {demo_image()}, demo_model());
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("is the input model"), std::string::npos);
+  const fs::path bad = dir_ / "bad.jpg";
+  std::ofstream(bad) << "not a jpeg";
+  r = quantize_model(demo_model(), {demo_image(), bad.string()}, out);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("bad.jpg"), std::string::npos) << r.status().message();
+  EXPECT_FALSE(fs::exists(out));  // nothing half-written
+  QuantizeOptions o;
+  o.keep_float = {"/no/such/Conv"};
+  r = quantize_model(demo_model(), {demo_image()}, out, o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), ErrorCode::kNotFound);
+  r = quantize_model((dir_ / "missing.onnx").string(), {demo_image()}, out);
+  EXPECT_FALSE(r.ok());
+}
+
+}  // namespace
+}  // namespace damoyolo
