@@ -13,13 +13,24 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev      # tests and benchmarks
   libonnx-testdata                                # ONNX's per-operator conformance tests
   ffmpeg                                          # test videos
-  jq bc                                           # bench/peers/run.sh
+  jq bc                                           # bench/peers/run.sh; jq also scripts/check-nginx.sh
+  nginx curl                                      # scripts/check-nginx.sh: nginx in front of serve replicas (below)
+  python3-yaml                                    # tests/deploy: parses the manifests under deploy/
   python3-numpy                                   # tests/eval: independent COCOeval cross-check
   python3-venv ca-certificates                    # scripts/python-env.sh: pycocotools (PyPI, https) for tests/eval
   file                                            # scripts/package.sh: CPack's dpkg-shlibdeps step needs it
   python3-skimage                                 # its data/truncated.jpg: a real truncated JPEG for tests
   python3-torch python3-torchvision python3-onnx python3-pil python3-opencv  # python/: training code and its tests
 )
+
+# nginx: Debian 12's `nginx` package (1.22, the core modules the template in
+# deploy/nginx uses: upstream keepalive/least_conn/zone, proxy), not
+# nginx-full or nginx-extras. Its postinst may start the system service on
+# port 80 where a service manager runs; scripts/check-nginx.sh does not use
+# that service at all (its own config, prefix, pid file, logs and loopback
+# port, as the current user), so it works whether the service runs or not,
+# and never needs root. `systemctl disable --now nginx` stops the service if
+# it is not wanted.
 
 # scripts/sanitize.sh (the last stage of scripts/test.sh) and scripts/fuzz.sh
 # also need clang with its sanitizer/libFuzzer runtimes and llvm-symbolizer;
