@@ -14,7 +14,7 @@ PACKAGES=(
   libonnx-testdata                                # ONNX's per-operator conformance tests
   ffmpeg                                          # test videos
   jq bc                                           # bench/peers/run.sh; jq also scripts/check-nginx.sh
-  nginx curl                                      # scripts/check-nginx.sh: nginx in front of serve replicas (below)
+  curl                                            # scripts/check-nginx.sh (nginx itself: see below)
   python3-yaml                                    # tests/deploy: parses the manifests under deploy/
   python3-numpy                                   # tests/eval: independent COCOeval cross-check
   python3-venv ca-certificates                    # scripts/python-env.sh: pycocotools (PyPI, https) for tests/eval
@@ -23,14 +23,13 @@ PACKAGES=(
   python3-torch python3-torchvision python3-onnx python3-pil python3-opencv  # python/: training code and its tests
 )
 
-# nginx: Debian 12's `nginx` package (1.22, the core modules the template in
-# deploy/nginx uses: upstream keepalive/least_conn/zone, proxy), not
-# nginx-full or nginx-extras. Its postinst may start the system service on
-# port 80 where a service manager runs; scripts/check-nginx.sh does not use
-# that service at all (its own config, prefix, pid file, logs and loopback
-# port, as the current user), so it works whether the service runs or not,
-# and never needs root. `systemctl disable --now nginx` stops the service if
-# it is not wanted.
+# nginx is NOT installed here: Debian's package starts and enables a web
+# server on port 80 as a service, too much of a side effect for "install what
+# the build needs". scripts/check-nginx.sh (ctest serving_nginx_replicas)
+# runs nginx from PATH as the current user with its own config, prefix and
+# loopback port, and reports itself skipped where nginx is absent;
+# `apt-get install nginx` (then `systemctl disable --now nginx` if the service
+# is not wanted) makes it run.
 
 # scripts/sanitize.sh (the last stage of scripts/test.sh) and scripts/fuzz.sh
 # also need clang with its sanitizer/libFuzzer runtimes and llvm-symbolizer;
