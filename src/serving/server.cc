@@ -282,6 +282,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       // (the rest of the stream cannot be trusted to frame a next request).
       const bool too_large = ec == http::error::body_limit || ec == http::error::header_limit;
       busy_ = true;
+      head_ = false;
       keep_alive_ = false;
       server_->request_started();
       Answer a = error_answer(too_large ? http::status::payload_too_large : http::status::bad_request,
@@ -297,6 +298,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     stream_.expires_never();
     auto req = std::make_shared<Request>(parser_->release());
     version_ = req->version();
+    head_ = req->method() == http::verb::head;
     keep_alive_ = req->keep_alive();
     busy_ = true;
     cancelled_ = std::make_shared<std::atomic<bool>>(false);
@@ -329,7 +331,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     res->prepare_payload();
     server_->metrics.http_response(static_cast<int>(answer.status));
     stream_.expires_after(std::chrono::seconds(30));  // a client that never reads its answer
-    http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code ec, size_t) {
+    auto done = [self = shared_from_this(), res](beast::error_code ec, size_t) {
       self->busy_ = false;
       self->release_body_budget();
       self->server_->request_finished();
@@ -338,7 +340,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
         return;
       }
       self->read();
-    });
+    };
+    if (head_) {
+      // HEAD: the GET's headers (Content-Length included), no body — a body
+      // here would be read by the client as the start of the next answer.
+      auto sr = std::make_shared<http::response_serializer<http::string_body>>(*res);
+      http::async_write_header(stream_, *sr, [sr, done](beast::error_code ec, size_t n) { done(ec, n); });
+    } else {
+      http::async_write(stream_, *res, std::move(done));
+    }
   }
 
   void close() {
@@ -359,6 +369,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   unsigned version_ = 11;
   bool keep_alive_ = true;
   bool busy_ = false;
+  bool head_ = false;  // the request being answered is a HEAD
   bool closed_ = false;
   int64_t reserved_ = 0;  // of Impl::inflight_body_bytes, for this request's body
 };

@@ -171,9 +171,15 @@ TEST(Server, EveryEndpointAnswers) {
                            "damoyolo_inference_queue_duration_us", "damoyolo_inference_compute_infer_duration_us",
                            "damoyolo_inference_pending_request_count", "damoyolo_inference_request_latency_seconds_bucket"})
     EXPECT_NE(r.body.find(std::string("\n") + name), std::string::npos) << name;
+  // HEAD: the headers alone; the connection stays in step for the next answer.
+  r = c.request("HEAD", "/v2/health/ready");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_TRUE(r.body.empty());
+  EXPECT_EQ(r.header("content-length"), "14");  // {"ready":true}
+  EXPECT_EQ(c.get("/v2/health/live").body, "{\"live\":true}");
   // Every answer above came on one keep-alive connection.
   EXPECT_TRUE(c.connected());
-  EXPECT_EQ(metric(r.body, "damoyolo_http_connections_total"), 1);
+  EXPECT_EQ(metric(c.get("/metrics").body, "damoyolo_http_connections_total"), 1);
 }
 
 TEST(Server, DetectGivesTheLibrarysDetections) {
