@@ -263,6 +263,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
       }
       reserved_ = want;
     }
+    // A client that asked to be told before sending its body (curl does for
+    // large uploads) would otherwise wait a second for nothing.
+    if (beast::iequals(parser_->get()[http::field::expect], "100-continue")) {
+      auto cont = std::make_shared<http::response<http::empty_body>>(http::status::continue_, parser_->get().version());
+      http::async_write(stream_, *cont, [self = shared_from_this(), cont](beast::error_code ec, size_t n) {
+        if (ec) return self->on_read(ec, n);
+        http::async_read(self->stream_, self->buffer_, *self->parser_,
+                         beast::bind_front_handler(&Connection::on_read, self));
+      });
+      return;
+    }
     http::async_read(stream_, buffer_, *parser_, beast::bind_front_handler(&Connection::on_read, shared_from_this()));
   }
 

@@ -670,6 +670,28 @@ TEST(Server, BodiesInFlightShareABudget) {
   EXPECT_FALSE(Server::start(o).ok());
 }
 
+TEST(Server, AnswersExpect100ContinueBeforeTheBody) {
+  Server server = start(base_options());
+  boost::asio::io_context ioc;
+  boost::asio::ip::tcp::socket sock(ioc);
+  sock.connect({boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(server.port())});
+  const std::string jpg = demo_jpeg();
+  const std::string head = "POST /v1/detect HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nExpect: 100-continue\r\n"
+                           "Content-Length: " + std::to_string(jpg.size()) + "\r\n\r\n";
+  boost::asio::write(sock, boost::asio::buffer(head));
+  // The interim answer comes before any of the body is sent.
+  std::string got;
+  char buf[256];
+  while (got.find("\r\n\r\n") == std::string::npos) got.append(buf, sock.read_some(boost::asio::buffer(buf)));
+  EXPECT_EQ(got.rfind("HTTP/1.1 100 Continue\r\n", 0), 0u) << got;
+  boost::asio::write(sock, boost::asio::buffer(jpg));
+  boost::beast::flat_buffer fb;
+  boost::beast::http::response<boost::beast::http::string_body> res;
+  boost::beast::http::read(sock, fb, res);
+  EXPECT_EQ(res.result_int(), 200u);
+  EXPECT_NE(res.body().find("\"ring\""), std::string::npos);
+}
+
 TEST(Server, StartErrorsSayWhat) {
   ServerOptions o = base_options();
   o.model_path = "/nonexistent/model.onnx";
