@@ -144,6 +144,13 @@ class PyDetector {
       }
     }
     check(st);
+    // Detector::create keeps an out-of-range id silently (it never matches);
+    // set_class_filter refuses it, and so does this constructor.
+    for (int id : options_.class_filter)
+      if (id < 0 || id >= static_cast<int>(names_.size()))
+        raise_status({ErrorCode::kInvalidArgument, "class id " + std::to_string(id) +
+                                                       " is out of range: the model has " +
+                                                       std::to_string(names_.size()) + " classes"});
   }
 
   std::vector<std::string> names() const { return names_; }
