@@ -35,3 +35,9 @@ class UnsupportedError(Error):
 
 class FileError(Error, OSError):
     """Reading or writing failed, or the path is not a regular file."""
+
+
+# Shown as damoyolo.NotFoundError etc. in tracebacks (the package re-exports them).
+for _cls in (Error, NotFoundError, InvalidArgumentError, OutOfRangeError, ParseError, UnsupportedError, FileError):
+    _cls.__module__ = "damoyolo"
+del _cls
