@@ -27,7 +27,7 @@ def test_contiguous_array_is_read_in_place(demo_detector, demo_image):
     assert len(r) > 0
 
 
-@pytest.mark.parametrize("view", ["crop", "flipud", "bgr_reversed", "padded_rows"])
+@pytest.mark.parametrize("view", ["crop", "flipud", "bgr_reversed", "padded_rows", "readonly_crop"])
 def test_strided_views_are_read_in_place(demo_detector, demo_image, view):
     img = demo_image
     if view == "crop":
@@ -38,6 +38,12 @@ def test_strided_views_are_read_in_place(demo_detector, demo_image, view):
         # An RGB buffer seen as BGR through a reversed channel axis: the view
         # reads the same bytes as RGB, starting 2 bytes before a[0, 0, 0].
         a, ch, expect = np.ascontiguousarray(img[:, :, ::-1])[:, :, ::-1], "bgr", -2
+    elif view == "readonly_crop":
+        # Read-only memory (np.frombuffer over bytes): read in place too.
+        ro = np.frombuffer(img.tobytes(), np.uint8).reshape(img.shape)
+        assert not ro.flags["WRITEABLE"]
+        a, ch, expect = ro[10:300], "rgb", None
+        a = a[:, :400]
     else:
         big = np.zeros((img.shape[0], img.shape[1] + 13, 3), np.uint8)
         big[:, :img.shape[1]] = img
