@@ -58,19 +58,21 @@ def official_post(scores, boxes, conf, iou, w0, h0, size):
 
 def official_pre(path, size):
     img = np.asarray(Image.open(path).convert("RGB"))
-    t = time.perf_counter()
     x = cv2.resize(img, (size, size), interpolation=cv2.INTER_LINEAR)
     x = np.ascontiguousarray(x.transpose(2, 0, 1)[None], dtype=np.float32)
-    return img.shape[1], img.shape[0], x, t
+    return img.shape[1], img.shape[0], x
 
 
 def make_runner(name, model, threads):
-    """(run(path) -> detections kept, label, size) for one runtime."""
+    """(run(path) -> (detections kept, network ms), label, thresholds) for one runtime."""
     det = damoyolo.Detector(model, threads=threads)
     size = det.input_size[0]
     conf, iou = det.conf, det.iou
     if name == "damoyolo":
-        return (lambda p: len(det(p))), "damoyolo", (conf, iou)
+        def run_ours(p):
+            r = det(p)
+            return len(r), r.timings["inference"]
+        return run_ours, "damoyolo", (conf, iou)
     del det
     if name == "ort":
         import onnxruntime as ort
@@ -81,9 +83,11 @@ def make_runner(name, model, threads):
         inp = sess.get_inputs()[0].name
 
         def run_ort(p):
-            w0, h0, x, _ = official_pre(p, size)
+            w0, h0, x = official_pre(p, size)
+            t = time.perf_counter()
             scores, boxes = sess.run(None, {inp: x})[:2]
-            return len(official_post(scores[0], boxes[0], conf, iou, w0, h0, size)[1])
+            net = (time.perf_counter() - t) * 1e3
+            return len(official_post(scores[0], boxes[0], conf, iou, w0, h0, size)[1]), net
         return run_ort, f"onnxruntime {ort.__version__}", (conf, iou)
     import openvino as ov
     compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": threads,
@@ -91,10 +95,12 @@ def make_runner(name, model, threads):
     req = compiled.create_infer_request()
 
     def run_ov(p):
-        w0, h0, x, _ = official_pre(p, size)
+        w0, h0, x = official_pre(p, size)
+        t = time.perf_counter()
         res = req.infer({0: x})
+        net = (time.perf_counter() - t) * 1e3
         scores, boxes = res[compiled.outputs[0]], res[compiled.outputs[1]]
-        return len(official_post(scores[0], boxes[0], conf, iou, w0, h0, size)[1])
+        return len(official_post(scores[0], boxes[0], conf, iou, w0, h0, size)[1]), net
     return run_ov, f"openvino {ov.__version__.split('-')[0]}", (conf, iou)
 
 
@@ -105,14 +111,14 @@ def measure(a):
     run, label, _ = make_runner(a.only, a.model, a.threads)
     out = {"label": label, "images": {}}
     for p in a.images:
-        n = run(p)  # warm-up, and the detection count
-        times = []
+        n, _ = run(p)  # warm-up, and the detection count
+        times, nets = [], []
         end = time.perf_counter() + a.seconds
         while time.perf_counter() < end:
             t = time.perf_counter()
-            run(p)
+            nets.append(run(p)[1])
             times.append((time.perf_counter() - t) * 1e3)
-        out["images"][p] = {"ms": statistics.median(times), "kept": n}
+        out["images"][p] = {"ms": statistics.median(times), "net": statistics.median(nets), "kept": n}
     print(json.dumps(out))
 
 
@@ -137,19 +143,26 @@ def main():
             results[n].append(json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout))
     labels = {n: results[n][0]["label"] for n in names}
     print(f"model {a.model}, {a.threads} inference thread(s); median ms per image over {a.rounds} round(s), "
-          "end to end (decode, preprocess, network, postprocess); (detections kept)")
-    print(f"{'image':<16}" + "".join(f"{labels[n]:>24}" for n in names))
+          "end to end (decode, preprocess, network, postprocess) / network alone; [detections kept]")
+    print(f"{'image':<16}" + "".join(f"{labels[n]:>28}" for n in names))
     per = {n: [] for n in names}
+    pernet = {n: [] for n in names}
     for p in a.images:
         row = f"{p.rsplit('/', 1)[-1]:<16}"
         for n in names:
             m = statistics.median(r["images"][p]["ms"] for r in results[n])
+            k = statistics.median(r["images"][p]["net"] for r in results[n])
             per[n].append(m)
-            row += f"{m:17.2f} ({results[n][0]['images'][p]['kept']:4d})"
+            pernet[n].append(k)
+            row += f"{m:12.2f} / {k:7.2f} [{results[n][0]['images'][p]['kept']:3d}]"
         print(row)
     base = statistics.median(per["damoyolo"])
-    print("median over images: " + ", ".join(
+    nbase = statistics.median(pernet["damoyolo"])
+    print("median over images, end to end: " + ", ".join(
         f"{labels[n]} {statistics.median(per[n]):.2f} ms ({statistics.median(per[n]) / base:.2f}x)" for n in names))
+    print("median over images, network:    " + ", ".join(
+        f"{labels[n]} {statistics.median(pernet[n]):.2f} ms ({statistics.median(pernet[n]) / nbase:.2f}x)"
+        for n in names))
 
 
 if __name__ == "__main__":

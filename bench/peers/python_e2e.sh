@@ -6,7 +6,8 @@
 # only what changed is compiled). Benchmark references only, never product
 # dependencies.
 #
-#   bench/peers/python_e2e.sh MODEL [--threads N] [--seconds S]   (images: the fixtures')
+#   [IMAGES="a.jpg b.png"] bench/peers/python_e2e.sh MODEL [--threads N] [--seconds S] [--rounds R]
+# (images: three of the fixtures' unless IMAGES names others)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
@@ -23,6 +24,7 @@ CCACHE_BASEDIR=$root build/python/venv/bin/pip wheel --disable-pip-version-check
 "$VENV/bin/pip" install --disable-pip-version-check -q --no-deps --force-reinstall build/python/dist/damoyolo-*.whl
 model="$(realpath "$1")"; shift
 fx="$root/../shared/fixtures/images"
+images=()
+for i in ${IMAGES:-$fx/chelsea.png $fx/coffee.png $fx/astronaut.png}; do images+=("$(realpath "$i")"); done
 cd /tmp  # import the installed package, not python/damoyolo
-exec "$root/$VENV/bin/python3" "$root/bench/peers/python_e2e.py" "$model" "$fx/chelsea.png" "$fx/coffee.png" \
-  "$fx/astronaut.png" "$@"
+exec "$root/$VENV/bin/python3" "$root/bench/peers/python_e2e.py" "$model" "${images[@]}" "$@"
