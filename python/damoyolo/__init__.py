@@ -174,7 +174,10 @@ class Detector:
         - encoded image bytes (JPEG, PNG, BMP);
         - a video file, URL (rtsp/http/udp...) or /dev/videoN: frames run
           through the C++ video pipeline;
-        - a list of any of these (arrays and files are batched by ``batch``).
+        - a list of any of these (arrays and files are batched by ``batch``;
+          consecutive videos run as the streams of one pipeline, their
+          frames interleaved as they are ready: ``r.path`` / ``r.stream``
+          say which video, ``r.frame_index`` which frame).
 
         stream=False returns a list; stream=True a generator that yields each
         result as it is ready (use it for video: a list keeps every frame).
@@ -186,21 +189,20 @@ class Detector:
 
     def _iter(self, source: Any, ch: str) -> Iterator[Results]:
         items = list(source) if isinstance(source, (list, tuple)) else [source]
-        # Consecutive arrays go to C++ together (one batched call); the same
-        # for consecutive image files; each video runs as its own stream.
+        # Consecutive arrays go to C++ together (one batched call), the same
+        # for consecutive image files; consecutive videos run as the streams
+        # of one C++ Pipeline (frames of several streams share inferences).
         group: List[Any] = []
         kind = None
         for item in items:
             k, payload = self._classify(item)
-            if k == "video":
-                yield from self._flush(kind, group, ch)
-                group, kind = [], None
-                yield from self._video(payload)
-                continue
             if k != kind:
                 yield from self._flush(kind, group, ch)
                 group, kind = [], k
-            group.extend(payload)
+            if k == "video":
+                group.append(payload)
+            else:
+                group.extend(payload)
         yield from self._flush(kind, group, ch)
 
     def _classify(self, item: Any):
@@ -218,6 +220,9 @@ class Detector:
 
     def _flush(self, kind: Optional[str], group: List[Any], ch: str) -> Iterator[Results]:
         if not group:
+            return
+        if kind == "video":
+            yield from self._video(group)
             return
         if kind == "array":
             for a in group:
@@ -237,10 +242,12 @@ class Detector:
             for raw in raws:
                 yield Results(raw, self.names)
 
-    def _video(self, location: str) -> Iterator[Results]:
-        from . import _video  # FFmpeg is loaded only now (see python/CMakeLists.txt)
+    def _video(self, locations: List[str]) -> Iterator[Results]:
+        # FFmpeg is loaded only now (see python/CMakeLists.txt), and stays
+        # loaded in this process from then on.
+        from . import _video
         o = self._options
-        vs = _video.VideoStream([location], self.model, o["conf"], o["iou"], o["max_det"], self._classes_ids,
+        vs = _video.VideoStream(locations, self.model, o["conf"], o["iou"], o["max_det"], self._classes_ids,
                                 o["threads"], o["precision"], o["batch"], True, 4)
         try:
             for raw in vs:

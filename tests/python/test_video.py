@@ -44,6 +44,20 @@ def test_list_and_early_break(clip):
     assert len(det.predict(str(clip))) == FRAMES
 
 
+def test_two_videos_run_as_two_streams(clip, tmp_path, ffmpeg):
+    other = tmp_path / "other.mp4"
+    subprocess.run([ffmpeg, "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10",
+                    "-frames:v", "5", "-pix_fmt", "yuv420p", str(other)], check=True)
+    det = damoyolo.Detector(DEMO_MODEL, batch=2)
+    rs = det.predict([str(clip), str(other)])
+    by_stream = {0: [], 1: []}
+    for r in rs:
+        by_stream[r.stream].append(r.frame_index)
+        assert r.orig_shape == ((240, 320) if r.stream == 0 else (120, 160))
+    assert by_stream == {0: list(range(FRAMES)), 1: list(range(5))}
+    assert {r.path for r in rs if r.stream == 1} == {str(other)}
+
+
 def test_missing_video_raises(tmp_path):
     det = damoyolo.Detector(DEMO_MODEL)
     with pytest.raises(FileNotFoundError):
