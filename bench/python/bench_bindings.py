@@ -88,7 +88,8 @@ def main():
     ap.add_argument("model")
     ap.add_argument("image", nargs="?")
     ap.add_argument("--seconds", type=float, default=4.0)
-    ap.add_argument("--threads", type=int, nargs="*", default=None, help="inference threads to try (default: 1 and all)")
+    ap.add_argument("--threads", type=int, nargs="*", default=None,
+                    help="inference threads to try (default: 1 and all)")
     a = ap.parse_args()
     img = damoyolo.decode_image(a.image) if a.image else \
         np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)

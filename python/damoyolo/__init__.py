@@ -157,10 +157,13 @@ class Detector:
                  bgr: Optional[bool] = None) -> Union[Results, List[Results]]:
         """One image (array, path, bytes) -> Results; a list, directory, glob
         or video -> list of Results (see predict)."""
-        single = isinstance(source, (np.ndarray, bytes, bytearray, memoryview)) or (
-            isinstance(source, (str, os.PathLike)) and not os.path.isdir(os.fspath(source))
-            and not _is_video(os.fspath(source)) and len(_expand(source)) == 1)
         out = self.predict(source, channels=channels, bgr=bgr)
+        single = isinstance(source, (np.ndarray, bytes, bytearray, memoryview))
+        if isinstance(source, (str, os.PathLike)):
+            s = os.fspath(source)
+            # A glob is a list even when it matches one file.
+            is_glob = not os.path.exists(s) and any(c in s for c in "*?[")
+            single = not (_is_video(s) or os.path.isdir(s) or is_glob)
         return out[0] if single else out
 
     def predict(self, source: Union[Source, Sequence[Source]], *, stream: bool = False,

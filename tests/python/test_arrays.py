@@ -128,6 +128,9 @@ def test_paths_bytes_directory_glob(demo_detector, tmp_path, demo_image):
     assert [r.path.rsplit("/", 1)[-1] for r in rs] == ["a.jpg", "b.jpg"]
     rs = demo_detector.predict(str(tmp_path / "*.jpg"))
     assert len(rs) == 2
+    one = demo_detector(str(tmp_path / "a*.jpg"))  # a glob is a list even with one match
+    assert isinstance(one, list) and len(one) == 1
+    assert isinstance(demo_detector(tmp_path / "a.jpg"), damoyolo.Results)
     for r in rs:
         assert_same_detections(r, ref)
         assert r.orig_img.shape == demo_image.shape
