@@ -197,6 +197,9 @@ class VideoStream {
   }
 
   void shutdown() {
+    // Serialised: close() on one thread may meet the end of iteration (or
+    // the destructor) on another; the pipeline is stopped and joined once.
+    std::lock_guard<std::mutex> once(stop_mu_);
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (closed_ && !started_) return;
@@ -215,6 +218,7 @@ class VideoStream {
   std::vector<std::string> names_;
   const bool keep_frames_;
   const size_t capacity_;
+  std::mutex stop_mu_;  // held by shutdown() only, never by the pipeline's threads
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Item> queue_;
