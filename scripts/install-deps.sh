@@ -18,6 +18,7 @@ PACKAGES=(
   python3-yaml                                    # tests/deploy: parses the manifests under deploy/
   python3-numpy                                   # tests/eval: independent COCOeval cross-check
   python3-venv ca-certificates                    # scripts/python-env.sh: pycocotools (PyPI, https) for tests/eval
+  python3-dev                                     # scripts/python-test.sh: pip install . (Python.h for the extension)
   file                                            # scripts/package.sh: CPack's dpkg-shlibdeps step needs it
   python3-skimage                                 # its data/truncated.jpg: a real truncated JPEG for tests
   python3-torch python3-torchvision python3-onnx python3-pil python3-opencv  # python/: training code and its tests

@@ -15,6 +15,12 @@ if [[ ! -d ../shared/fixtures ]]; then
 fi
 rc=0
 (cd build && ctest --output-on-failure -j "${JOBS:-$(nproc)}" --timeout 900 "$@") || rc=$?
+# The Python package (scripts/python-test.sh, docs/python.md): pip install .
+# and pytest, for the whole suite only (skipped with ctest arguments, and by
+# PYTHON_TESTS=0).
+if (($# == 0)) && [[ ${PYTHON_TESTS:-1} != 0 ]]; then
+  ./scripts/python-test.sh || rc=1
+fi
 # The sanitizer stage (docs/fuzzing.md): the unit tests under ASan + UBSan, a
 # short run of every fuzz target, the concurrency tests under TSan. Only for
 # the whole suite: with ctest arguments (a filter, ...) it is skipped, and
