@@ -1,11 +1,15 @@
 #include "common/cpu_features.h"
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
 #if defined(__x86_64__) && defined(__linux__)
 #include <sys/syscall.h>
 #include <unistd.h>
 #endif
 
 #include <atomic>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
@@ -25,9 +29,20 @@ CpuFeatures detect() {
   f.avx512vl = __builtin_cpu_supports("avx512vl");
   f.avx512dq = __builtin_cpu_supports("avx512dq");
   f.avx512vbmi = __builtin_cpu_supports("avx512vbmi");
-  f.avx512vnni = __builtin_cpu_supports("avx512vnni");
-  f.amx_tile = __builtin_cpu_supports("amx-tile");
-  f.amx_int8 = __builtin_cpu_supports("amx-int8");
+  // From CPUID leaf 7 directly: clang 14's __builtin_cpu_supports knows no
+  // AMX feature names. AMX also needs the OS to manage the tile state
+  // (XCR0 bits 17 and 18); AVX512-VNNI the AVX-512 state, checked by avx512f.
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
+    f.avx512vnni = f.avx512f && (c & (1u << 11)) != 0;
+    unsigned a1 = 0, b1 = 0, c1 = 0, d1 = 0;
+    const bool osxsave = __get_cpuid(1, &a1, &b1, &c1, &d1) && (c1 & (1u << 27)) != 0;
+    uint32_t xcr0_lo = 0, xcr0_hi = 0;
+    if (osxsave) __asm__("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+    const bool tile_state = (xcr0_lo & (3u << 17)) == (3u << 17);
+    f.amx_tile = tile_state && (d & (1u << 24)) != 0;
+    f.amx_int8 = f.amx_tile && (d & (1u << 25)) != 0;
+  }
 #endif
   return f;
 }
