@@ -135,7 +135,9 @@ TEST(Requests, V2RequestJsonAndBinary) {
   element("abc");
   element("");
   ASSERT_EQ(bin.size(), 11u);
-  auto b = parse_v2_request(header + bin, header.size());
+  // The elements are views into the body: it must outlive the request.
+  const std::string body = header + bin;
+  auto b = parse_v2_request(body, header.size());
   ASSERT_TRUE(b.ok()) << b.status().message();
   ASSERT_EQ(b->inputs[0].elements.size(), 2u);
   EXPECT_EQ(b->inputs[0].elements[0], "abc");

@@ -754,7 +754,8 @@ TEST(ServeCommand, ServesAndExitsZeroOnSigterm) {
   HttpReply r = c.post("/v1/detect", demo_jpeg(), "image/jpeg");
   ASSERT_EQ(r.status, 200) << r.body;
   // The command line's defaults: conf 0.25.
-  for (const auto& d : json::parse(r.body)["images"][0]["detections"]) EXPECT_GE(d["score"].get<double>(), 0.25);
+  const json answer = json::parse(r.body);  // a named object: the loop reads into it
+  for (const auto& d : answer["images"][0]["detections"]) EXPECT_GE(d["score"].get<double>(), 0.25);
   ASSERT_EQ(kill(pid, SIGTERM), 0);
   int status = 0;
   ASSERT_TRUE(eventually([&] { return waitpid(pid, &status, WNOHANG) == pid; }));
