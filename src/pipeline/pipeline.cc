@@ -22,6 +22,7 @@
 #include <sched.h>
 
 #include "damoyolo/pipeline.h"
+#include "pipeline/batch_buffers.h"
 #include "pipeline/channel.h"
 
 namespace damoyolo {
@@ -74,28 +75,8 @@ struct Item {
   double preprocess_ms = 0;
 };
 
-struct Slot {
-  Tensor input;                 // [max_batch, 3, h, w]
-  std::vector<Tensor> outputs;  // the session's outputs for max_batch
-  // Views of the first k items of input/outputs for a batch of k (index
-  // k-1), built once so that a short batch wraps nothing per run.
-  std::vector<std::vector<Tensor>> inputs_k, outputs_k;
-  const std::vector<Tensor>* used_outputs = nullptr;
-  // (Re)builds inputs_k / outputs_k over input / outputs.
-  void bind_views(int max_batch, int h, int w) {
-    inputs_k.clear();
-    outputs_k.clear();
-    for (int k = 1; k <= max_batch; ++k) {
-      inputs_k.push_back({Tensor::wrap(DType::kFloat32, {k, 3, h, w}, input.raw())});
-      std::vector<Tensor> outs;
-      for (const Tensor& o : outputs) {
-        Shape shape = o.shape();
-        shape[0] = k;
-        outs.push_back(Tensor::wrap(o.dtype(), shape, const_cast<void*>(o.raw())));
-      }
-      outputs_k.push_back(std::move(outs));
-    }
-  }
+// The batch buffers (pipeline/batch_buffers.h) and the frames in them.
+struct Slot : pipeline::BatchBuffers {
   std::vector<Item> items;  // capacity reserved at start
   std::vector<std::vector<Detection>> detections;  // one list per batch position
   int positions = 0;
@@ -238,11 +219,7 @@ Status Pipeline::Impl::allocate() {
   const int max_det = detector.postprocess_options().max_det;
   for (int i = 0; i < slot_count; ++i) {
     auto slot = std::make_unique<Slot>();
-    if (options.detector.preallocated_buffers) {
-      slot->input = Tensor(DType::kFloat32, {max_batch, 3, in_h, in_w});
-      slot->outputs = session.make_outputs(max_batch);
-      slot->bind_views(max_batch, in_h, in_w);
-    }
+    if (options.detector.preallocated_buffers) slot->allocate(session, max_batch, in_h, in_w);
     slot->items.reserve(item_capacity);
     slot->detections.resize(static_cast<size_t>(max_batch));
     if (options.detector.preallocated_buffers)
@@ -665,27 +642,8 @@ void Pipeline::Impl::infer(Slot* slot) {
     slot->bind_views(max_batch, in_h, in_w);
   }
   if (k > 0) {
-    Status st;
     const auto t0 = Clock::now();
-    try {
-      st = session.run_into(slot->inputs_k[k - 1], slot->outputs_k[k - 1]);
-      slot->used_outputs = &slot->outputs_k[k - 1];
-      if (!st.ok() && k < max_batch &&
-          (st.code() == ErrorCode::kUnsupported || st.code() == ErrorCode::kInvalidArgument)) {
-        // An engine that cannot run a short batch (the reference engine on a
-        // batch-N export) runs the full one, the unused positions zeroed.
-        const size_t plane = static_cast<size_t>(3) * in_h * in_w;
-        std::fill(slot->input.data<float>() + static_cast<size_t>(k) * plane,
-                  slot->input.data<float>() + static_cast<size_t>(max_batch) * plane, 0.f);
-        st = session.run_into(slot->inputs_k[max_batch - 1], slot->outputs);
-        slot->used_outputs = &slot->outputs;
-      }
-    } catch (const Error& e) {
-      st = e.status();
-    } catch (const std::exception& e) {
-      st = Status(ErrorCode::kInternal, e.what());
-    }
-    slot->infer_status = st;
+    slot->infer_status = slot->run_first(session, k, max_batch, in_h, in_w);
     slot->infer_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     ++inferences;
     inferred_frames += k;

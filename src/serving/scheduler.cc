@@ -1,5 +1,7 @@
 #include "serving/scheduler.h"
 
+#include "pipeline/batch_buffers.h"
+
 #include <algorithm>
 #include <condition_variable>
 #include <cstring>
@@ -15,15 +17,8 @@ double ms_since(Clock::time_point t0, Clock::time_point t1 = Clock::now()) {
   return std::chrono::duration<double, std::milli>(t1 - t0).count();
 }
 
-// One batch in flight: its input, the session's outputs, and the jobs in it.
-struct Slot {
-  Tensor input;                 // [max_batch, 3, h, w]
-  std::vector<Tensor> outputs;  // the session's outputs for max_batch
-  // Views of the first k items (index k-1), built once so that a short batch
-  // wraps nothing per run.
-  std::vector<std::vector<Tensor>> inputs_k, outputs_k;
-  const std::vector<Tensor>* used_outputs = nullptr;
-
+// One batch in flight: its buffers (pipeline/batch_buffers.h) and the jobs in it.
+struct Slot : pipeline::BatchBuffers {
   std::vector<Job> jobs;
   std::vector<PreprocessInfo> info;
   std::vector<Status> pre_status;
@@ -132,18 +127,7 @@ void Scheduler::Impl::run_inference(std::promise<Status>* loaded) {
     // Two slots: one in the network while the other is post-processed.
     for (int i = 0; i < 2; ++i) {
       auto slot = std::make_unique<Slot>();
-      slot->input = Tensor(DType::kFloat32, {max_batch, 3, in_h, in_w});
-      slot->outputs = session.make_outputs(max_batch);
-      for (int k = 1; k <= max_batch; ++k) {
-        slot->inputs_k.push_back({Tensor::wrap(DType::kFloat32, {k, 3, in_h, in_w}, slot->input.raw())});
-        std::vector<Tensor> outs;
-        for (const Tensor& o : slot->outputs) {
-          Shape shape = o.shape();
-          shape[0] = k;
-          outs.push_back(Tensor::wrap(o.dtype(), shape, const_cast<void*>(o.raw())));
-        }
-        slot->outputs_k.push_back(std::move(outs));
-      }
+      slot->allocate(session, max_batch, in_h, in_w);
       slot->jobs.reserve(max_batch);
       free_slots.push_back(slot.get());
       slots.push_back(std::move(slot));
@@ -261,27 +245,8 @@ void Scheduler::Impl::preprocess(Slot* slot, Preprocessor& pre) {
 void Scheduler::Impl::infer(Slot* slot) {
   const int k = slot->k;
   const int max_batch = options.max_batch;
-  Status st;
   const auto t0 = Clock::now();
-  try {
-    st = session.run_into(slot->inputs_k[k - 1], slot->outputs_k[k - 1]);
-    slot->used_outputs = &slot->outputs_k[k - 1];
-    if (!st.ok() && k < max_batch &&
-        (st.code() == ErrorCode::kUnsupported || st.code() == ErrorCode::kInvalidArgument)) {
-      // An engine that cannot run a short batch (the reference engine on a
-      // batch-N export) runs the full one, the unused positions zeroed.
-      const size_t plane = static_cast<size_t>(3) * in_h * in_w;
-      std::fill(slot->input.data<float>() + static_cast<size_t>(k) * plane,
-                slot->input.data<float>() + static_cast<size_t>(max_batch) * plane, 0.f);
-      st = session.run_into(slot->inputs_k[max_batch - 1], slot->outputs);
-      slot->used_outputs = &slot->outputs;
-    }
-  } catch (const Error& e) {
-    st = e.status();
-  } catch (const std::exception& e) {
-    st = Status(ErrorCode::kInternal, e.what());
-  }
-  slot->infer_status = st;
+  slot->infer_status = slot->run_first(session, k, max_batch, in_h, in_w);
   slot->infer_ms = ms_since(t0);
   metrics->exec_count.fetch_add(1);
   metrics->inference_count.fetch_add(k);
