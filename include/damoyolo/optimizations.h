@@ -40,6 +40,7 @@ struct OptimizationOptions {
   bool constant_folding = true;
   bool fuse_conv_activation = true;
   bool fuse_conv_residual = true;
+  bool int8_convolution = true;
   bool blocked_layout = true;
   bool zero_copy_concat = true;
   bool fuse_head = true;
@@ -104,6 +105,13 @@ inline constexpr OptimizationSwitch kOptimizationSwitches[] = {
      "graph pass fuse_conv_residual: a residual Add after a conv runs inside the conv (sum post-op into the "
      "residual's buffer, or binary post-op)",
      "residual Adds run as their own oneDNN binary steps", &OptimizationOptions::fuse_conv_residual},
+    {"int8_convolution", OptimizationScope::kSession,
+     "graph pass fuse_qdq_conv: in a quantised (QDQ) model, DequantizeLinear -> Conv chain -> QuantizeLinear runs "
+     "as one oneDNN INT8 convolution (uint8 activations, the file's int8 per-channel weights, requantisation "
+     "fused), so int8 flows from conv to conv",
+     "the model runs in float: weights dequantised at load, activations quantised and dequantised by reorders "
+     "around float convolutions (the same rounding points)",
+     &OptimizationOptions::int8_convolution},
     {"blocked_layout", OptimizationScope::kSession,
      "activations stay in the layouts oneDNN picks (channels-last, blocked) from op to op",
      "every activation is plain NCHW (weights still in oneDNN's layout)", &OptimizationOptions::blocked_layout},

@@ -57,6 +57,17 @@ struct ValueInfo {
   bool fully_known() const;
 };
 
+// An integer constant a DequantizeLinear turned into the float constant the
+// graph now reads (constant folding, graph/passes/passes.h). Kept so that
+// the INT8 pass (graph/passes/fuse_qdq_conv.cc) and the INT8 convolution can
+// use the file's integers and scales instead of the dequantised floats.
+struct QuantizedConstant {
+  Tensor data;        // int8 / uint8 / int32, as the file has it
+  Tensor scale;       // float32: one element, or one per slice along axis
+  Tensor zero_point;  // data's type, the scale's shape; undefined = 0
+  int64_t axis = 1;   // DequantizeLinear's axis (per-axis scales)
+};
+
 struct Graph {
   std::string name;
   std::string producer;
@@ -75,6 +86,8 @@ struct Graph {
   std::vector<std::string> outputs;
   std::unordered_map<std::string, Tensor> constants;
   std::unordered_map<std::string, ValueInfo> values;
+  // Folded DequantizeLinear outputs (constant name -> the integers behind it).
+  std::unordered_map<std::string, QuantizedConstant> dequantized;
 
   bool is_constant(const std::string& v) const { return !v.empty() && constants.count(v) != 0; }
   const Tensor* constant(const std::string& v) const;

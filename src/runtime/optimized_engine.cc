@@ -139,6 +139,7 @@ class Compiler {
 
  private:
   void check_shapes() const;
+  std::string quantized_input(const graph::Node& n) const;
   void compile_outputs();
 
   const graph::Graph& g_;
@@ -168,6 +169,17 @@ void Compiler::check_shapes() const {
   for (const auto& n : g_.nodes)
     for (const auto& o : n.outputs)
       if (!o.empty()) check(o);
+}
+
+// The first runtime input of n that is uint8/int8 (a quantised activation),
+// or "".
+std::string Compiler::quantized_input(const graph::Node& n) const {
+  for (const auto& in : n.inputs) {
+    if (in.empty() || g_.is_constant(in)) continue;
+    const graph::ValueInfo* vi = g_.info(in);
+    if (vi && (vi->dtype == DType::kUInt8 || vi->dtype == DType::kInt8)) return in;
+  }
+  return {};
 }
 
 void Compiler::compile_outputs() {
@@ -232,10 +244,13 @@ std::unique_ptr<OptimizedModel> Compiler::compile(std::vector<PlanPass> passes) 
     bool ok = false;
     try {
       const kernels::dnnl_ops::Lowering* l = kernels::dnnl_ops::find_lowering(n);
-      ok = l && l->lower(cx_, ni);
+      const std::string int8_input = l && !l->reads_int8 ? quantized_input(n) : std::string();
+      ok = l && int8_input.empty() && l->lower(cx_, ni);
       if (!ok)
-        reason = l ? "no oneDNN lowering for this " + n.op_type + " (its attributes, inputs or layout)"
-                   : "no lowering for " + n.op_type;
+        reason = !l ? "no lowering for " + n.op_type
+                    : !int8_input.empty()
+                        ? "its input '" + int8_input + "' is quantised (" + n.op_type + " has no INT8 lowering)"
+                        : "no oneDNN lowering for this " + n.op_type + " (its attributes, inputs or layout)";
     } catch (const dnnl::error& e) {
       // oneDNN refused this configuration; the reference kernel still can.
       reason = std::string("oneDNN refused it: ") + e.what();
@@ -303,6 +318,7 @@ std::unique_ptr<CompiledModel> compile_optimized(const graph::Graph& g_in, const
   fo.fuse_head = opts.opt.fuse_head;
   fo.fuse_conv_activation = opts.opt.fuse_conv_activation;
   fo.fuse_conv_residual = opts.opt.fuse_conv_residual;
+  fo.int8_convolution = opts.opt.int8_convolution;
   fo.zero_copy_concat = opts.opt.zero_copy_concat;
   const graph::Evaluator eval = kernels::ref::evaluator();
   std::vector<PlanPass> passes;

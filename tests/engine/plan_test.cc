@@ -105,10 +105,11 @@ TEST_P(FixturePlan, NoFallbackAndTheKnownSteps) {
 
     // The fusion passes ran, in order, and each rewrote what the model has:
     // the head (decoded exports), a FusedConv per conv with a chain, residual sums (every fixture has them).
-    ASSERT_EQ(p.passes.size(), 5u);
-    const char* order[] = {"fuse_damoyolo_head", "fuse_silu", "fuse_conv_activation", "fuse_conv_residual",
-                           "zero_copy_concat"};
-    for (size_t i = 0; i < 5; ++i) EXPECT_EQ(p.passes[i].name, order[i]);
+    ASSERT_EQ(p.passes.size(), 6u);
+    const char* order[] = {"fuse_damoyolo_head", "fuse_silu",     "fuse_conv_activation",
+                           "fuse_conv_residual", "fuse_qdq_conv", "zero_copy_concat"};
+    for (size_t i = 0; i < 6; ++i) EXPECT_EQ(p.passes[i].name, order[i]);
+    EXPECT_EQ(p.rewrites("fuse_qdq_conv"), 0);  // a float model has nothing to quantise
     EXPECT_EQ(p.rewrites("fuse_damoyolo_head"), want.heads);
     // (Convs with nothing after them but a residual Add, or nothing at all,
     // such as the regression convs, stay Conv until the residual pass.)

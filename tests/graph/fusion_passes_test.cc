@@ -165,11 +165,11 @@ TEST(FusionPasses, PipelineRecordsEachPassAndHonoursItsSwitch) {
   const Graph base = load_fixture("damoyolo_Ns_416");
   Graph all = base;
   const auto on = graph::run_fusion_passes(all, graph::FusionOptions{}, kEval);
-  ASSERT_EQ(on.size(), 5u);
+  ASSERT_EQ(on.size(), 6u);
   EXPECT_EQ(on[0].name, "fuse_damoyolo_head");
   EXPECT_EQ(on.back().nodes_after, all.nodes.size());
   Graph none = base;
-  const auto off = graph::run_fusion_passes(none, graph::FusionOptions{false, false, false, false}, kEval);
+  const auto off = graph::run_fusion_passes(none, graph::FusionOptions{false, false, false, false, false}, kEval);
   EXPECT_TRUE(off.empty());
   EXPECT_EQ(none.nodes.size(), base.nodes.size());
   EXPECT_EQ(count(none, "FusedConv") + count(none, "Silu") + count(none, "DamoYoloHead"), 0);

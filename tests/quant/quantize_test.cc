@@ -121,7 +121,58 @@ TEST_F(Quantize, WritesAStandardQdqModelThatDetectsWhatTheFloatModelDoes) {
     ++confident;
     bool found = false;
     for (const Detection& e : qr->detections)
-      if (e.class_id == d.class_id && iou(d, e) > 0.9f && std::fabs(e.score - d.score) < 0.05f) found = true;
+      // 0.08: with four calibration images, the borderline objects (score
+      // ~0.58) move most; the INT8 engine rounds at every layer (one output
+      // step either way, tests/engine/int8_conv_test.cc), the fake-quantised
+      // path less. The held-out AP is the accuracy measure (docs/quantization.md).
+      if (e.class_id == d.class_id && iou(d, e) > 0.9f && std::fabs(e.score - d.score) < 0.08f) found = true;
+    EXPECT_TRUE(found) << "class " << d.class_id << " score " << d.score;
+  }
+  EXPECT_GE(confident, 5);
+}
+
+// The quantise → run round trip on the INT8 engine: every convolution of
+// the written file runs on oneDNN's INT8 kernels (the plan says so, nothing
+// falls back), and the detections are the reference engine's (the file's
+// QDQ nodes one by one) to the rounding of one step per layer.
+TEST_F(Quantize, TheInt8EngineRunsTheQuantisedModelAsTheReferenceEngineDoes) {
+  const std::string out = (dir_ / "demo_int8.onnx").string();
+  auto r = quantize_model(demo_model(), calibration_images(), out);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+
+  DetectorOptions io, ro;
+  io.session.engine = Engine::kOptimized;
+  ro.session.engine = Engine::kReference;
+  auto id = Detector::create(out, io);
+  auto rd = Detector::create(out, ro);
+  ASSERT_TRUE(id.ok() && rd.ok()) << id.status().message() << rd.status().message();
+  const CompiledPlan& p = id->session().plan();
+  EXPECT_EQ(p.fallbacks(), 0) << p.to_text();
+  EXPECT_EQ(p.rewrites("fuse_qdq_conv"), 91) << p.to_text();
+  int int8_convs = 0, u8_out = 0;
+  for (const PlanStep& st : p.steps) {
+    if (st.op != "Conv") continue;
+    EXPECT_EQ(st.src.rfind("u8 ", 0), 0u) << st.nodes[0] << ": " << st.src;
+    // (the implementation's name says int8 or vnni; the plan's marker says
+    // which arithmetic: lower_conv.cc puts it first)
+    int8_convs += !st.post_ops.empty() && st.post_ops.front().rfind("int8", 0) == 0;
+    u8_out += st.dst.rfind("u8 ", 0) == 0;
+  }
+  EXPECT_EQ(int8_convs, 91) << p.to_text();
+  // Most convolutions hand the next one uint8 (requantisation fused); the
+  // rest end in a float residual sum, a concatenation or the head.
+  EXPECT_GE(u8_out, 45) << p.to_text();
+
+  auto ir = id->detect_file(demo_image());
+  auto rr = rd->detect_file(demo_image());
+  ASSERT_TRUE(ir.ok() && rr.ok());
+  int confident = 0;
+  for (const Detection& d : rr->detections) {
+    if (d.score < 0.3f) continue;
+    ++confident;
+    bool found = false;
+    for (const Detection& e : ir->detections)
+      if (e.class_id == d.class_id && iou(d, e) > 0.9f && std::fabs(e.score - d.score) < 0.04f) found = true;
     EXPECT_TRUE(found) << "class " << d.class_id << " score " << d.score;
   }
   EXPECT_GE(confident, 5);

@@ -1,7 +1,8 @@
 // Schemas of the ops the fusion passes create (domain com.damoyolo,
 // graph/passes/fusion.h); their reference kernels are in
 // kernels/reference/fused_ops.cc.
-//   FusedConv(X, W, [B], [R])   the shape of the Conv it started from
+//   FusedConv(X, W, [B], [R])   the shape of the Conv it started from; uint8
+//                               (int8) with y_scale
 //   Silu(X)                     X's
 //   DamoYoloHead(cls_l, reg_l ...) → scores [N, A, C], boxes [N, A, 4], A = Σ h·w
 #include <algorithm>
@@ -32,7 +33,19 @@ void register_fused_schemas() {
                    [](const OpContext& ctx, const std::vector<InferInput>& in) {
                      const Node c = fused_conv_as_conv(ctx.node);
                      std::vector<InferInput> conv_in(in.begin(), in.begin() + std::min<size_t>(3, in.size()));
-                     return schema_for(c, kFusedConvOnnxOpset).infer(OpContext{c, kFusedConvOnnxOpset}, conv_in);
+                     // INT8 (graph/passes/fuse_qdq_conv.cc): a quantised input
+                     // is dequantised first, the output quantised last.
+                     const bool qx = ctx.node.has_attr("x_scale"), qy = ctx.node.has_attr("y_scale");
+                     if (qx && !conv_in.empty()) {
+                       if (conv_in[0].info.dtype != DType::kUInt8 && conv_in[0].info.dtype != DType::kInt8)
+                         fail(ctx, ErrorCode::kInvalidArgument, "x_scale needs a uint8 or int8 input");
+                       conv_in[0].info.dtype = DType::kFloat32;
+                       conv_in[0].value = nullptr;
+                     }
+                     auto out = schema_for(c, kFusedConvOnnxOpset).infer(OpContext{c, kFusedConvOnnxOpset}, conv_in);
+                     if (qy && !out.empty())
+                       out[0].dtype = ctx.node.attr_s("y_dtype", "uint8") == "int8" ? DType::kInt8 : DType::kUInt8;
+                     return out;
                    }});
   register_schema({kDamoYoloDomain, "Silu", 1, 1, [](const OpContext& ctx, const std::vector<InferInput>& in) {
                      if (in.size() != 1) fail(ctx, ErrorCode::kInvalidArgument, "Silu takes one input");

@@ -95,6 +95,7 @@ std::vector<PassRecord> run_fusion_passes(Graph& g, const FusionOptions& o, cons
     record("fuse_conv_activation", fuse_conv_activation(g));
   }
   if (o.fuse_conv_residual) record("fuse_conv_residual", fuse_conv_residual(g, o.fuse_conv_activation));
+  if (o.int8_convolution) record("fuse_qdq_conv", fuse_qdq_conv(g));
   if (o.zero_copy_concat) record("zero_copy_concat", mark_zero_copy_concat(g));
   return records;
 }

@@ -13,7 +13,8 @@
 // Order (run_fusion_passes): the head first (it matches the exported decode
 // as ONNX wrote it, stopping at the per-level conv outputs), then SiLU, then
 // the conv chains (which may absorb a SiLU), then the residual sums, then the
-// zero-copy concat marks.
+// quantised convolutions (a whole chain becomes one INT8 convolution, so it
+// runs after the chains are fused), then the zero-copy concat marks.
 #pragma once
 
 #include <functional>
@@ -42,6 +43,8 @@ int fuse_conv_activation(Graph& g);
 // fuse_conv_residual.cc: (Fused)Conv → Add(residual) → [Relu|Sigmoid|Silu]* → FusedConv with a sum.
 // absorb_activations: also take the activations after the Add.
 int fuse_conv_residual(Graph& g, bool absorb_activations);
+// fuse_qdq_conv.cc: DequantizeLinear → (Fused)Conv → [QuantizeLinear] → INT8 FusedConv.
+int fuse_qdq_conv(Graph& g);
 // zero_copy_concat.cc: marks Concats that read Slice views in place.
 int mark_zero_copy_concat(Graph& g);
 
@@ -50,6 +53,7 @@ struct FusionOptions {
   bool fuse_head = true;
   bool fuse_conv_activation = true;  // also fuse_silu
   bool fuse_conv_residual = true;
+  bool int8_convolution = true;
   bool zero_copy_concat = true;
 };
 struct PassRecord {

@@ -87,6 +87,13 @@ void infer_shapes_and_fold(Graph& g, bool fold, bool require_static_shapes, cons
       // with folding off too (the optimised engine needs constant weights and
       // scalars wherever the file spells them as Constant nodes).
       const bool fold_node = fold || (node.op_type == "Constant" && node.domain.empty());
+      // A dequantised constant (a QDQ model's weights and biases): remember
+      // the integers and scales it came from for the INT8 convolution.
+      if (fold_node && node.op_type == "DequantizeLinear" && node.domain.empty() && !node.outputs[0].empty() &&
+          args.size() >= 2 && args[0].defined() && args[1].defined()) {
+        QuantizedConstant q{args[0], args[1], args.size() > 2 ? args[2] : Tensor(), node.attr_i("axis", 1)};
+        g.dequantized[node.outputs[0]] = std::move(q);
+      }
       for (size_t i = 0; i < node.outputs.size(); ++i) {
         if (node.outputs[i].empty()) continue;
         g.values[node.outputs[i]] = ValueInfo{outs[i].dtype(), outs[i].shape(), true};
@@ -161,6 +168,10 @@ void eliminate_dead_nodes(Graph& g) {
   g.nodes = std::move(kept);
   for (auto it = g.constants.begin(); it != g.constants.end();) {
     if (!live.count(it->first)) it = g.constants.erase(it);
+    else ++it;
+  }
+  for (auto it = g.dequantized.begin(); it != g.dequantized.end();) {
+    if (!g.constants.count(it->first)) it = g.dequantized.erase(it);
     else ++it;
   }
 }

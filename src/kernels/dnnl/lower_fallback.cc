@@ -121,6 +121,9 @@ void lower_fallback(LoweringContext& cx, size_t ni, const std::string& reason) {
                                static_cast<int>(it - outs.begin()));
         else
           r.slot = cx.new_slot(static_cast<size_t>(shape_numel(vi.shape)) * dtype_size(vi.dtype));
+        // A quantised activation gets its descriptor (row-major), so that an
+        // INT8 convolution or a DequantizeLinear after it can read it.
+        if (vi.dtype == DType::kUInt8 || vi.dtype == DType::kInt8) r.md = plain_desc(vi.shape, to_dnnl(vi.dtype));
       }
       cx.define(out, r);
       touched.push_back(r);

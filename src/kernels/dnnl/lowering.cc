@@ -10,6 +10,14 @@ using dt = memory::data_type;
 
 namespace {
 Error unsupported(const std::string& what) { return Error(ErrorCode::kUnsupported, what); }
+DType dtype_of(dt t) {
+  switch (t) {
+    case dt::bf16: return DType::kBFloat16;
+    case dt::u8: return DType::kUInt8;
+    case dt::s8: return DType::kInt8;
+    default: return DType::kFloat32;
+  }
+}
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -217,11 +225,13 @@ void LoweringContext::rollback(Checkpoint& c) {
 }
 
 Ref LoweringContext::reorder_into(const Ref& src, const Ref& dst, const std::string& value,
-                                  const std::string& purpose) {
-  dnnl::reorder::primitive_desc pd(cpu_engine(), src.md, cpu_engine(), dst.md, make_attr());
+                                  const std::string& purpose, const dnnl::primitive_attr* attr,
+                                  const graph::Node* node) {
+  dnnl::reorder::primitive_desc pd(cpu_engine(), src.md, cpu_engine(), dst.md, attr ? *attr : make_attr());
   auto step = std::make_unique<PrimitiveStep>();
   step->plan.kind = PlanStep::Kind::kReorder;
-  step->plan.op = "Reorder";
+  step->plan.op = node ? node->op_type : "Reorder";
+  if (node) step->plan.nodes = {node->name};
   step->plan.implementation = impl_name(pd);
   step->plan.src = value + ": " + describe(src);
   step->plan.dst = describe(dst);
@@ -239,7 +249,14 @@ Ref LoweringContext::ensure(const std::string& v, const memory::desc& md) {
     if (r.md == md && r.offset == 0 && !r.view) return r;
   const Ref src = current(v);
   if (src.md.get_size() == 0) throw unsupported("value '" + v + "' has a type oneDNN cannot convert");
-  Ref dst = new_ref(md, src.shape, md.data_type() == dt::bf16 ? DType::kBFloat16 : DType::kFloat32);
+  // A layout change only: a quantised value stays in its integer type (a
+  // reorder between integer and float types without scales would not be
+  // the value's dequantisation).
+  const bool src_int = src.md.data_type() == dt::u8 || src.md.data_type() == dt::s8;
+  if (src_int != (md.data_type() == dt::u8 || md.data_type() == dt::s8) || (src_int && src.md.data_type() != md.data_type()))
+    throw unsupported("value '" + v + "' is " + layout_name(src.md) + "; converting it to " + layout_name(md) +
+                      " would change its quantised type");
+  Ref dst = new_ref(md, src.shape, dtype_of(md.data_type()));
   reorder_into(src, dst, v, "convert");
   define(v, dst);
   return dst;
@@ -247,6 +264,13 @@ Ref LoweringContext::ensure(const std::string& v, const memory::desc& md) {
 
 Ref LoweringContext::ensure_plain(const std::string& v) {
   const Ref& cur = current(v);
+  if (cur.md.get_size() > 0 && (cur.dtype == DType::kUInt8 || cur.dtype == DType::kInt8)) {
+    // A quantised activation (in channels-last): row-major, same type.
+    for (const Ref& r : loc_[v])
+      if (!r.view && r.md.get_size() > 0 && r.md.data_type() == cur.md.data_type() && is_row_major_dense(r.md))
+        return r;
+    return ensure(v, plain_desc(cur.shape, cur.md.data_type()));
+  }
   if (cur.md.get_size() == 0 || (cur.dtype != DType::kFloat32 && cur.dtype != DType::kBFloat16)) {
     if (cur.view) throw unsupported("value '" + v + "' is a strided view of a non-float type");
     return cur;

@@ -98,8 +98,11 @@ class LoweringContext {
                      std::vector<std::pair<int, dnnl::memory>> const_args = {},
                      std::vector<std::string> post_ops = {});
 
-  // src → dst by a reorder step (layout / type change); returns dst.
-  Ref reorder_into(const Ref& src, const Ref& dst, const std::string& value, const std::string& purpose);
+  // src → dst by a reorder step (layout / type change); returns dst. With
+  // attr: its scales and zero points (quantisation); with node: the step
+  // computes that node (QuantizeLinear ...), and the plan says so.
+  Ref reorder_into(const Ref& src, const Ref& dst, const std::string& value, const std::string& purpose,
+                   const dnnl::primitive_attr* attr = nullptr, const graph::Node* node = nullptr);
   // v in exactly the layout/type md (dense, own slot); converts once and
   // remembers the copy for later consumers.
   Ref ensure(const std::string& v, const dnnl::memory::desc& md);
@@ -146,12 +149,17 @@ class LoweringContext {
 };
 
 // One lowering: the op it takes (domain "" = ai.onnx), whether it reads bf16
-// activations, and the function. Returns false to fall back.
+// activations, whether it reads integer (quantised) activations, and the
+// function. Returns false to fall back.
 using LowerFn = bool (*)(LoweringContext&, size_t node);
 struct Lowering {
   std::string_view domain;
   std::string_view op_type;
   bool reads_bf16;  // its oneDNN primitive takes bf16 sources in a bf16 plan
+  // Its oneDNN primitive computes what ONNX does on uint8/int8 inputs. The
+  // others never see one (the compiler falls them back): oneDNN saturates
+  // where ONNX integer arithmetic wraps, and they build float buffers.
+  bool reads_int8;
   LowerFn lower;
 };
 // Every lowering (lowering_table.cc).
@@ -168,6 +176,8 @@ bool lower_slice(LoweringContext&, size_t node);     // Slice as a strided view
 bool lower_eltwise(LoweringContext&, size_t node);   // Relu Sigmoid Exp, com.damoyolo Silu
 bool lower_binary(LoweringContext&, size_t node);    // Add Sub Mul Div
 bool lower_head(LoweringContext&, size_t node);      // com.damoyolo DamoYoloHead
+bool lower_quantize(LoweringContext&, size_t node);  // QuantizeLinear (per tensor) as a reorder
+bool lower_dequantize(LoweringContext&, size_t node);  // DequantizeLinear (per tensor) as a reorder
 // The non-float types a graph input or output may have on the optimised
 // engine (uint8, int8, int32: quantised models). Such a value has no oneDNN
 // descriptor in the plan: only fallback steps read or write it, so no

@@ -5,7 +5,10 @@
 // passes' off/on tests) and a fused node that oneDNN cannot take falls back to
 // its reference kernel alone.
 //   FusedConv(X, W, [B], [R]){scale, post_ops}  Conv, ·scale, then post_ops in
-//                                               order: relu | logistic | swish | sum (+R)
+//                                               order: relu | logistic | swish | sum (+R);
+//                                               with x_scale/x_zero_point X is dequantised
+//                                               first, with y_scale/y_zero_point the result
+//                                               is quantised last (INT8)
 //   Silu(X)                                     X · Sigmoid(X)
 //   DamoYoloHead(cls0, reg0, cls1, reg1, ...){num_classes, reg_max, strides, cls_is_logit}
 //                                               → scores [N,A,C], boxes [N,A,4]
@@ -21,6 +24,41 @@ namespace {
 
 using graph::kDamoYoloDomain;
 
+// What DequantizeLinear computes (kernels/reference/quantize.cc), per tensor:
+// float(x - zero_point) * scale.
+Tensor dequantize_input(const OpContext& ctx, const Tensor& x) {
+  if (x.dtype() != DType::kUInt8 && x.dtype() != DType::kInt8)
+    fail(ctx, ErrorCode::kInvalidArgument, "x_scale needs a uint8 or int8 input");
+  const float s = ctx.node.attr_f("x_scale", 1.f);
+  const int64_t zp = ctx.node.attr_i("x_zero_point", 0);
+  Tensor y(DType::kFloat32, x.shape());
+  float* p = y.data<float>();
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    const int64_t v = x.dtype() == DType::kUInt8 ? x.data<uint8_t>()[i] : x.data<int8_t>()[i];
+    p[i] = static_cast<float>(v - zp) * s;
+  }
+  return y;
+}
+
+// What QuantizeLinear computes, per tensor: saturate(round_half_even(y /
+// scale) + zero_point).
+Tensor quantize_output(const OpContext& ctx, const Tensor& y) {
+  const float s = ctx.node.attr_f("y_scale", 1.f);
+  const double zp = static_cast<double>(ctx.node.attr_i("y_zero_point", 0));
+  const bool s8 = ctx.node.attr_s("y_dtype", "uint8") == "int8";
+  const double lo = s8 ? -128 : 0, hi = s8 ? 127 : 255;
+  Tensor q(s8 ? DType::kInt8 : DType::kUInt8, y.shape());
+  const float* p = y.data<float>();
+  for (int64_t i = 0; i < y.numel(); ++i) {
+    const double d = static_cast<double>(p[i] / s);
+    double r = (std::isnan(d) ? 0.0 : std::nearbyint(d)) + zp;
+    r = r < lo ? lo : (r > hi ? hi : r);
+    if (s8) q.data<int8_t>()[i] = static_cast<int8_t>(r);
+    else q.data<uint8_t>()[i] = static_cast<uint8_t>(r);
+  }
+  return q;
+}
+
 OpKernel fused_conv_kernel() {
   OpKernel k;
   k.op_type = "FusedConv";
@@ -29,6 +67,8 @@ OpKernel fused_conv_kernel() {
   k.compute = [](const OpContext& ctx, const std::vector<Tensor>& in) {
     const Node c = graph::fused_conv_as_conv(ctx.node);
     std::vector<Tensor> conv_in(in.begin(), in.begin() + std::min<size_t>(3, in.size()));
+    // INT8 (graph/passes/fuse_qdq_conv.cc): the DequantizeLinear it absorbed.
+    if (ctx.node.has_attr("x_scale") && !conv_in.empty()) conv_in[0] = dequantize_input(ctx, conv_in[0]);
     std::vector<Tensor> out = kernel_for(c, graph::kFusedConvOnnxOpset).compute(OpContext{c, graph::kFusedConvOnnxOpset}, conv_in);
     Tensor& y = out[0];
     if (y.dtype() != DType::kFloat32) fail(ctx, ErrorCode::kUnsupported, "FusedConv computes float32 only");
@@ -55,6 +95,8 @@ OpKernel fused_conv_kernel() {
         fail(ctx, ErrorCode::kUnsupported, "unknown post-op '" + op + "'");
       }
     }
+    // INT8: the QuantizeLinear it absorbed.
+    if (ctx.node.has_attr("y_scale")) out[0] = quantize_output(ctx, y);
     return out;
   };
   return k;
