@@ -3,11 +3,19 @@
 as `damoyolo bench`, printing the same JSON fields. A benchmark peer only —
 never a product dependency.
 
-usage: ov_bench.py MODEL THREADS ITERS WARMUP [fp32|bf16]
+usage: ov_bench.py MODEL THREADS ITERS WARMUP [fp32|bf16|int8]
 
 fp32 pins OpenVINO's CPU plugin to f32 arithmetic (INFERENCE_PRECISION_HINT):
 on a CPU with AVX512-BF16/AMX its default would be bf16, which is not the
 same comparison. bf16 asks for bf16 explicitly.
+int8 expects a quantised model (the IR from ov_nncf.py: FakeQuantize nodes).
+The hint only sets the precision of the *float* operations; the quantised
+convolutions run on the int8 kernels whatever it says. It stays f32 here, so
+what runs in float (the head's post-processing; in the nano-style demo model
+the CPU plugin also keeps the depthwise convolutions in f32) runs in f32 as in
+damoyolo and ONNX Runtime, not in bf16 (the default on AMX). The JSON then
+also counts the convolutions the compiled model runs in int8 (int8_convs of
+convs), from the runtime graph.
 """
 import json
 import resource
@@ -30,6 +38,15 @@ def main():
         "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
     })
     load_ms = (time.perf_counter() - t0) * 1e3
+    extra = {}
+    if precision == "int8":
+        convs = int8 = 0
+        for op in compiled.get_runtime_model().get_ops():
+            rt = op.get_rt_info()
+            if rt["layerType"].astype(str) == "Convolution":
+                convs += 1
+                int8 += rt["runtimePrecision"].astype(str) in ("i8", "u8")
+        extra = {"int8_convs": int8, "convs": convs}
     port = compiled.input(0)
     dims = [int(d) for d in port.get_shape()]
     n = int(np.prod(dims))
@@ -54,6 +71,7 @@ def main():
         "throughput_ips": dims[0] * 1000 / median,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "load_ms": load_ms,
+        **extra,
     }))
 
 
