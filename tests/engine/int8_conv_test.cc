@@ -195,5 +195,73 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"symmetric_uint8", 8, 16, 12, 12, 3, 1, 1, true, false, 0, 0}),
     [](const ::testing::TestParamInfo<Case>& i) { return i.param.name; });
 
+// Q(Concat(conv_a, conv_b)) → Concat(Q(conv_a), Q(conv_b)): exact (per-tensor
+// quantisation is elementwise); then each conv absorbs its part's Q, and the
+// concatenation copies uint8. A part that is also read in float (here x, the
+// graph input, which the second conv's branch also reads) keeps its own Q.
+TEST(Int8Concat, AQuantisedConcatOfInt8ConvsMovesUint8AndMatchesTheReference) {
+  const int64_t C = 8, O = 8, H = 10, W = 10;
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int> wd(-127, 127);
+  const float xs = 6.f / 255.f, cs = 0.05f;
+  ModelBuilder mb(13);
+  mb.input("x", {1, C, H, W});
+  mb.output("y", {1, 2 * O + C, H, W});
+  mb.init_f32("xs", {}, {xs});
+  init_raw<uint8_t>(mb, "xz", onnx::TensorProto::UINT8, {}, {100});
+  mb.init_f32("cs", {}, {cs});
+  init_raw<uint8_t>(mb, "cz", onnx::TensorProto::UINT8, {}, {20});
+  mb.node("QuantizeLinear", {"x", "xs", "xz"}, {"xq"}, "x_Q");
+  mb.node("DequantizeLinear", {"xq", "xs", "xz"}, {"xd"}, "x_DQ");
+  for (const char* branch : {"a", "b"}) {
+    const std::string b = branch;
+    std::vector<int8_t> wq(static_cast<size_t>(O * C));
+    for (auto& v : wq) v = static_cast<int8_t>(wd(rng));
+    init_raw<int8_t>(mb, b + "_wq", onnx::TensorProto::INT8, {O, C, 1, 1}, wq);
+    mb.init_f32(b + "_ws", {O}, std::vector<float>(O, 0.004f));
+    init_raw<int8_t>(mb, b + "_wz", onnx::TensorProto::INT8, {O}, std::vector<int8_t>(O, 0));
+    ModelBuilder::attr_int(mb.node("DequantizeLinear", {b + "_wq", b + "_ws", b + "_wz"}, {b + "_w"}, b + "_wDQ"),
+                           "axis", 0);
+    mb.node("Conv", {"xd", b + "_w"}, {b + "_c"}, b + "_Conv");
+    mb.node("Sigmoid", {b + "_c"}, {b + "_s"}, b + "_Sigmoid");
+    mb.node("Mul", {b + "_c", b + "_s"}, {b + "_y"}, b + "_Mul");
+  }
+  ModelBuilder::attr_int(mb.node("Concat", {"a_y", "b_y", "x"}, {"cat"}, "Concat_0"), "axis", 1);
+  mb.node("QuantizeLinear", {"cat", "cs", "cz"}, {"catq"}, "cat_Q");
+  mb.node("DequantizeLinear", {"catq", "cs", "cz"}, {"y"}, "cat_DQ");
+  const std::string bytes = mb.bytes();
+
+  const Session opt = load(bytes, Engine::kOptimized);
+  const Session ref = load(bytes, Engine::kReference);
+  const CompiledPlan& p = opt.plan();
+  EXPECT_EQ(p.fallbacks(), 0) << p.to_text();
+  int u8_convs = 0;
+  for (const PlanStep& st : p.steps) {
+    if (st.op == "Conv") u8_convs += st.dst.rfind("u8 ", 0) == 0;
+    if (st.op == "Concat") {
+      EXPECT_EQ(st.src.rfind("u8 ", 0), 0u) << p.to_text();
+      EXPECT_EQ(st.dst.rfind("u8 ", 0), 0u) << p.to_text();
+    }
+  }
+  EXPECT_EQ(u8_convs, 2) << p.to_text();  // both absorbed their part's QuantizeLinear
+  // x's part (a graph input) is quantised by a reorder, as is x for the convs.
+  EXPECT_EQ(p.count_op("QuantizeLinear"), 2) << p.to_text();
+
+  std::uniform_real_distribution<float> d(-1.f, 6.5f);
+  Tensor in(DType::kFloat32, {1, C, H, W});
+  for (int64_t i = 0; i < in.numel(); ++i) in.data<float>()[i] = d(rng);
+  auto go = opt.run({in});
+  auto gr = ref.run({in});
+  ASSERT_TRUE(go.ok() && gr.ok());
+  const Tensor &a = go->at(0), &b = gr->at(0);
+  ASSERT_EQ(a.numel(), b.numel());
+  int off = 0;
+  for (int64_t i = 0; i < a.numel(); ++i) {
+    ASSERT_NEAR(a.data<float>()[i], b.data<float>()[i], cs * 1.001f) << i;
+    off += a.data<float>()[i] != b.data<float>()[i];
+  }
+  EXPECT_LE(off, static_cast<int>(a.numel() / 50));
+}
+
 }  // namespace
 }  // namespace damoyolo

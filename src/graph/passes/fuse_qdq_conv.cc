@@ -10,6 +10,14 @@
 //                                          y_scale = ys, y_zero_point = yz,
 //                                          y_dtype = "uint8" | "int8"}
 //
+// and, first, a QuantizeLinear after a Concat is moved onto the Concat's
+// inputs (exact: it is elementwise), so that the convolutions feeding a
+// concatenation can absorb it and the concatenation moves uint8:
+//
+//   yq = QuantizeLinear(Concat(a, b, ...), ys, yz)
+//        ─────────→
+//   yq = Concat(QuantizeLinear(a, ys, yz), QuantizeLinear(b, ys, yz), ...)
+//
 // The convolution then reads the uint8 tensor itself and, when the next
 // QuantizeLinear was absorbed, writes uint8: int8 flows from conv to conv
 // with no float tensor in between. The weights keep their folded float form
@@ -89,9 +97,74 @@ bool has_sum(const Node& n) {
   return false;
 }
 
+// Q(Concat(a, b, ...)) → Concat(Q(a), Q(b), ...): a per-tensor
+// QuantizeLinear is elementwise, so quantising the parts is exactly
+// quantising the whole. The concatenation then moves uint8 (a quarter of the
+// bytes) and each part's QuantizeLinear can join the convolution that
+// produces it (below). Returns the rewrites.
+int quantize_concat_parts(Graph& g) {
+  const auto consumers = g.consumers();
+  std::vector<Node> nodes;
+  nodes.reserve(g.nodes.size());
+  std::vector<bool> drop(g.nodes.size(), false);
+  std::unordered_map<size_t, std::vector<Node>> before;  // concat index → the new Q nodes
+  std::unordered_map<size_t, Node> new_concat;
+  int rewrites = 0;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const Node& c = g.nodes[i];
+    if (c.op_type != "Concat" || !c.domain.empty() || c.outputs.size() != 1) continue;
+    auto qi = fusion::sole_consumer(g, consumers, c.outputs[0]);
+    if (!qi) continue;
+    const Node& q = g.nodes[*qi];
+    const ValueInfo* yi = q.outputs.empty() ? nullptr : g.info(q.outputs[0]);
+    if (q.op_type != "QuantizeLinear" || !q.domain.empty() || q.outputs.size() != 1 || !yi ||
+        !is_int8_type(yi->dtype) || !per_tensor(g, q, yi->dtype))
+      continue;
+    bool ok = !c.inputs.empty();
+    for (const auto& in : c.inputs) {
+      const ValueInfo* vi = g.info(in);
+      if (in.empty() || g.is_constant(in) || !vi || vi->dtype != DType::kFloat32) ok = false;
+    }
+    if (!ok) continue;
+    Node cat = c;
+    cat.outputs = {q.outputs[0]};
+    for (size_t k = 0; k < c.inputs.size(); ++k) {
+      Node part = q;
+      part.name = q.name + "/part" + std::to_string(k);
+      part.inputs[0] = c.inputs[k];
+      part.outputs = {q.outputs[0] + "/part" + std::to_string(k)};
+      ValueInfo pi = *g.info(c.inputs[k]);
+      pi.dtype = yi->dtype;
+      g.values[part.outputs[0]] = pi;
+      cat.inputs[k] = part.outputs[0];
+      before[i].push_back(std::move(part));
+    }
+    fusion::add_fused_names(cat, {q.name});
+    new_concat[i] = std::move(cat);
+    drop[*qi] = true;
+    ++rewrites;
+  }
+  if (!rewrites) return 0;
+  std::vector<std::string> gone;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    if (drop[i]) continue;
+    if (auto it = before.find(i); it != before.end()) {
+      for (auto& part : it->second) nodes.push_back(std::move(part));
+      gone.push_back(g.nodes[i].outputs[0]);  // the float concatenation is never made
+      nodes.push_back(std::move(new_concat.at(i)));
+      continue;
+    }
+    nodes.push_back(std::move(g.nodes[i]));
+  }
+  g.nodes = std::move(nodes);
+  for (const auto& v : gone) g.values.erase(v);
+  return rewrites;
+}
+
 }  // namespace
 
 int fuse_qdq_conv(Graph& g) {
+  const int concats = quantize_concat_parts(g);
   const auto consumers = g.consumers();
   const auto producers = g.producers();
   std::unordered_map<size_t, Node> replace;
@@ -156,7 +229,7 @@ int fuse_qdq_conv(Graph& g) {
     ++rewrites;
   }
   if (rewrites) fusion::rewrite(g, replace, remove);
-  return rewrites;
+  return rewrites + concats;
 }
 
 }  // namespace damoyolo::graph

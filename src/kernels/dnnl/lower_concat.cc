@@ -3,7 +3,8 @@
 // Slice of a plain-strided value with constant, positive steps is a view
 // (same bytes, scaled strides, shifted start): no step at run time.
 //
-// Channel concat of 4-D activations: dense inputs already in the output's
+// Channel concat of 4-D activations (float, or uint8/int8 — a quantised
+// model's, all parts of one type): dense inputs already in the output's
 // layout go through oneDNN's concat (a memcpy per slice); otherwise each input
 // is reordered straight into its channel slice of the output. A Concat the
 // zero-copy pass marked (graph/passes/zero_copy_concat.cc: attribute
@@ -27,9 +28,16 @@ bool lower_concat(LoweringContext& cx, size_t ni) {
   if (ys.size() != 4 || axis != 1) return false;
   for (const auto& in : n.inputs)
     if (in.empty() || cx.graph().is_constant(in)) return false;
-  const dt ydt = cx.act_dtype(n.outputs[0]);
+  // A quantised concatenation (graph/passes/fuse_qdq_conv.cc moves a
+  // QuantizeLinear onto the parts): uint8/int8 in, the same type out, a copy.
+  const DType qt = cx.info(n.outputs[0]).dtype;
+  const bool quantised = qt == DType::kUInt8 || qt == DType::kInt8;
+  if (quantised)
+    for (const auto& in : n.inputs)
+      if (cx.info(in).dtype != qt) return false;
+  const dt ydt = quantised ? (qt == DType::kUInt8 ? dt::u8 : dt::s8) : cx.act_dtype(n.outputs[0]);
   const memory::desc dst_md = cx.act_desc(ys, ydt);
-  Ref dst = cx.new_ref(dst_md, ys, ydt == dt::bf16 ? DType::kBFloat16 : DType::kFloat32);
+  Ref dst = cx.new_ref(dst_md, ys, quantised ? qt : ydt == dt::bf16 ? DType::kBFloat16 : DType::kFloat32);
 
   const bool zero_copy = n.attr_i("zero_copy_inputs", 0) != 0;
   bool all_match = true;

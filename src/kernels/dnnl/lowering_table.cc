@@ -1,5 +1,5 @@
 // Every lowering, in one table: (domain, op) → function, whether the op reads
-// integer activations (only the INT8 convolution and DequantizeLinear: see
+// integer activations (only the INT8 convolution, Concat and DequantizeLinear: see
 // Lowering::reads_int8), and whether it reads bf16 activations in a bf16 plan (LoweringContext::act_dtype: a value
 // is written in bf16 only when every reader takes bf16, so bf16 stops before
 // ops whose oneDNN kernels would lose accuracy or that have none — Exp,
@@ -19,7 +19,7 @@ constexpr Lowering kLowerings[] = {
     {kDamoyolo, "FusedConv", true, true, lower_conv},
     {kOnnx, "MaxPool", true, false, lower_maxpool},
     {kOnnx, "Resize", true, false, lower_resize},
-    {kOnnx, "Concat", true, false, lower_concat},
+    {kOnnx, "Concat", true, true, lower_concat},
     {kOnnx, "Slice", false, false, lower_slice},
     {kOnnx, "Relu", true, false, lower_eltwise},
     {kOnnx, "Sigmoid", false, false, lower_eltwise},
