@@ -144,23 +144,8 @@ Generated generate(uint64_t seed) {
   return g;
 }
 
-std::string run_capture(const std::string& cmd, int* status) {
-  std::string out;
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
-  if (!pipe) {
-    *status = -1;
-    return out;
-  }
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, pipe.get())) > 0) out.append(buf, n);
-  *status = pclose(pipe.release());
-  return out;
-}
-
-// Shell-quoted. Strings are appended, not built with `"literal" + string`,
-// which trips a GCC 12 -Wrestrict false positive.
-std::string quote(const std::string& s) { return std::string("'").append(s).append("'"); }
+using testing::quote;
+using testing::run_capture;
 
 std::string join(std::initializer_list<std::string> parts) {
   std::string out;

@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <set>
 #include <fstream>
@@ -179,6 +181,52 @@ TEST_F(Quantize, TheInt8EngineRunsTheQuantisedModelAsTheReferenceEngineDoes) {
     EXPECT_TRUE(found) << "class " << d.class_id << " score " << d.score;
   }
   EXPECT_GE(confident, 5);
+}
+
+// The accuracy budget (issue 16: INT8 AP within 0.005 of FP32) on a small
+// held-out split of the bundled model's procedural data: 16 training images
+// to calibrate, 60 validation images to score, the INT8 engine against the
+// float model, both through `damoyolo eval` (the full 500-image figures are
+// in docs/quantization.md). Measured: 0.780 FP32, 0.778 INT8.
+double cli_ap(const std::string& args) {
+  int status = 0;
+  const std::string out =
+      testing::run_capture(testing::quote(testing::cli_path().string()) + " eval -q --threads 2 " + args + " 2>&1",
+                           &status);
+  EXPECT_EQ(status, 0) << out;
+  const std::string key = "IoU=0.50:0.95 | area=   all | maxDets=100 ] = ";
+  const size_t at = out.find(key);
+  if (at == std::string::npos) {
+    ADD_FAILURE() << out;
+    return -1;
+  }
+  return std::stod(out.substr(at + key.size()));
+}
+
+TEST_F(Quantize, Int8ApIsWithinTheBudgetOfFp32OnAHeldOutSplit) {
+  if (!fs::exists(testing::cli_path())) GTEST_SKIP() << "damoyolo CLI not built";
+  const fs::path py = testing::source_dir() / "python";
+  int status = 0;
+  for (const char* split : {"--out cal --split train --count 16 --seed 7", "--out val --split val --count 60 --seed 1"}) {
+    const std::string out = testing::run_capture(
+        "cd " + testing::quote(dir_.string()) + " && PYTHONPATH=" + testing::quote(py.string()) +
+            " /usr/bin/python3 -m damoyolo_train.synth " + split + " 2>&1",
+        &status);
+    ASSERT_EQ(status, 0) << out;
+  }
+  const std::string q = (dir_ / "demo_int8.onnx").string();
+  std::vector<std::string> calib;
+  for (const auto& e : fs::directory_iterator(dir_ / "cal" / "images")) calib.push_back(e.path().string());
+  std::sort(calib.begin(), calib.end());
+  auto r = quantize_model(demo_model(), calib, q);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  const std::string data = " --images " + testing::quote((dir_ / "val" / "images").string()) + " --annotations " +
+                           testing::quote((dir_ / "val" / "instances_val.json").string());
+  const double fp32 = cli_ap("-m " + testing::quote(demo_model()) + data);
+  const double int8 = cli_ap("-m " + testing::quote(q) + data);
+  EXPECT_GT(fp32, 0.7);  // a trained model: the comparison means something
+  EXPECT_GE(int8, fp32 - 0.005) << "FP32 AP " << fp32 << ", INT8 AP " << int8;
+  std::printf("60 held-out images: FP32 AP %.3f, INT8 AP %.3f\n", fp32, int8);
 }
 
 TEST_F(Quantize, PartialQuantisationKeepsTheNamedAndTheMostSensitiveInFloat) {

@@ -1,8 +1,10 @@
 #include "testutil/testutil.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <random>
 #include <stdexcept>
 
@@ -16,6 +18,24 @@ std::filesystem::path cli_path() {
   if (const char* cli = std::getenv("DAMOYOLO_CLI"); cli && *cli) return cli;
   return std::filesystem::path(DAMOYOLO_BINARY_DIR) / "bin" / "damoyolo";
 }
+
+std::string run_capture(const std::string& cmd, int* status) {
+  std::string out;
+  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
+  if (!pipe) {
+    *status = -1;
+    return out;
+  }
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, pipe.get())) > 0) out.append(buf, n);
+  *status = pclose(pipe.release());
+  return out;
+}
+
+// Appended, not built with `"literal" + string`, which trips a GCC 12
+// -Wrestrict false positive.
+std::string quote(const std::string& s) { return std::string("'").append(s).append("'"); }
 
 std::vector<uint8_t> read_file(const std::filesystem::path& p) {
   std::ifstream f(p, std::ios::binary);

@@ -19,6 +19,10 @@ std::vector<uint8_t> read_file(const std::filesystem::path& p);
 std::vector<float> read_f32(const std::filesystem::path& p);
 // A fresh empty directory under the system temp dir.
 std::filesystem::path make_temp_dir(const std::string& tag);
+// Runs a shell command; its stdout (add 2>&1 for stderr), and its wait status.
+std::string run_capture(const std::string& cmd, int* status);
+// Single-quoted for the shell.
+std::string quote(const std::string& s);
 
 // The fixture models and images (names match ../shared/fixtures/golden/<model>/<image>).
 inline const char* kFixtureModels[] = {"damoyolo_T_640", "damoyolo_Ns_416", "damoyolo_Ns_416_benchmark"};
