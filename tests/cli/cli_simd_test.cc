@@ -84,5 +84,27 @@ TEST_F(CliTest, BenchMeasuresTheInt8PeakOnTheDotProductUnits) {
     return;
   }
   EXPECT_GT(j["int8_peak_gops"].get<double>(), 2.0 * j["fma_peak_gflops"].get<double>());
+  // A float model: no INT8 convolution, measured against the FMA peak only.
+  EXPECT_EQ(j["int8_convolutions"], 0);
+  EXPECT_EQ(j["fraction_of_int8_peak"], 0.0);
+}
+
+// A quantised model is measured against the INT8 peak: `bench` counts the
+// plan's INT8 convolutions and reports the fraction of that peak.
+TEST_F(CliTest, BenchMeasuresAQuantisedModelAgainstTheInt8Peak) {
+  const auto& f = damoyolo::cpu::cpu_features();
+  if (!f.avx512vnni && !f.amx_int8) GTEST_SKIP() << "no INT8 dot-product unit on this CPU";
+  const std::string q = (dir_ / "q.onnx").string();
+  RunResult qr = run_cli({"quantize", "-m", bundled().string(), "--calib", (damoyolo::testing::source_dir() / "models").string(),
+                          "-o", q}, dir_);
+  ASSERT_EQ(qr.rc, 0) << qr.err;
+  RunResult r = run_cli({"bench", "-m", q, "--iters", "2", "--warmup", "1", "--json"}, dir_);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const json j = json::parse(r.out);
+  EXPECT_EQ(j["int8_convolutions"], 91);
+  EXPECT_GT(j["fraction_of_int8_peak"].get<double>(), 0.0);
+  EXPECT_LT(j["fraction_of_int8_peak"].get<double>(), 1.0);
+  EXPECT_NEAR(j["fraction_of_int8_peak"].get<double>(),
+              j["achieved_gflops"].get<double>() / j["int8_peak_gops"].get<double>(), 1e-9);
 }
 }  // namespace
