@@ -38,7 +38,7 @@ struct Conv {
 struct Range {
   float lo = std::numeric_limits<float>::infinity();
   float hi = -std::numeric_limits<float>::infinity();
-  std::vector<uint64_t> hist;  // kPercentile, over [lo, hi]
+  std::vector<uint64_t> hist;  // kPercentile, kEntropy: over [lo, hi]
   int rank = 0;
 };
 
@@ -201,6 +201,74 @@ std::pair<float, float> percentile_range(const Range& r, double percentile) {
     acc += r.hist[hi_bin];
   }
   return {static_cast<float>(r.lo + lo_bin * width), static_cast<float>(r.lo + (hi_bin + 1) * width)};
+}
+
+// KL(P || Q) of a window of the histogram, bins [a, b), as TensorRT's
+// entropy calibration measures it: P is the window with the clipped tails
+// folded into its edge bins (what quantising to this range does to them);
+// Q is the window *without* the tails quantised to 255 levels, each level's
+// mass spread over its non-empty bins. Clipping much piles mass onto P's
+// edges that Q does not have (a large divergence); a wide window merges many
+// bins into each level (a large divergence too). Both normalised; a bin
+// where only P has mass gets a tiny Q (smoothing), not an infinite term.
+double window_kl(const std::vector<uint64_t>& h, int a, int b) {
+  const int n = b - a;
+  std::vector<double> p(static_cast<size_t>(n)), q(static_cast<size_t>(n), 0.0);
+  double ptotal = 0, qtotal = 0;
+  for (int i = 0; i < n; ++i) p[i] = static_cast<double>(h[a + i]);
+  constexpr int kLevels = 255;
+  for (int l = 0; l < kLevels; ++l) {
+    const int lo = static_cast<int>(static_cast<int64_t>(l) * n / kLevels);
+    const int hi = static_cast<int>(static_cast<int64_t>(l + 1) * n / kLevels);
+    double mass = 0;
+    int nonzero = 0;
+    for (int i = lo; i < hi; ++i) {
+      mass += p[i];
+      nonzero += p[i] > 0;
+    }
+    for (int i = lo; i < hi; ++i)
+      if (p[i] > 0) q[i] = mass / nonzero;
+  }
+  for (int i = 0; i < a; ++i) p[0] += static_cast<double>(h[i]);
+  for (int i = b; i < static_cast<int>(h.size()); ++i) p[n - 1] += static_cast<double>(h[i]);
+  for (int i = 0; i < n; ++i) ptotal += p[i], qtotal += q[i];
+  if (ptotal <= 0 || qtotal <= 0) return std::numeric_limits<double>::infinity();
+  constexpr double kEps = 1e-12;
+  double kl = 0;
+  for (int i = 0; i < n; ++i) {
+    if (p[i] <= 0) continue;
+    const double pi = p[i] / ptotal, qi = std::max(q[i] / qtotal, kEps);
+    kl += pi * std::log(pi / qi);
+  }
+  return kl;
+}
+
+// The range of least information loss: the upper end swept with the lower
+// at the minimum, then the lower end with that upper end (activations here
+// have one long tail — SiLU and ReLU outputs upwards; a joint search would
+// cost the square). Windows narrower than 255 bins are not considered (they
+// would quantise below the histogram's resolution).
+std::pair<float, float> entropy_range(const Range& r) {
+  if (r.hist.empty() || !(r.hi > r.lo)) return {r.lo, r.hi};
+  // 2048 bins (pairs merged), as TensorRT: fine enough, half the work.
+  std::vector<uint64_t> h(r.hist.size() / 2);
+  for (size_t i = 0; i < h.size(); ++i) h[i] = r.hist[2 * i] + r.hist[2 * i + 1];
+  const int bins = static_cast<int>(h.size());
+  constexpr int kMinWindow = 256, kStep = 8;
+  int best_b = bins;
+  double best = std::numeric_limits<double>::infinity();
+  for (int b = kMinWindow; b <= bins; b += kStep) {
+    const double kl = window_kl(h, 0, b);
+    if (kl < best) best = kl, best_b = b;
+  }
+  int best_a = 0;
+  best = std::numeric_limits<double>::infinity();
+  for (int a = 0; a + kMinWindow <= best_b; a += kStep) {
+    const double kl = window_kl(h, a, best_b);
+    if (kl < best) best = kl, best_a = a;
+  }
+  const double width = (static_cast<double>(r.hi) - r.lo) / bins;
+  return {static_cast<float>(r.lo + best_a * width), static_cast<float>(r.lo + best_b * width)};
 }
 
 // Opset 11/12 → 13 for what this product's models and the common detector
@@ -479,7 +547,7 @@ Result<QuantizeReport> quantize_model(const std::string& model_path, const std::
   });
   if (!pass1.ok()) return pass1.status();
   report.images = *pass1;
-  if (o.method == CalibrationMethod::kPercentile) {
+  if (o.method == CalibrationMethod::kPercentile || o.method == CalibrationMethod::kEntropy) {
     for (auto& [name, r] : ranges) r.hist.assign(kHistBins, 0);
     auto pass2 = run_images(probe_bytes, base_dir, images, o, [&](const std::map<std::string, Tensor>& out) {
       for (auto& [name, r] : ranges) {
@@ -499,7 +567,8 @@ Result<QuantizeReport> quantize_model(const std::string& model_path, const std::
   for (const auto& c : convs) {
     const Range& r = ranges.at(c.x);
     auto [lo, hi] = o.method == CalibrationMethod::kPercentile ? percentile_range(r, o.percentile)
-                                                                : std::pair<float, float>{r.lo, r.hi};
+                    : o.method == CalibrationMethod::kEntropy  ? entropy_range(r)
+                                                               : std::pair<float, float>{r.lo, r.hi};
     act[c.x] = qparams(lo, hi);
   }
 
@@ -516,7 +585,12 @@ Result<QuantizeReport> quantize_model(const std::string& model_path, const std::
   for (size_t i = 0; i < convs.size(); ++i)
     if (std::find(o.keep_float.begin(), o.keep_float.end(), convs[i].name) != o.keep_float.end()) keep.insert(i);
   for (size_t i : keep) report.kept_float.push_back(convs[i].name);
-  if (o.keep_float_count > 0) {
+  if (o.sensitivity_budget < 0 || !std::isfinite(o.sensitivity_budget))
+    return Status(ErrorCode::kInvalidArgument, "quantize: the sensitivity budget must be a finite number >= 0");
+  if (o.sensitivity_budget > 0 && o.keep_float_count > 0)
+    return Status(ErrorCode::kInvalidArgument,
+                  "quantize: give a count of convolutions to keep in float or a sensitivity budget, not both");
+  if (o.keep_float_count > 0 || o.sensitivity_budget > 0) {
     // Sensitivity: each convolution quantised alone, the change of the
     // outputs against the float model's on the same images (at most 8 of
     // them: the ranking, not the figure, is what is used).
@@ -549,7 +623,42 @@ Result<QuantizeReport> quantize_model(const std::string& model_path, const std::
     }
     std::stable_sort(report.sensitivity.begin(), report.sensitivity.end(),
                      [](const auto& a, const auto& b) { return a.second > b.second; });
-    for (int k = 0; k < o.keep_float_count && k < static_cast<int>(report.sensitivity.size()); ++k) {
+    int count = o.keep_float_count;
+    if (o.sensitivity_budget > 0) {
+      // The fewest of the most sensitive to keep for the whole model's
+      // change to be within the budget: k = 0, 1, 2, ... in rank order.
+      auto whole_change = [&](int k) -> Result<double> {
+        std::set<size_t> q;
+        for (size_t i = 0; i < convs.size(); ++i) q.insert(i);
+        for (size_t i : keep) q.erase(i);
+        for (int j = 0; j < k; ++j)
+          for (size_t i = 0; i < convs.size(); ++i)
+            if (convs[i].name == report.sensitivity[static_cast<size_t>(j)].first) q.erase(i);
+        onnx::ModelProto m = base;
+        Status st = apply_qdq(m, convs, q, act, base_dir);
+        if (!st.ok()) return st;
+        std::string bytes;
+        m.SerializeToString(&bytes);
+        double change = 0;
+        size_t r = 0;
+        auto run = run_images(bytes, base_dir, few, o, [&](const std::map<std::string, Tensor>& out) {
+          change += output_change(reference[r++], out);
+          return Status::Ok();
+        });
+        if (!run.ok()) return run.status();
+        return change / static_cast<double>(few.size());
+      };
+      const int most = static_cast<int>(report.sensitivity.size());
+      for (count = 0; count <= most; ++count) {
+        auto c = whole_change(count);
+        if (!c.ok()) return c.status();
+        if (count == 0) report.output_change_all_int8 = *c;
+        report.output_change = *c;
+        if (*c <= o.sensitivity_budget) break;
+      }
+      count = std::min(count, most);  // every convolution in float: the budget is met (change 0)
+    }
+    for (int k = 0; k < count && k < static_cast<int>(report.sensitivity.size()); ++k) {
       const std::string& name = report.sensitivity[static_cast<size_t>(k)].first;
       for (size_t i = 0; i < convs.size(); ++i)
         if (convs[i].name == name) keep.insert(i);
@@ -566,7 +675,10 @@ Result<QuantizeReport> quantize_model(const std::string& model_path, const std::
   if (!st.ok()) return st;
   auto* meta = base.add_metadata_props();
   meta->set_key("damoyolo.quantization");
-  meta->set_value(std::string("{\"method\":\"") + (o.method == CalibrationMethod::kMinMax ? "minmax" : "percentile") +
+  meta->set_value(std::string("{\"method\":\"") +
+                  (o.method == CalibrationMethod::kMinMax       ? "minmax"
+                   : o.method == CalibrationMethod::kPercentile ? "percentile"
+                                                                : "entropy") +
                   "\",\"images\":" + std::to_string(report.images) + ",\"quantized\":" +
                   std::to_string(report.quantized) + ",\"kept_float\":" + std::to_string(report.kept_float.size()) +
                   "}");

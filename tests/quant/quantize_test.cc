@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <set>
 #include <fstream>
@@ -256,6 +257,81 @@ TEST_F(Quantize, PartialQuantisationKeepsTheNamedAndTheMostSensitiveInFloat) {
     EXPECT_EQ(kept, w == nullptr) << n.name();  // kept: the float initializer, read directly
   }
   EXPECT_TRUE(Detector::create(out).ok());
+}
+
+// The activation scales a QDQ file gives each quantised tensor (its
+// QuantizeLinear's scale initializer).
+std::map<std::string, float> activation_scales(const onnx::ModelProto& m) {
+  std::map<std::string, const onnx::TensorProto*> inits;
+  for (const auto& t : m.graph().initializer()) inits[t.name()] = &t;
+  std::map<std::string, float> s;
+  for (const auto& n : m.graph().node())
+    if (n.op_type() == "QuantizeLinear") {
+      const onnx::TensorProto* t = inits.at(n.input(1));
+      float v = 0;
+      if (t->float_data_size() > 0) v = t->float_data(0);
+      else std::memcpy(&v, t->raw_data().data(), sizeof v);
+      s[n.input(0)] = v;
+    }
+  return s;
+}
+
+// Entropy calibration only clips (each range within the observed minimum and
+// maximum): every scale at most minmax's, and some smaller. The model runs
+// on the INT8 engine like any other.
+TEST_F(Quantize, EntropyCalibrationClipsTheRangesAndRuns) {
+  const std::string mm = (dir_ / "minmax.onnx").string(), en = (dir_ / "entropy.onnx").string();
+  QuantizeOptions o;
+  ASSERT_TRUE(quantize_model(demo_model(), calibration_images(), mm, o).ok());
+  o.method = CalibrationMethod::kEntropy;
+  auto r = quantize_model(demo_model(), calibration_images(), en, o);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  const onnx::ModelProto q = read(en);
+  const auto a = activation_scales(read(mm)), b = activation_scales(q);
+  ASSERT_EQ(a.size(), b.size());
+  int narrower = 0;
+  for (const auto& [name, scale] : b) {
+    EXPECT_LE(scale, a.at(name) * 1.0001f) << name;
+    narrower += scale < a.at(name) * 0.99f;
+  }
+  EXPECT_GT(narrower, 0);
+  std::map<std::string, std::string> meta;
+  for (const auto& p : q.metadata_props()) meta[p.key()] = p.value();
+  EXPECT_NE(meta["damoyolo.quantization"].find("\"method\":\"entropy\""), std::string::npos);
+  auto d = Detector::create(en);
+  ASSERT_TRUE(d.ok()) << d.status().message();
+  EXPECT_EQ(d->session().plan().fallbacks(), 0);
+  EXPECT_TRUE(d->detect_file(demo_image()).ok());
+}
+
+// Partial quantisation by a budget: the fewest most-sensitive convolutions
+// kept in float for the whole model's output change to be within it.
+TEST_F(Quantize, ASensitivityBudgetKeepsTheFewestConvolutionsThatMeetIt) {
+  const std::string out = (dir_ / "budget.onnx").string();
+  const std::vector<std::string> one{demo_image()};  // one model run per candidate: keep it short
+  QuantizeOptions o;
+  o.method = CalibrationMethod::kPercentile;
+  o.sensitivity_budget = 1e9;  // anything passes: nothing kept
+  auto r = quantize_model(demo_model(), one, out, o);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_TRUE(r->kept_float.empty());
+  EXPECT_EQ(r->quantized, 91);
+  const double all = r->output_change_all_int8;
+  ASSERT_GT(all, 0);
+  // A budget below the all-INT8 change: some kept, the written model within it,
+  // and one fewer would not have been (the count is the smallest).
+  o.sensitivity_budget = all * 0.8;
+  r = quantize_model(demo_model(), one, out, o);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  ASSERT_FALSE(r->kept_float.empty());
+  EXPECT_LE(r->output_change, o.sensitivity_budget);
+  EXPECT_EQ(r->quantized, 91 - static_cast<int>(r->kept_float.size()));
+  for (size_t k = 0; k < r->kept_float.size(); ++k) EXPECT_EQ(r->kept_float[k], r->sensitivity[k].first);
+  // Both a count and a budget: refused.
+  o.keep_float_count = 2;
+  r = quantize_model(demo_model(), one, out, o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), ErrorCode::kInvalidArgument);
 }
 
 TEST_F(Quantize, BadRequestsSayWhat) {

@@ -19,6 +19,7 @@ struct QuantizeArgs {
   std::string method = "minmax";
   double percentile = 99.99;
   int keep_fp = 0;
+  double sensitivity = 0;
   std::vector<std::string> keep;
   int max_images = 100;
   bool overwrite = false;
@@ -56,14 +57,17 @@ int run_quantize(const QuantizeArgs& a) {
     }
   }
   QuantizeOptions o;
-  o.method = a.method == "percentile" ? CalibrationMethod::kPercentile : CalibrationMethod::kMinMax;
+  o.method = a.method == "percentile" ? CalibrationMethod::kPercentile
+             : a.method == "entropy"  ? CalibrationMethod::kEntropy
+                                      : CalibrationMethod::kMinMax;
+  o.sensitivity_budget = a.sensitivity;
   o.percentile = a.percentile;
   o.keep_float = a.keep;
   o.keep_float_count = a.keep_fp;
   o.detector = a.engine.detector_options();
   o.detector.resize = a.resize == "letterbox" ? ResizeMode::kLetterbox : ResizeMode::kStretch;
   std::cerr << "damoyolo quantize: calibrating " << a.model << " on " << images.size() << " image(s) ("
-            << a.method << ")" << (a.keep_fp > 0 ? ", then a sensitivity pass" : "") << "\n";
+            << a.method << ")" << (a.keep_fp > 0 || a.sensitivity > 0 ? ", then a sensitivity pass" : "") << "\n";
   auto r = quantize_model(a.model, images, a.out, o);
   if (!r.ok()) {
     std::cerr << "damoyolo quantize: " << r.status().message() << "\n";
@@ -74,6 +78,9 @@ int run_quantize(const QuantizeArgs& a) {
             << "), calibrated on " << r->images << " image(s)";
   if (!r->kept_float.empty()) std::cout << "; kept in float: " << r->kept_float.size();
   std::cout << "\n";
+  if (a.sensitivity > 0)
+    std::cout << "  output change " << r->output_change << " (budget " << a.sensitivity << "; all in INT8: "
+              << r->output_change_all_int8 << ")\n";
   for (size_t i = 0; i < r->kept_float.size(); ++i) {
     std::cout << "  float  " << r->kept_float[i];
     for (const auto& [name, change] : r->sensitivity)
@@ -92,14 +99,21 @@ Runner add_quantize_command(CLI::App& app) {
   cmd->add_option("-m,--model", a.model, "Float ONNX model")->required();
   cmd->add_option("--calib", a.calib, "Directory of calibration images (.jpg, .png, .bmp)")->required();
   cmd->add_option("-o,--output", a.out, "The quantised model to write")->required();
-  cmd->add_option("--method", a.method, "Activation ranges: minmax, or percentile (outliers clipped)")
-      ->check(CLI::IsMember({"minmax", "percentile"}));
+  cmd->add_option("--method", a.method,
+                  "Activation ranges: minmax, percentile (outliers clipped), or entropy (least KL divergence)")
+      ->check(CLI::IsMember({"minmax", "percentile", "entropy"}));
   cmd->add_option("--percentile", a.percentile, "With --method percentile: the share of values kept, %")
       ->check(real_number(50.0001, 100.0));
   cmd->add_option("--keep-fp", a.keep_fp,
                   "Keep this many of the most sensitive convolutions in float (partial quantisation; runs a "
                   "sensitivity pass)")
       ->check(whole_number(0));
+  cmd->add_option("--sensitivity", a.sensitivity,
+                  "Keep the most sensitive convolutions in float until the model's outputs differ from the float "
+                  "model's by at most this much (mean absolute difference of every output value on up to 8 "
+                  "calibration images); instead of --keep-fp")
+      ->check(real_number(1e-9, 1e9))
+      ->excludes("--keep-fp");
   cmd->add_option("--keep", a.keep, "Convolutions (node names, comma list) to keep in float")->delimiter(',');
   cmd->add_option("--max-images", a.max_images, "Use at most this many calibration images (0: all)")
       ->check(whole_number(0));
