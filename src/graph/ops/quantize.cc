@@ -53,10 +53,10 @@ QuantAxis check_quant_params(const OpContext& ctx, bool quantize, DType x_dtype,
   if (one_element(scale_shape)) return qa;  // per-tensor; `axis` is ignored
   if (shape_numel(scale_shape) == 0)
     fail(ctx, ErrorCode::kInvalidArgument, std::string(scale_name) + " is empty");
-  if (ctx.opset < 13)
-    fail(ctx, ErrorCode::kInvalidArgument,
-         std::string(scale_name) + " must be a scalar at opset " + std::to_string(ctx.opset) +
-             " (per-axis scales came with opset 13), got shape " + shape_to_string(scale_shape));
+  // Per-axis scales came with opset 13, but ONNX Runtime's own quantiser
+  // (quantize_static, per_channel=True) writes them into opset 10-12 models
+  // unchanged and ONNX Runtime runs them: such files are what people have,
+  // so they are read with opset 13's meaning (`axis`, default 1).
   qa.per_axis = true;
   qa.channels = scale_shape[0];
   if (!x_shape_known) return qa;
