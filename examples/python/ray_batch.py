@@ -32,6 +32,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import time
 import uuid
 from typing import Dict, List, Optional, Sequence
@@ -76,12 +77,42 @@ def list_images(sources: Sequence[str]) -> List[str]:
     return [os.path.abspath(p) for p in out]
 
 
+def pack_model(model: str) -> dict:
+    """The model file and its labels sidecar (<stem>.labels.txt or
+    <stem>.names, which the Detector reads when present), as bytes: for
+    `ship_model`, where the nodes cannot read the driver's files."""
+    model = os.path.abspath(model)
+    stem = os.path.splitext(model)[0]
+    files = {}
+    for path in (model, stem + ".labels.txt", stem + ".names"):
+        if os.path.isfile(path):
+            with open(path, "rb") as f:
+                files[os.path.basename(path)] = f.read()
+    if os.path.basename(model) not in files:
+        raise FileNotFoundError(f"model '{model}' not found")
+    return dict(name=os.path.basename(model), files=files)
+
+
 class DamoyoloPredictor:
     """The callable class `map_batches` runs in each actor: a batch of paths
-    in, one row of detections (or an error) per path out."""
+    in, one row of detections (or an error) per path out.
 
-    def __init__(self, model: str, threads: int = 1, conf: Optional[float] = None, iou: Optional[float] = None,
+    model: a path the actor can read, or pack_model()'s dict (or a Ray object
+    reference to it), which is written into a temporary folder of the actor's
+    node first."""
+
+    def __init__(self, model, threads: int = 1, conf: Optional[float] = None, iou: Optional[float] = None,
                  max_det: int = 500):
+        self._tmp = None
+        if not isinstance(model, (str, os.PathLike)):
+            import ray
+
+            packed = ray.get(model) if isinstance(model, ray.ObjectRef) else model
+            self._tmp = tempfile.TemporaryDirectory(prefix="damoyolo_model_")
+            for name, data in packed["files"].items():
+                with open(os.path.join(self._tmp.name, name), "wb") as f:
+                    f.write(data)
+            model = os.path.join(self._tmp.name, packed["name"])
         self.detector = damoyolo.Detector(model, conf=conf, iou=iou, max_det=max_det, threads=threads)
 
     def __call__(self, batch: Dict[str, np.ndarray]) -> pa.Table:
@@ -107,18 +138,23 @@ class DamoyoloPredictor:
 
 
 def detect_dataset(paths: Sequence[str], model: str, actors: int = 1, threads: int = 1, batch_size: int = 16,
-                   **detector_args):
+                   ship_model: bool = False, **detector_args):
     """The Ray dataset of detection rows for `paths` (lazy: nothing runs until
-    it is consumed or written)."""
+    it is consumed or written). ship_model: send the model's bytes through
+    Ray's object store (once per node) instead of its path."""
+    import ray
     import ray.data
 
+    model_arg = ray.put(pack_model(model)) if ship_model else os.path.abspath(model)
     ds = ray.data.from_items([{"path": p} for p in paths])
     return ds.map_batches(
         DamoyoloPredictor,
-        fn_constructor_kwargs=dict(model=os.path.abspath(model), threads=threads, **detector_args),
+        fn_constructor_kwargs=dict(model=model_arg, threads=threads, **detector_args),
         batch_size=batch_size,
-        concurrency=actors,   # a fixed pool of this many actors, each with its own Detector
-        num_cpus=threads,     # what each actor reserves: its inference threads
+        # A fixed pool of `actors` actors, each with its own Detector (Ray
+        # 2.51+ spells the older `concurrency=actors` this way).
+        compute=ray.data.ActorPoolStrategy(size=actors),
+        num_cpus=threads,  # what each actor reserves: its inference threads
         batch_format="numpy",
     )
 
@@ -173,6 +209,12 @@ def count_rows(output: str, fmt: str = "parquet"):
     return rows, failed
 
 
+def is_local(address: Optional[str]) -> bool:
+    """Whether ray.init(address) starts a Ray of its own: no address given,
+    and none in RAY_ADDRESS (which `ray job submit` sets for its driver)."""
+    return address is None and not os.environ.get("RAY_ADDRESS")
+
+
 def init_ray(address: Optional[str] = None, num_cpus: Optional[int] = None, object_store_mb: Optional[int] = None):
     """ray.init for this job, unless the caller has already connected. The
     example's module travels to the workers by value, so a cluster needs only
@@ -185,14 +227,14 @@ def init_ray(address: Optional[str] = None, num_cpus: Optional[int] = None, obje
     if ray.is_initialized():
         return
     args = dict(address=address, include_dashboard=False)
-    if address is None:  # a local Ray instance of our own
+    if is_local(address):  # a local Ray instance of our own
         args.update(num_cpus=num_cpus,
                     object_store_memory=object_store_mb * 2**20 if object_store_mb else None)
     ray.init(**args)
 
 
 def run(sources: Sequence[str], model: str, output: str, actors: int = 1, threads: int = 1, batch_size: int = 16,
-        fmt: str = "parquet", address: Optional[str] = None, **detector_args) -> dict:
+        fmt: str = "parquet", address: Optional[str] = None, ship_model: bool = False, **detector_args) -> dict:
     """The whole job; returns its summary."""
     # Checked before Ray starts: a bad output path costs nothing.
     if os.path.lexists(output):
@@ -200,10 +242,10 @@ def run(sources: Sequence[str], model: str, output: str, actors: int = 1, thread
     paths = list_images(sources)
     if not paths:
         raise FileNotFoundError(f"no images (.jpg, .jpeg, .png, .bmp) in {list(sources)}")
-    init_ray(address, num_cpus=None if address else max(os.cpu_count() or 1, actors * threads))
+    init_ray(address, num_cpus=max(os.cpu_count() or 1, actors * threads) if is_local(address) else None)
     start = time.perf_counter()
-    write(detect_dataset(paths, model, actors=actors, threads=threads, batch_size=batch_size, **detector_args),
-          output, fmt)
+    write(detect_dataset(paths, model, actors=actors, threads=threads, batch_size=batch_size, ship_model=ship_model,
+                         **detector_args), output, fmt)
     seconds = time.perf_counter() - start
     rows, failed = count_rows(output, fmt)
     return dict(images=len(paths), rows=rows, failed=failed, seconds=seconds, images_per_s=len(paths) / seconds,
@@ -221,7 +263,10 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=16, help="images per map_batches call")
     p.add_argument("--format", choices=("parquet", "jsonl"), default="parquet")
     p.add_argument("--address", default=None,
-                   help="a running Ray cluster ('auto' under `ray job submit`); default: a local Ray")
+                   help="a running Ray cluster (default: RAY_ADDRESS, which `ray job submit` sets, else a local Ray)")
+    p.add_argument("--ship-model", action="store_true",
+                   help="send the model file (and its labels sidecar) to the actors through Ray's object store, "
+                        "for nodes that cannot read its path")
     p.add_argument("--conf", type=float, default=None)
     p.add_argument("--iou", type=float, default=None)
     p.add_argument("--max-det", type=int, default=500)
@@ -232,7 +277,7 @@ def main(argv=None) -> int:
         p.error(f"output '{a.output}' exists; give a new path (nothing is overwritten)")
     actors = a.actors
     if actors is None:
-        if a.address is None:
+        if is_local(a.address):
             actors = max(1, (os.cpu_count() or 1) // a.threads)
         else:
             import ray
@@ -240,7 +285,8 @@ def main(argv=None) -> int:
             init_ray(a.address)
             actors = max(1, int(ray.cluster_resources().get("CPU", 1)) // a.threads)
     summary = run(a.inputs, a.model, a.output, actors=actors, threads=a.threads, batch_size=a.batch_size,
-                  fmt=a.format, address=a.address, conf=a.conf, iou=a.iou, max_det=a.max_det)
+                  fmt=a.format, address=a.address, ship_model=a.ship_model, conf=a.conf, iou=a.iou,
+                  max_det=a.max_det)
     print(f"{summary['images']} images, {summary['failed']} failed, {actors} actor(s) x {a.threads} thread(s), "
           f"{summary['seconds']:.1f} s ({summary['images_per_s']:.1f} images/s) -> {summary['output']}")
     return 0

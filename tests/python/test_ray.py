@@ -103,12 +103,13 @@ def test_parquet_two_actors_equal_detector(ray_batch, images, tmp_path):
     check_rows(read_parquet(out), paths, damoyolo.Detector(DEMO_MODEL, threads=1))
 
 
-def test_jsonl_one_actor_two_threads(ray_batch, images, tmp_path):
+def test_jsonl_one_actor_two_threads_model_shipped(ray_batch, images, tmp_path):
     import damoyolo
 
     out = tmp_path / "detections.jsonl.d"
     sources = [str(images / "more"), str(images / "*.png")]
-    summary = ray_batch.run(sources, str(DEMO_MODEL), str(out), actors=1, threads=2, batch_size=16, fmt="jsonl")
+    summary = ray_batch.run(sources, str(DEMO_MODEL), str(out), actors=1, threads=2, batch_size=16, fmt="jsonl",
+                            ship_model=True)
     paths = ray_batch.list_images(sources)
     assert summary["rows"] == len(paths) == 10 + 1 + 4 + 1
     assert summary["failed"] == 2
@@ -137,9 +138,22 @@ def test_refuses_existing_output(ray_batch, images, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "existing", "file.parquet"]
 
 
-def test_predictor_without_ray(ray_batch, images):
-    """The callable class alone, as an actor runs it: a batch in, a table out."""
+def test_predictor_without_ray(ray_batch, images, tmp_path):
+    """The callable class alone, as an actor runs it: a batch in, a table out;
+    and from pack_model()'s bytes after the model file is gone."""
     import damoyolo
+
+    copy = tmp_path / "model.onnx"
+    shutil.copy(DEMO_MODEL, copy)
+    shutil.copy(DEMO_MODEL.with_suffix(".labels.txt"), tmp_path / "model.labels.txt")
+    packed = ray_batch.pack_model(str(copy))
+    assert sorted(packed["files"]) == ["model.labels.txt", "model.onnx"]
+    copy.unlink()
+    shipped = ray_batch.DamoyoloPredictor(packed, threads=1)({"path": np.array([str(DEMO_IMAGE)], dtype=object)})
+    row = shipped.to_pylist()[0]
+    r = damoyolo.Detector(DEMO_MODEL)(DEMO_IMAGE)
+    assert row["error"] is None and row["class_names"] == list(r.class_name)
+    np.testing.assert_array_equal(np.array(row["scores"], np.float32), r.confidence)
 
     paths = [str(images / "demo_00.jpg"), str(images / "more" / "truncated.jpg"), str(images / "nowhere.jpg")]
     table = ray_batch.DamoyoloPredictor(str(DEMO_MODEL), threads=1)({"path": np.array(paths, dtype=object)})
