@@ -3,8 +3,9 @@
     build/python/venv/bin/python bench/python/bench_ray.py MODEL IMAGE... [--count N] [--rounds R]
 
 Makes N files (hard links to IMAGE... in turn) in a temporary folder, then, per round:
-the plain loop (one Detector, threads=None, called on each path from the main thread,
-the fastest single-process use per docs/python.md "Threads"), and the Ray Data job
+the plain loop (one Detector, threads=None, called on each path from the main thread)
+and one Detector(threads=1) called from 2 Python threads (the two fastest in-process uses
+per docs/python.md "Threads"), and the Ray Data job
 (`ray_batch.run`, parquet output) with 1 actor x 2 threads and 2 actors x 1 thread on
 one local Ray instance (2 CPUs). The Ray figure is the job's wall time from building
 the dataset to the renamed output: it includes starting the actors and loading the
@@ -13,6 +14,7 @@ first N/5 files; (N - N/5) / (difference of the two times) is its rate once runn
 """
 
 import argparse
+import concurrent.futures
 import os
 import pathlib
 import sys
@@ -43,6 +45,9 @@ def main():
 
         det = damoyolo.Detector(a.model)
         det(paths[0])  # warm up outside the timing, as the actors' first batch is not
+        det1 = damoyolo.Detector(a.model, threads=1)
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            list(pool.map(det1, paths[:2]))
         import ray
 
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -58,6 +63,12 @@ def main():
             s = time.perf_counter() - t
             print(f"round {rnd}: plain Detector loop (threads=None): {len(paths) / s:6.1f} images/s ({s:.1f} s)",
                   flush=True)
+            t = time.perf_counter()
+            with concurrent.futures.ThreadPoolExecutor(2) as pool:
+                list(pool.map(det1, paths))
+            s = time.perf_counter() - t
+            print(f"round {rnd}: one Detector(threads=1) from 2 Python threads: {len(paths) / s:6.1f} images/s "
+                  f"({s:.1f} s)", flush=True)
             for actors, threads in ((1, 2), (2, 1)):
                 seconds = []
                 for subset in (paths, few):
