@@ -14,6 +14,8 @@ import pytest
 from conftest import DEMO_IMAGE, DEMO_MODEL, REPO
 
 EXAMPLE_DIR = REPO / "examples" / "python"
+# Ray Data's own DataContext warns about its own deprecated fields.
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.context")
 
 
 @pytest.fixture(scope="module")
