@@ -13,6 +13,13 @@ fi
 if [[ ! -d ../shared/fixtures ]]; then
   echo "damoyolo: ../shared/fixtures not found next to the repository; fixture tests will fail" >&2
 fi
+# ctest runs as many tests at once as there are cores, and most run the
+# network on an OpenMP team of that size: a team whose threads spin at every
+# barrier while another test holds the core waits out the other's time slice
+# at each of ~150 primitives (the quantisation tests took 10x longer in this
+# parallel run than alone). Passive waiting sleeps at once instead. For the
+# tests only: a deployment that owns its cores keeps the default.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 rc=0
 (cd build && ctest --output-on-failure -j "${JOBS:-$(nproc)}" --timeout 900 "$@") || rc=$?
 # The Python package (scripts/python-test.sh, docs/python.md): pip install .

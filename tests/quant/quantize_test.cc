@@ -55,6 +55,16 @@ float iou(const Detection& a, const Detection& b) {
   return inter / ((a.x2 - a.x1) * (a.y2 - a.y1) + (b.x2 - b.x1) * (b.y2 - b.y1) - inter);
 }
 
+// The calibration and sensitivity runs on one thread: ctest runs two tests
+// at once on two cores, and an OpenMP team of two sharing its cores with
+// another process spins at every barrier (the many small inferences here
+// took 10x longer in the test command's parallel run than alone).
+QuantizeOptions one_thread() {
+  QuantizeOptions o;
+  o.detector.session.threads = 1;
+  return o;
+}
+
 class Quantize : public ::testing::Test {
  protected:
   void SetUp() override { dir_ = testing::make_temp_dir("quantize"); }
@@ -64,7 +74,7 @@ class Quantize : public ::testing::Test {
 
 TEST_F(Quantize, WritesAStandardQdqModelThatDetectsWhatTheFloatModelDoes) {
   const std::string out = (dir_ / "demo_int8.onnx").string();
-  auto r = quantize_model(demo_model(), calibration_images(), out);
+  auto r = quantize_model(demo_model(), calibration_images(), out, one_thread());
   ASSERT_TRUE(r.ok()) << r.status().message();
   EXPECT_EQ(r->convolutions, 91);
   EXPECT_EQ(r->quantized, 91);
@@ -140,7 +150,7 @@ TEST_F(Quantize, WritesAStandardQdqModelThatDetectsWhatTheFloatModelDoes) {
 // QDQ nodes one by one) to the rounding of one step per layer.
 TEST_F(Quantize, TheInt8EngineRunsTheQuantisedModelAsTheReferenceEngineDoes) {
   const std::string out = (dir_ / "demo_int8.onnx").string();
-  auto r = quantize_model(demo_model(), calibration_images(), out);
+  auto r = quantize_model(demo_model(), calibration_images(), out, one_thread());
   ASSERT_TRUE(r.ok()) << r.status().message();
 
   DetectorOptions io, ro;
@@ -192,7 +202,7 @@ TEST_F(Quantize, TheInt8EngineRunsTheQuantisedModelAsTheReferenceEngineDoes) {
 double cli_ap(const std::string& args) {
   int status = 0;
   const std::string out =
-      testing::run_capture(testing::quote(testing::cli_path().string()) + " eval -q --threads 2 " + args + " 2>&1",
+      testing::run_capture(testing::quote(testing::cli_path().string()) + " eval -q --threads 1 " + args + " 2>&1",
                            &status);
   EXPECT_EQ(status, 0) << out;
   const std::string key = "IoU=0.50:0.95 | area=   all | maxDets=100 ] = ";
@@ -219,7 +229,7 @@ TEST_F(Quantize, Int8ApIsWithinTheBudgetOfFp32OnAHeldOutSplit) {
   std::vector<std::string> calib;
   for (const auto& e : fs::directory_iterator(dir_ / "cal" / "images")) calib.push_back(e.path().string());
   std::sort(calib.begin(), calib.end());
-  auto r = quantize_model(demo_model(), calib, q);
+  auto r = quantize_model(demo_model(), calib, q, one_thread());
   ASSERT_TRUE(r.ok()) << r.status().message();
   const std::string data = " --images " + testing::quote((dir_ / "val" / "images").string()) + " --annotations " +
                            testing::quote((dir_ / "val" / "instances_val.json").string());
@@ -232,7 +242,7 @@ TEST_F(Quantize, Int8ApIsWithinTheBudgetOfFp32OnAHeldOutSplit) {
 
 TEST_F(Quantize, PartialQuantisationKeepsTheNamedAndTheMostSensitiveInFloat) {
   const std::string out = (dir_ / "partial.onnx").string();
-  QuantizeOptions o;
+  QuantizeOptions o = one_thread();
   o.keep_float = {"/gfl_cls.0/Conv"};
   o.keep_float_count = 2;
   o.method = CalibrationMethod::kPercentile;
@@ -281,7 +291,7 @@ std::map<std::string, float> activation_scales(const onnx::ModelProto& m) {
 // on the INT8 engine like any other.
 TEST_F(Quantize, EntropyCalibrationClipsTheRangesAndRuns) {
   const std::string mm = (dir_ / "minmax.onnx").string(), en = (dir_ / "entropy.onnx").string();
-  QuantizeOptions o;
+  QuantizeOptions o = one_thread();
   ASSERT_TRUE(quantize_model(demo_model(), calibration_images(), mm, o).ok());
   o.method = CalibrationMethod::kEntropy;
   auto r = quantize_model(demo_model(), calibration_images(), en, o);
@@ -309,7 +319,7 @@ TEST_F(Quantize, EntropyCalibrationClipsTheRangesAndRuns) {
 TEST_F(Quantize, ASensitivityBudgetKeepsTheFewestConvolutionsThatMeetIt) {
   const std::string out = (dir_ / "budget.onnx").string();
   const std::vector<std::string> one{demo_image()};  // one model run per candidate: keep it short
-  QuantizeOptions o;
+  QuantizeOptions o = one_thread();
   o.method = CalibrationMethod::kPercentile;
   o.sensitivity_budget = 1e9;  // anything passes: nothing kept
   auto r = quantize_model(demo_model(), one, out, o);
@@ -348,7 +358,7 @@ TEST_F(Quantize, BadRequestsSayWhat) {
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("bad.jpg"), std::string::npos) << r.status().message();
   EXPECT_FALSE(fs::exists(out));  // nothing half-written
-  QuantizeOptions o;
+  QuantizeOptions o = one_thread();
   o.keep_float = {"/no/such/Conv"};
   r = quantize_model(demo_model(), {demo_image()}, out, o);
   ASSERT_FALSE(r.ok());
