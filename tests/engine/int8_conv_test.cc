@@ -195,6 +195,48 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"symmetric_uint8", 8, 16, 12, 12, 3, 1, 1, true, false, 0, 0}),
     [](const ::testing::TestParamInfo<Case>& i) { return i.param.name; });
 
+// Values the caller sees are never swallowed: a DequantizeLinear output that
+// is also a graph output keeps its node, and a QuantizeLinear whose uint8
+// output is a graph output stays (only a fallback step writes the caller's
+// integer tensor), while the conv still runs INT8 between them.
+TEST(Int8Conv, GraphOutputsAroundTheConvAreKept) {
+  const Case c{"outputs", 8, 16, 6, 6, 3, 1, 1, false};
+  Built b = build(c);
+  onnx::ModelProto m;
+  ASSERT_TRUE(m.ParseFromString(b.bytes));
+  auto* g = m.mutable_graph();
+  auto add_output = [&](const std::string& name, int elem, std::vector<int64_t> dims) {
+    auto* o = g->add_output();
+    o->set_name(name);
+    auto* t = o->mutable_type()->mutable_tensor_type();
+    t->set_elem_type(elem);
+    for (int64_t d : dims) t->mutable_shape()->add_dim()->set_dim_value(d);
+  };
+  add_output("x_dq", onnx::TensorProto::FLOAT, {1, c.C, c.H, c.W});
+  add_output("y_q", onnx::TensorProto::UINT8, {1, c.O, b.OH, b.OW});
+  std::string bytes;
+  m.SerializeToString(&bytes);
+  const Session opt = load(bytes, Engine::kOptimized);
+  const Session ref = load(bytes, Engine::kReference);
+  ASSERT_EQ(opt.outputs().size(), 3u);
+  EXPECT_EQ(opt.plan().rewrites("fuse_qdq_conv"), 1) << opt.plan().to_text();
+  Tensor in(DType::kFloat32, {1, c.C, c.H, c.W});
+  std::mt19937 rng(2);
+  std::uniform_real_distribution<float> d(-1.f, 6.f);
+  for (int64_t i = 0; i < in.numel(); ++i) in.data<float>()[i] = d(rng);
+  auto go = opt.run({in});
+  auto gr = ref.run({in});
+  ASSERT_TRUE(go.ok()) << go.status().to_string();
+  ASSERT_TRUE(gr.ok());
+  // The dequantised input, exactly; the quantised output within one step.
+  const Tensor &ax = go->at(1), &bx = gr->at(1);
+  ASSERT_EQ(ax.numel(), bx.numel());
+  for (int64_t i = 0; i < ax.numel(); ++i) ASSERT_EQ(ax.data<float>()[i], bx.data<float>()[i]) << i;
+  const Tensor &aq = go->at(2), &bq = gr->at(2);
+  ASSERT_EQ(aq.dtype(), DType::kUInt8);
+  for (int64_t i = 0; i < aq.numel(); ++i) ASSERT_LE(std::abs(aq.data<uint8_t>()[i] - bq.data<uint8_t>()[i]), 1) << i;
+}
+
 // Q(Concat(conv_a, conv_b)) → Concat(Q(conv_a), Q(conv_b)): exact (per-tensor
 // quantisation is elementwise); then each conv absorbs its part's Q, and the
 // concatenation copies uint8. A part that is also read in float (here x, the

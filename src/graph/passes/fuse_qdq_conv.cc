@@ -39,6 +39,7 @@
 // The reference kernel of such a FusedConv (kernels/reference/fused_ops.cc)
 // dequantises its input and quantises its output exactly as the two nodes it
 // absorbed would: the pass does not change what the graph computes.
+#include <algorithm>
 #include <cmath>
 
 #include "graph/passes/fusion.h"
@@ -89,6 +90,10 @@ bool int8_weights(const Graph& g, const std::string& w) {
   return true;
 }
 
+bool is_graph_output(const Graph& g, const std::string& v) {
+  return std::find(g.outputs.begin(), g.outputs.end(), v) != g.outputs.end();
+}
+
 bool has_sum(const Node& n) {
   auto it = n.attrs.find("post_ops");
   if (it == n.attrs.end()) return false;
@@ -117,8 +122,10 @@ int quantize_concat_parts(Graph& g) {
     if (!qi) continue;
     const Node& q = g.nodes[*qi];
     const ValueInfo* yi = q.outputs.empty() ? nullptr : g.info(q.outputs[0]);
+    // (A quantised graph output stays the QuantizeLinear's: only a fallback
+    // step writes the caller's integer tensor.)
     if (q.op_type != "QuantizeLinear" || !q.domain.empty() || q.outputs.size() != 1 || !yi ||
-        !is_int8_type(yi->dtype) || !per_tensor(g, q, yi->dtype))
+        !is_int8_type(yi->dtype) || !per_tensor(g, q, yi->dtype) || is_graph_output(g, q.outputs[0]))
       continue;
     bool ok = !c.inputs.empty();
     for (const auto& in : c.inputs) {
@@ -201,7 +208,7 @@ int fuse_qdq_conv(Graph& g) {
     f.attrs["x_scale"] = fusion::float_attr(xq->scale);
     f.attrs["x_zero_point"] = fusion::int_attr(xq->zero_point);
     std::vector<std::string> names;
-    if (++dq_taken[p->second] == consumers.at(conv.input(0)).size()) {
+    if (++dq_taken[p->second] == consumers.at(conv.input(0)).size() && !is_graph_output(g, conv.input(0))) {
       remove[p->second] = true;  // every reader is now INT8: the float tensor is never made
       names.push_back(dq.name);
     }
@@ -212,7 +219,7 @@ int fuse_qdq_conv(Graph& g) {
         const Node& q = g.nodes[*qi];
         const ValueInfo* yi = q.outputs.empty() ? nullptr : g.info(q.outputs[0]);
         if (q.op_type == "QuantizeLinear" && q.domain.empty() && q.outputs.size() == 1 && yi &&
-            is_int8_type(yi->dtype)) {
+            is_int8_type(yi->dtype) && !is_graph_output(g, q.outputs[0])) {
           if (const auto yq = per_tensor(g, q, yi->dtype)) {
             f.outputs[0] = q.outputs[0];
             f.attrs["y_scale"] = fusion::float_attr(yq->scale);
