@@ -605,13 +605,14 @@ Result<QuantizeReport> quantize_model(const std::string& model_path, const std::
       return Status::Ok();
     });
     if (!ref.ok()) return ref.status();
-    for (size_t i = 0; i < convs.size(); ++i) {
-      if (keep.count(i)) continue;
-      onnx::ModelProto one = base;
-      Status st = apply_qdq(one, convs, {i}, act, base_dir);
+    // The mean output change, against the float model, of the model with
+    // the convolutions `q` quantised.
+    auto change_with = [&](const std::set<size_t>& q) -> Result<double> {
+      onnx::ModelProto m = base;
+      Status st = apply_qdq(m, convs, q, act, base_dir);
       if (!st.ok()) return st;
       std::string bytes;
-      one.SerializeToString(&bytes);
+      m.SerializeToString(&bytes);
       double change = 0;
       size_t k = 0;
       auto run = run_images(bytes, base_dir, few, o, [&](const std::map<std::string, Tensor>& out) {
@@ -619,7 +620,13 @@ Result<QuantizeReport> quantize_model(const std::string& model_path, const std::
         return Status::Ok();
       });
       if (!run.ok()) return run.status();
-      report.sensitivity.emplace_back(convs[i].name, change / static_cast<double>(few.size()));
+      return change / static_cast<double>(few.size());
+    };
+    for (size_t i = 0; i < convs.size(); ++i) {
+      if (keep.count(i)) continue;
+      auto change = change_with({i});
+      if (!change.ok()) return change.status();
+      report.sensitivity.emplace_back(convs[i].name, *change);
     }
     std::stable_sort(report.sensitivity.begin(), report.sensitivity.end(),
                      [](const auto& a, const auto& b) { return a.second > b.second; });
@@ -634,19 +641,7 @@ Result<QuantizeReport> quantize_model(const std::string& model_path, const std::
         for (int j = 0; j < k; ++j)
           for (size_t i = 0; i < convs.size(); ++i)
             if (convs[i].name == report.sensitivity[static_cast<size_t>(j)].first) q.erase(i);
-        onnx::ModelProto m = base;
-        Status st = apply_qdq(m, convs, q, act, base_dir);
-        if (!st.ok()) return st;
-        std::string bytes;
-        m.SerializeToString(&bytes);
-        double change = 0;
-        size_t r = 0;
-        auto run = run_images(bytes, base_dir, few, o, [&](const std::map<std::string, Tensor>& out) {
-          change += output_change(reference[r++], out);
-          return Status::Ok();
-        });
-        if (!run.ok()) return run.status();
-        return change / static_cast<double>(few.size());
+        return change_with(q);
       };
       const int most = static_cast<int>(report.sensitivity.size());
       for (count = 0; count <= most; ++count) {

@@ -24,15 +24,7 @@ namespace {
 
 using testing::ModelBuilder;
 
-template <class T>
-void init_raw(ModelBuilder& mb, const std::string& name, int elem, const std::vector<int64_t>& dims,
-              const std::vector<T>& v) {
-  auto* t = mb.proto().mutable_graph()->add_initializer();
-  t->set_name(name);
-  t->set_data_type(elem);
-  for (auto d : dims) t->add_dims(d);
-  t->set_raw_data(std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T)));
-}
+using testing::init_raw;
 
 // One quantised convolution as ONNX Runtime's and damoyolo's quantisers
 // write it:

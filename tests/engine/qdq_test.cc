@@ -26,16 +26,7 @@ namespace {
 
 using testing::ModelBuilder;
 
-// An initializer of any element type, from raw little-endian bytes.
-template <class T>
-void init_raw(ModelBuilder& mb, const std::string& name, int elem, const std::vector<int64_t>& dims,
-              const std::vector<T>& v) {
-  auto* t = mb.proto().mutable_graph()->add_initializer();
-  t->set_name(name);
-  t->set_data_type(elem);
-  for (auto d : dims) t->add_dims(d);
-  t->set_raw_data(std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T)));
-}
+using testing::init_raw;
 
 // The model: x [1,C,H,W] → Conv(pads 1, 3×3) with per-output-channel int8
 // weights and an int32 bias, each behind a DequantizeLinear (axis 0), as

@@ -86,4 +86,16 @@ class ModelBuilder {
   onnx::ModelProto model_;
 };
 
+// An initializer of any element type (onnx::TensorProto::INT8 ...) from
+// raw little-endian bytes: the quantised models' integers.
+template <class T>
+void init_raw(ModelBuilder& mb, const std::string& name, int elem, const std::vector<int64_t>& dims,
+              const std::vector<T>& v) {
+  auto* t = mb.proto().mutable_graph()->add_initializer();
+  t->set_name(name);
+  t->set_data_type(elem);
+  for (auto d : dims) t->add_dims(d);
+  t->set_raw_data(std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T)));
+}
+
 }  // namespace damoyolo::testing
