@@ -20,15 +20,7 @@
 
 namespace damoyolo::graph {
 
-namespace {
-bool has_sum(const Node& n) {
-  auto it = n.attrs.find("post_ops");
-  if (it == n.attrs.end()) return false;
-  for (const auto& p : it->second.strings)
-    if (p == "sum") return true;
-  return false;
-}
-}  // namespace
+using fusion::has_sum;
 
 int fuse_conv_residual(Graph& g, bool absorb_activations) {
   const auto consumers = g.consumers();

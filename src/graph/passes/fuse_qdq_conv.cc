@@ -94,14 +94,6 @@ bool is_graph_output(const Graph& g, const std::string& v) {
   return std::find(g.outputs.begin(), g.outputs.end(), v) != g.outputs.end();
 }
 
-bool has_sum(const Node& n) {
-  auto it = n.attrs.find("post_ops");
-  if (it == n.attrs.end()) return false;
-  for (const auto& p : it->second.strings)
-    if (p == "sum") return true;
-  return false;
-}
-
 // Q(Concat(a, b, ...)) → Concat(Q(a), Q(b), ...): a per-tensor
 // QuantizeLinear is elementwise, so quantising the parts is exactly
 // quantising the whole. The concatenation then moves uint8 (a quarter of the
@@ -169,6 +161,8 @@ int quantize_concat_parts(Graph& g) {
 }
 
 }  // namespace
+
+using fusion::has_sum;
 
 int fuse_qdq_conv(Graph& g) {
   const int concats = quantize_concat_parts(g);

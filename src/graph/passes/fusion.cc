@@ -24,6 +24,14 @@ const char* activation_post_op(const Node& n) {
   return "";
 }
 
+bool has_sum(const Node& n) {
+  auto it = n.attrs.find("post_ops");
+  if (it == n.attrs.end()) return false;
+  for (const auto& p : it->second.strings)
+    if (p == "sum") return true;
+  return false;
+}
+
 std::optional<float> scalar_constant(const Graph& g, const std::string& v) {
   const Tensor* t = g.constant(v);
   if (!t || t->numel() != 1 || t->dtype() != DType::kFloat32) return std::nullopt;

@@ -72,6 +72,8 @@ std::optional<size_t> sole_consumer(const Graph& g, const std::unordered_map<std
 // The post-op a fusable activation node becomes: "relu" (Relu), "logistic"
 // (Sigmoid), "swish" (com.damoyolo Silu); "" for any other node.
 const char* activation_post_op(const Node& n);
+// A FusedConv whose post-ops include the residual "sum".
+bool has_sum(const Node& n);
 // A one-element float32 constant.
 std::optional<float> scalar_constant(const Graph& g, const std::string& v);
 // Replaces nodes: `replace[i]` (if set) takes node i's place; `remove` nodes
