@@ -8,11 +8,15 @@
 //   serial       the plain loop: decode → Detector::detect_into, one frame at a time;
 //                then the same loop on a thread of its own (a second OpenMP
 //                team: see Pipeline::run)
-//   pipeline x1  one stream through damoyolo::Pipeline, batch 1
+//   pipeline x1  one stream through damoyolo::Pipeline, batch 1, then batch 2
+//                (two consecutive frames of the stream per inference)
 //   pipeline xS  STREAMS copies of the clip, batch 1, then batch BATCH
 //   (the pipeline rows with the stages inline on one thread, then on
 //   separate threads: PipelineOptions::stages; all through Pipeline::run,
 //   inference on the main thread)
+// Rows with a batch of at least THREADS images run them one per thread
+// (images_on_threads, damoyolo/optimizations.h); each such row is repeated
+// with that switch off ("[images_on_threads off]").
 // Each row prints frames, seconds and FPS (aggregate over streams).
 #include <chrono>
 #include <cstdio>
@@ -38,7 +42,7 @@ void row(const char* name, int64_t frames, double s, double extra_ms = -1) {
   std::fflush(stdout);
 }
 
-int network(const Session& session, int batch, int runs) {
+int network(const Session& session, int batch, int runs, const char* suffix = "") {
   std::vector<Tensor> in{Tensor(DType::kFloat32, {batch, 3, session.inputs()[0].dims[2], session.inputs()[0].dims[3]})};
   std::fill(in[0].data<float>(), in[0].data<float>() + in[0].numel(), 114.f);
   std::vector<Tensor> out = session.make_outputs(batch);
@@ -48,7 +52,7 @@ int network(const Session& session, int batch, int runs) {
   for (int i = 0; i < runs; ++i)
     if (!session.run_into(in, out).ok()) return 1;
   const double s = seconds_since(t);
-  const std::string name = "network batch " + std::to_string(batch);
+  const std::string name = "network batch " + std::to_string(batch) + suffix;
   row(name.c_str(), int64_t{runs} * batch, s, 1000.0 * s / (runs * batch));
   return 0;
 }
@@ -78,7 +82,8 @@ int serial_thread(const Session& session, const std::string& clip) {
   return rc;
 }
 
-int pipelined(const Session& session, const std::string& clip, int streams, int batch, StageThreads stages) {
+int pipelined(const Session& session, const std::string& clip, int streams, int batch, StageThreads stages,
+              const char* suffix = "") {
   PipelineOptions po;
   po.max_batch = batch;
   po.stages = stages;
@@ -96,7 +101,7 @@ int pipelined(const Session& session, const std::string& clip, int streams, int 
   const double s = seconds_since(t);
   const PipelineStats ps = pipe->stats();
   const std::string name = "pipeline x" + std::to_string(streams) + " batch " + std::to_string(pipe->max_batch()) +
-                           (pipe->stage_threads() == StageThreads::kInline ? " inline" : " separate");
+                           (pipe->stage_threads() == StageThreads::kInline ? " inline" : " separate") + suffix;
   row(name.c_str(), ps.inferred_frames, s);
   return 0;
 }
@@ -124,16 +129,30 @@ int main(int argc, char** argv) {
   so1.batch = 1;
   auto session1 = Session::load(model, so1);
   if (!session1.ok()) return 1;
+  SessionOptions so_off = so;
+  so_off.opt.images_on_threads = false;
+  auto session_off = Session::load(model, so_off);
+  SessionOptions so2 = so;
+  so2.batch = 2;
+  auto session2 = Session::load(model, so2);
+  if (!session_off.ok() || !session2.ok()) return 1;
+  const char* off = " [images_on_threads off]";
   int rc = 0;
   rc |= network(*session1, 1, 40);
   rc |= network(*session, batch, 10);
+  rc |= network(*session_off, batch, 10, off);
   rc |= serial(*session1, clip);
   rc |= serial_thread(*session1, clip);
   for (StageThreads stages : {StageThreads::kInline, StageThreads::kSeparate}) {
     rc |= pipelined(*session1, clip, 1, 1, stages);
+    if (stages == StageThreads::kInline) rc |= pipelined(*session2, clip, 1, 2, stages);
     rc |= pipelined(*session1, clip, streams, 1, stages);
     rc |= pipelined(*session, clip, streams, batch, stages);
+    rc |= pipelined(*session_off, clip, streams, batch, stages, off);
   }
+  std::printf("images_on_threads runs: batch %d session %lld, batch 2 session %lld\n", batch,
+              static_cast<long long>(session->images_on_threads().runs),
+              static_cast<long long>(session2->images_on_threads().runs));
   rc |= network(*session1, 1, 40);  // again: the machine may have changed under the run
   return rc;
 }

@@ -46,6 +46,7 @@ struct OptimizationOptions {
   bool fuse_head = true;
   bool memory_planning = true;
   bool huge_pages = true;
+  bool images_on_threads = true;
 
   // Every switch off: the plainest configuration of the engine.
   static constexpr OptimizationOptions all_off();
@@ -129,6 +130,11 @@ inline constexpr OptimizationSwitch kOptimizationSwitches[] = {
     {"huge_pages", OptimizationScope::kSession,
      "the arena is 2 MiB-aligned and asks for transparent huge pages (MADV_HUGEPAGE): fewer TLB misses",
      "the arena uses ordinary 4 KiB pages", &OptimizationOptions::huge_pages},
+    {"images_on_threads", OptimizationScope::kSession,
+     "a batch of at least as many images as threads runs that many images at once, each on one thread with a plan "
+     "compiled for one thread (throughput: no thread waits for another inside a layer); what is left over runs "
+     "on all threads",
+     "each image of a batch runs on all the threads in turn", &OptimizationOptions::images_on_threads},
     {"fast_nms", OptimizationScope::kDetector,
      "class-aware NMS by rank-ordered class streams with AVX-512 IoU, stopping at max_det (identical output)",
      "the reference O(n^2) NMS (torchvision's loop)", nullptr, &DetectorOptimizations::fast_nms},

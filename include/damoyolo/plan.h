@@ -58,6 +58,14 @@ struct CompiledPlan {
   Engine engine{};        // the engine in use (kAuto resolved)
   Precision precision{};
   int64_t batch = 1;      // the batch the steps were compiled for
+  // The OpenMP threads its primitives were created for (oneDNN splits each
+  // layer's work for them at creation); 0: OpenMP's default at the time.
+  int threads = 0;
+  // Every step computes each image of the batch from that image alone
+  // (graph/batch_separable.h: checked op by op), so a batch may run in pieces
+  // (images_on_threads); when not, the first node that prevents it.
+  bool batch_separable = false;
+  std::string batch_separable_why;
   // Under Engine::kAuto, why the optimised engine was not used ("" when it is):
   // the whole model then runs on the reference engine.
   std::string engine_fallback_reason;

@@ -90,6 +90,19 @@ class Session {
   // packed weights, with its own context pool), so a short batch costs k
   // images, not N.
   std::vector<int64_t> compiled_batches() const;
+  // The images_on_threads switch (damoyolo/optimizations.h) at work: whether
+  // it applies to this session (on, optimised engine, compiled for batch >= 2),
+  // how many runs took it (a batch of at least as many images as threads),
+  // the one-thread, batch-1 plan those runs use (compiled on the first; empty
+  // before), and why it could not be compiled if it could not (such batches
+  // then run the ordinary way).
+  struct ImagesOnThreads {
+    bool enabled = false;
+    int64_t runs = 0;
+    CompiledPlan plan;
+    Status error;
+  };
+  ImagesOnThreads images_on_threads() const;
   // True when both handles share one compiled model (copies of one Session).
   bool shares_model_with(const Session& other) const;
 

@@ -3,6 +3,9 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <array>
+#include <atomic>
+#include <exception>
 #include <cstring>
 #include <condition_variable>
 #include <mutex>
@@ -188,6 +191,27 @@ struct Session::Impl {
   std::map<int64_t, Status> batch_errors;
   bool batch_plans = false;
 
+  // images_on_threads (damoyolo/optimizations.h). Measured on 2 cores (Intel
+  // Xeon, docs/streams.md): two images at once, one per core, each through a
+  // plan compiled for one thread, ran 1.12x (Ns 416) and 1.07x (T 640) the
+  // images per second of the same images one after another on both cores —
+  // inside a layer the two threads wait for each other at every barrier, and
+  // small layers split badly in two. So a batch of at least `team` images runs
+  // `team` at a time, one per thread of the caller's OpenMP team (the team
+  // that loaded the model: no second team, see docs/streams.md), each with its
+  // own context of `per_image` (batch 1, one thread), reading and writing its
+  // slice of the batch's tensors in place. Sessions compiled for batch >= 2
+  // only (they keep the graph anyway, batch_plans; a batch-1 session would
+  // keep its weights twice for it), and graphs whose items do not mix
+  // (CompiledPlan::batch_separable).
+  bool images_on_threads = false;
+  std::shared_ptr<ModelPool> per_image;  // compiled on first use (under batches_mutex)
+  Status per_image_error;                // why it could not be compiled: the batch then runs as before
+  std::vector<int64_t> per_image_out_numel;  // elements of each output per image
+  std::atomic<int64_t> per_image_runs{0};
+
+  ModelPool* per_image_pool();
+  bool run_images_on_threads(const std::vector<Tensor>& in, std::vector<Tensor>& out, int64_t batch);
   ModelPool& pool_for_batch(int64_t batch);
   void validate_inputs(const std::vector<Tensor>& in, int64_t& batch) const;
   void validate_outputs(const std::vector<Tensor>& out, int64_t batch) const;
@@ -210,6 +234,92 @@ ModelPool& Session::Impl::pool_for_batch(int64_t batch) {
     batch_errors.emplace(batch, st);
     throw Error(st.code(), st.message());
   }
+}
+
+ModelPool* Session::Impl::per_image_pool() {
+  std::lock_guard<std::mutex> lock(batches_mutex);
+  if (per_image) return per_image.get();
+  if (!per_image_error.ok()) return nullptr;
+  SessionOptions o = options;
+  o.batch = 1;
+  o.threads = 1;  // the primitives split their work for one thread (compile_optimized)
+  try {
+    auto model = runtime::compile_optimized(graph, o, weights.get());
+    std::vector<int64_t> numel;
+    for (const TensorInfo& info : model->output_infos()) numel.push_back(shape_numel(info.dims));
+    per_image_out_numel = std::move(numel);
+    per_image = std::make_shared<ModelPool>(std::move(model), options.max_contexts);
+    return per_image.get();
+  } catch (const Error& e) {
+    per_image_error = Status(e.code(), std::string("images_on_threads: no one-thread plan: ") + e.what());
+    return nullptr;
+  }
+}
+
+// The images_on_threads path (see Impl::images_on_threads); false when it
+// does not apply and the caller runs the batch the ordinary way. Allocates
+// nothing when the outputs are preallocated (run_into).
+bool Session::Impl::run_images_on_threads(const std::vector<Tensor>& in, std::vector<Tensor>& out, int64_t batch) {
+  if (!images_on_threads || in.size() != 1 || batch < 2 || omp_in_parallel()) return false;
+  const int team = omp_get_max_threads();  // run_checked has set options.threads
+  if (team < 2 || batch < team || in[0].dtype() != inputs[0].dtype) return false;
+  constexpr size_t kMaxOutputs = 16;
+  if (out.size() > kMaxOutputs || (!out.empty() && out.size() != outputs.size())) return false;
+  ModelPool* pool = per_image_pool();
+  if (!pool || per_image_out_numel.size() != outputs.size()) return false;
+  if (out.empty()) out.resize(outputs.size());
+  for (size_t o = 0; o < outputs.size(); ++o) {
+    if (out[o].defined()) continue;
+    Shape shape = outputs[o].dims;
+    if (shape.empty()) return false;
+    shape[0] = batch;
+    out[o] = Tensor(outputs[o].dtype, shape);
+  }
+  // Each output must be batch-major with one image's worth per row.
+  std::array<size_t, kMaxOutputs> out_bytes{};
+  for (size_t o = 0; o < out.size(); ++o) {
+    if (out[o].rank() == 0 || out[o].dim(0) != batch || out[o].numel() != per_image_out_numel[o] * batch) return false;
+    out_bytes[o] = static_cast<size_t>(per_image_out_numel[o]) * dtype_size(out[o].dtype());
+  }
+  const size_t in_bytes = static_cast<size_t>(in[0].numel() / batch) * dtype_size(in[0].dtype());
+  const auto* in_base = static_cast<const std::byte*>(in[0].raw());
+  const int64_t full = batch / team * team;  // images that run one per thread
+  std::exception_ptr error;
+#pragma omp parallel num_threads(team)
+  {
+    try {
+      ModelPool::Lease ctx = pool->acquire();
+      std::array<void*, kMaxOutputs> item_out{};
+      for (int64_t b = omp_get_thread_num(); b < full; b += team) {
+        const void* item_in = in_base + static_cast<size_t>(b) * in_bytes;
+        for (size_t o = 0; o < out.size(); ++o)
+          item_out[o] = static_cast<std::byte*>(out[o].raw()) + static_cast<size_t>(b) * out_bytes[o];
+        ctx->run_raw(&item_in, item_out.data());
+      }
+    } catch (...) {
+#pragma omp critical(damoyolo_images_on_threads)
+      if (!error) error = std::current_exception();
+    }
+  }
+  if (error) std::rethrow_exception(error);
+  // The rest (fewer images than threads) on every thread: the plan of that
+  // batch size, or the batch-1 plan image by image.
+  if (full < batch) {
+    const int64_t rest = batch - full;
+    ModelPool& rest_pool = batch_plans && rest < engine_batch ? pool_for_batch(rest) : *main;
+    const bool whole = &rest_pool != main.get() || engine_batch == rest;
+    const int64_t per_call = whole ? rest : 1;
+    ModelPool::Lease ctx = rest_pool.acquire();
+    std::array<void*, kMaxOutputs> item_out{};
+    for (int64_t b = full; b < batch; b += per_call) {
+      const void* item_in = in_base + static_cast<size_t>(b) * in_bytes;
+      for (size_t o = 0; o < out.size(); ++o)
+        item_out[o] = static_cast<std::byte*>(out[o].raw()) + static_cast<size_t>(b) * out_bytes[o];
+      ctx->run_raw(&item_in, item_out.data());
+    }
+  }
+  per_image_runs.fetch_add(1, std::memory_order_relaxed);
+  return true;
 }
 
 void Session::Impl::validate_inputs(const std::vector<Tensor>& in, int64_t& batch) const {
@@ -280,6 +390,7 @@ void Session::Impl::run_checked(const std::vector<Tensor>& in_raw, std::vector<T
   for (size_t i = 0; i < in_raw.size(); ++i) convert |= in_raw[i].dtype() != inputs[i].dtype;
   // A short batch on a model compiled for more: its own plan (compiled on
   // first use), so it runs as itself, not padded.
+  if (!convert && run_images_on_threads(in_raw, out, batch)) return;
   ModelPool& pool = batch >= 1 && batch < engine_batch ? pool_for_batch(batch) : *main;
   const bool native = batch < 0 || batch == engine_batch || &pool != main.get();
   ModelPool::Lease ctx = pool.acquire();
@@ -423,6 +534,7 @@ Result<Session> SessionFactory::build(graph::Graph g, const SessionOptions& opti
     // Shorter batches get plans of their own later: keep the graph (its
     // weights as loaded; the packed ones are shared through impl->weights).
     impl->batch_plans = optimized && impl->engine_batch > 1 && impl->inputs.size() == 1;
+    impl->images_on_threads = impl->batch_plans && options.opt.images_on_threads && impl->plan.batch_separable;
     if (impl->batch_plans) impl->graph = std::move(g);
     else impl->weights.reset();
     s.inputs = impl->inputs;
@@ -487,6 +599,17 @@ std::vector<int64_t> Session::compiled_batches() const {
   for (const auto& [k, pool] : impl_->by_batch) b.push_back(k);
   std::sort(b.begin(), b.end());
   return b;
+}
+
+Session::ImagesOnThreads Session::images_on_threads() const {
+  ImagesOnThreads r;
+  if (!impl_) return r;
+  r.enabled = impl_->images_on_threads;
+  r.runs = impl_->per_image_runs.load(std::memory_order_relaxed);
+  std::lock_guard<std::mutex> lock(impl_->batches_mutex);
+  if (impl_->per_image) r.plan = impl_->per_image->model().plan();
+  r.error = impl_->per_image_error;
+  return r;
 }
 
 bool Session::shares_model_with(const Session& other) const { return impl_ && impl_ == other.impl_; }

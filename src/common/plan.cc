@@ -39,13 +39,16 @@ std::string short_nodes(const std::vector<std::string>& nodes) {
 
 std::string CompiledPlan::to_text() const {
   std::ostringstream o;
-  o << "engine " << engine_name(engine) << ", " << precision_name(precision) << ", batch " << batch << ": "
-    << steps.size() << " steps (" << count(PlanStep::Kind::kPrimitive) << " primitives, " << reorders()
+  o << "engine " << engine_name(engine) << ", " << precision_name(precision) << ", batch " << batch;
+  if (threads > 0) o << ", " << threads << " thread(s)";
+  o << ": " << steps.size() << " steps (" << count(PlanStep::Kind::kPrimitive) << " primitives, " << reorders()
     << " reorders, " << count(PlanStep::Kind::kFusedHead) << " fused head, " << count(PlanStep::Kind::kView)
     << " views, " << fallbacks() << " fallbacks";
   if (count(PlanStep::Kind::kReference)) o << ", " << count(PlanStep::Kind::kReference) << " reference";
   o << ")\n";
   if (!engine_fallback_reason.empty()) o << "optimised engine not used: " << engine_fallback_reason << "\n";
+  if (engine == Engine::kOptimized)
+    o << "batch separable: " << (batch_separable ? "yes" : "no, " + batch_separable_why) << "\n";
   o << "arena " << arena_bytes << " B + scratchpad " << scratchpad_bytes << " B per context; weights "
     << weight_bytes << " B shared\n";
   if (!passes.empty()) {
@@ -73,6 +76,9 @@ std::string CompiledPlan::to_json(int indent) const {
   j["engine"] = engine_name(engine);
   j["precision"] = precision_name(precision);
   j["batch"] = batch;
+  j["threads"] = threads;
+  j["batch_separable"] = batch_separable;
+  if (!batch_separable) j["batch_separable_why"] = batch_separable_why;
   j["engine_fallback_reason"] = engine_fallback_reason;
   j["arena_bytes"] = arena_bytes;
   j["scratchpad_bytes"] = scratchpad_bytes;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "damoyolo/plan.h"
+#include "damoyolo/status.h"
 #include "damoyolo/options.h"  // Engine, Precision, SessionOptions
 #include "graph/graph.h"
 #include "kernels/dnnl/weight_cache.h"
@@ -22,6 +23,14 @@ class ExecutionContext {
   // caller with the output's shape and the engine writes into it (no
   // allocation in the steady state); an undefined one is allocated by the engine.
   virtual void run(const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs) = 0;
+  // The same with the buffers as bare pointers (one per input, one per
+  // output), each holding exactly input_infos()/output_infos() of the model:
+  // Session's images_on_threads path runs one image of a batch tensor per
+  // call with it, pointing into the batch's own buffers, without building
+  // Tensor views (which allocate). Engines without it throw kUnsupported.
+  virtual void run_raw(const void* const*, void* const*) {
+    throw Error(ErrorCode::kUnsupported, "this engine runs tensors only (no run_raw)");
+  }
 };
 
 class CompiledModel {
@@ -35,6 +44,8 @@ class CompiledModel {
   virtual Engine engine() const = 0;
   // What run() executes, step by step (damoyolo/plan.h).
   virtual const CompiledPlan& plan() const = 0;
+  // Threads its steps were compiled for (0: OpenMP's default when compiled).
+  virtual int threads() const { return 0; }
 };
 
 // Packed weights shared by the optimised plans of one model (one plan per

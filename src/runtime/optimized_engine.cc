@@ -26,6 +26,7 @@
 #include <cstring>
 
 #include "common/checked_size.h"
+#include "graph/batch_separable.h"
 #include "graph/passes/fusion.h"
 #include "kernels/dnnl/lowering.h"
 #include "kernels/reference/registry.h"
@@ -65,6 +66,7 @@ class OptimizedContext final : public ExecutionContext {
  public:
   explicit OptimizedContext(const OptimizedModel& m);
   void run(const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs) override;
+  void run_raw(const void* const* inputs, void* const* outputs) override;
 
  private:
   const OptimizedModel& model_;
@@ -72,6 +74,8 @@ class OptimizedContext final : public ExecutionContext {
   RunState rs_;
   std::vector<std::unique_ptr<BoundStep>> steps_;
   std::vector<Binder::External> externals_;
+  std::vector<const void*> in_ptrs_;  // run()'s tensors as run_raw() takes them
+  std::vector<void*> out_ptrs_;
 };
 
 class OptimizedModel final : public CompiledModel {
@@ -82,7 +86,7 @@ class OptimizedModel final : public CompiledModel {
   size_t scratchpad_bytes = 0;      // shared by all primitives (they run one at a time)
   std::vector<std::unique_ptr<Step>> steps;
   std::vector<TensorInfo> in_infos, out_infos;
-  int threads = 0;
+  int threads_ = 0;
   bool huge_pages = true;  // OptimizationOptions::huge_pages
   CompiledPlan plan_;
 
@@ -93,6 +97,7 @@ class OptimizedModel final : public CompiledModel {
   std::vector<TensorInfo> input_infos() const override { return in_infos; }
   size_t arena_bytes() const override { return planned_bytes + scratchpad_bytes; }
   Engine engine() const override { return Engine::kOptimized; }
+  int threads() const override { return threads_; }
   const CompiledPlan& plan() const override { return plan_; }
 };
 
@@ -106,11 +111,13 @@ OptimizedContext::OptimizedContext(const OptimizedModel& m)
   steps_.reserve(m.steps.size());
   for (const auto& s : m.steps) steps_.push_back(s->bind(binder));
   externals_ = std::move(binder.externals());
+  in_ptrs_.resize(m.in_infos.size());
+  out_ptrs_.resize(m.out_infos.size());
 }
 
 void OptimizedContext::run(const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs) {
   // OpenMP's thread count is per calling thread, so set it on every run (cheap).
-  if (model_.threads > 0) omp_set_num_threads(model_.threads);
+  if (model_.threads_ > 0) omp_set_num_threads(model_.threads_);
   // An empty output list asks the engine to allocate (Session::run); run_into
   // passes preallocated tensors and this allocates nothing.
   if (outputs.empty()) outputs.resize(model_.out_infos.size());
@@ -118,10 +125,18 @@ void OptimizedContext::run(const std::vector<Tensor>& inputs, std::vector<Tensor
     throw Error(ErrorCode::kInvalidArgument, "optimized engine: wrong number of inputs or outputs");
   for (size_t i = 0; i < outputs.size(); ++i)
     if (!outputs[i].defined()) outputs[i] = Tensor(model_.out_infos[i].dtype, model_.out_infos[i].dims);
+  // Pointer lists sized at construction: no allocation per run.
+  for (size_t i = 0; i < inputs.size(); ++i) in_ptrs_[i] = inputs[i].raw();
+  for (size_t i = 0; i < outputs.size(); ++i) out_ptrs_[i] = outputs[i].raw();
+  run_raw(in_ptrs_.data(), out_ptrs_.data());
+}
+
+void OptimizedContext::run_raw(const void* const* inputs, void* const* outputs) {
+  if (model_.threads_ > 0) omp_set_num_threads(model_.threads_);
   for (size_t i = 0; i < model_.slots.size(); ++i) {
     const Slot& s = model_.slots[i];
-    if (s.kind == Slot::Kind::kInput) rs_.slot_ptr[i] = static_cast<std::byte*>(const_cast<void*>(inputs[s.external].raw()));
-    if (s.kind == Slot::Kind::kOutput) rs_.slot_ptr[i] = static_cast<std::byte*>(outputs[s.external].raw());
+    if (s.kind == Slot::Kind::kInput) rs_.slot_ptr[i] = static_cast<std::byte*>(const_cast<void*>(inputs[s.external]));
+    if (s.kind == Slot::Kind::kOutput) rs_.slot_ptr[i] = static_cast<std::byte*>(outputs[s.external]);
   }
   for (auto& e : externals_) e.mem.set_data_handle(rs_.slot_ptr[e.slot] + e.offset);
   for (auto& s : steps_) s->run(rs_);
@@ -215,7 +230,8 @@ std::unique_ptr<OptimizedModel> Compiler::compile(std::vector<PlanPass> passes) 
 
   auto model = std::make_unique<OptimizedModel>();
   model->huge_pages = o_.opt.huge_pages;
-  model->threads = o_.threads;
+  model->threads_ = o_.threads;
+  model->plan_.threads = o_.threads;
   for (size_t i = 0; i < g_.inputs.size(); ++i) {
     const std::string& v = g_.inputs[i];
     const graph::ValueInfo& vi = cx_.info(v);
@@ -330,8 +346,22 @@ std::unique_ptr<CompiledModel> compile_optimized(const graph::Graph& g_in, const
   const graph::ValueInfo* in0 = g.inputs.empty() ? nullptr : g.info(g.inputs[0]);
   lo.model_batch = in0 && !in0->shape.empty() ? in0->shape[0] : 1;
   lo.batch = opts.batch > 0 ? opts.batch : lo.model_batch;
+  // oneDNN sizes each primitive's work split for the OpenMP thread count of
+  // the thread that creates it, and runs it on that many threads whatever the
+  // count at run time: a plan compiled under the default and run with
+  // threads = 1 still forked a second thread at every layer (`bench --threads
+  // 1` ran on both cores). So the primitives are created under opts.threads.
+  struct ScopedThreads {
+    int before = omp_get_max_threads();
+    explicit ScopedThreads(int n) {
+      if (n > 0) omp_set_num_threads(n);
+    }
+    ~ScopedThreads() { omp_set_num_threads(before); }
+  } scoped(opts.threads);
   Compiler c(g, opts, lo, weights);
-  return c.compile(std::move(passes));
+  auto model = c.compile(std::move(passes));
+  model->plan_.batch_separable = graph::batch_separable(g, &model->plan_.batch_separable_why);
+  return model;
 }
 
 }  // namespace damoyolo::runtime

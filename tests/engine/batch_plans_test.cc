@@ -32,6 +32,10 @@ Tensor pattern_input(int64_t batch, int64_t s) {
 Session load4(SessionOptions o = {}) {
   o.engine = Engine::kOptimized;
   o.batch = 4;
+  // These tests are about the plans per batch size; with images_on_threads a
+  // batch of >= 2 images on 2 cores would run on the one-thread plan instead
+  // (images_on_threads_test.cc tests that path).
+  o.opt.images_on_threads = false;
   auto s = Session::load(model_path("damoyolo_Ns_416"), o);
   if (!s.ok()) throw std::runtime_error(s.status().to_string());
   return std::move(*s);
