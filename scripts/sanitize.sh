@@ -8,8 +8,9 @@
 #      tests in ASAN_CTEST_EXCLUDE(_TESTS) (see below);
 #   2. every fuzz target for FUZZ_SECONDS (default 30) from its seeds, with
 #      -seed=1: the same inputs in the same order each time (scripts/fuzz.sh);
-#   3. build-tsan/ (clang, TSan): the library, tests/concurrency and the
-#      HTTP service's concurrent tests, run with one OpenMP thread.
+#   3. build-tsan/ (clang, TSan): the library, tests/concurrency, the HTTP
+#      service's and the stream pipeline's concurrent tests, run with one
+#      OpenMP thread.
 # Fails when any step fails.
 #
 #   scripts/sanitize.sh          FUZZ_SECONDS=60 scripts/sanitize.sh
@@ -100,8 +101,9 @@ stage_end
 # tests/concurrency (test_concurrency): one Session run from 4 threads on
 # each engine, sessions loaded in parallel, one Detector per thread.
 # (test_engine's OptimizedEngine.ConcurrentRunsOnOneModel checks the same
-# contract on a fixture model, but test_engine cannot link under TSan: its
-# allocation counter replaces operator new, which TSan's runtime defines too.)
+# contract on a fixture model. The tests' allocation counter replaces
+# operator new, which TSan's runtime defines too; under TSan it replaces
+# nothing and the tests that count skip: tests/testutil/alloc_counter.h.)
 # OpenMP: libgomp is not instrumented, so TSan cannot see its barriers and
 # would report hand-offs between its worker threads as races. The tests give
 # every Session threads = 1, and OMP_NUM_THREADS=1 keeps every other
@@ -111,7 +113,7 @@ stage_end
 stage_start "build-tsan: configure + build"
 cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=clang++ \
   -DDAMOYOLO_SANITIZE=thread -DDAMOYOLO_BUILD_BENCH=OFF -DDAMOYOLO_NATIVE=OFF >/dev/null
-cmake --build build-tsan -j "$JOBS" --target test_concurrency test_serving
+cmake --build build-tsan -j "$JOBS" --target test_concurrency test_serving test_pipeline
 stage_end
 
 stage_start "build-tsan: concurrency tests"
@@ -126,6 +128,15 @@ TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:suppression
 OMP_NUM_THREADS=1 \
 TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:suppressions=$ROOT/tests/sanitizers/tsan.supp} \
   build-tsan/bin/test_serving --gtest_filter='Server.ConcurrentRequestsAreBatchedAndAnsweredCorrectly:Server.OverloadIsRefusedAtOnceWithRetryAfter:Server.ADisconnectedClientsWorkIsDropped:Server.ShutdownFinishesAcceptedRequestsThenStops' || rc=1
+# The stream pipeline's threads (a source thread per stream, the batcher,
+# inference, post-processing, the caller's wait/stop) handing frames, slots and
+# buffers to each other: order across batched streams, backpressure, live drops,
+# skips, a failing stream, stop while running, run() — each with the stages
+# inline and on separate threads. (The loopback UDP/RTSP/HTTP tests are left
+# out: they pace ffmpeg children in real time, which TSan's slowdown breaks.)
+OMP_NUM_THREADS=1 \
+TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:suppressions=$ROOT/tests/sanitizers/tsan.supp} \
+  build-tsan/bin/test_pipeline --gtest_filter='Stages/PipelineStages.OrderAndDetections*:Stages/PipelineStages.SlowSink*:Stages/PipelineStages.LiveSourceDrops*:Stages/PipelineStages.InferEveryNth*:Stages/PipelineStages.FailingStream*:Stages/PipelineStages.StopDrains*:Stages/PipelineStages.RunInfers*:Pipeline.AutoStages*' || rc=1
 stage_end
 
 if ((rc != 0)); then

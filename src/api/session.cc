@@ -290,7 +290,11 @@ bool Session::Impl::run_images_on_threads(const std::vector<Tensor>& in, std::ve
     try {
       ModelPool::Lease ctx = pool->acquire();
       std::array<void*, kMaxOutputs> item_out{};
-      for (int64_t b = omp_get_thread_num(); b < full; b += team) {
+      // The region may get fewer threads than asked (OMP_THREAD_LIMIT,
+      // OMP_DYNAMIC, a runtime's own limits: clang's TSan build got one):
+      // stride by the threads it has, so every image is still computed.
+      const int have = omp_get_num_threads();
+      for (int64_t b = omp_get_thread_num(); b < full; b += have) {
         const void* item_in = in_base + static_cast<size_t>(b) * in_bytes;
         for (size_t o = 0; o < out.size(); ++o)
           item_out[o] = static_cast<std::byte*>(out[o].raw()) + static_cast<size_t>(b) * out_bytes[o];

@@ -30,6 +30,7 @@
 #include "damoyolo/pipeline.h"
 #include "damoyolo/video_source.h"
 #include "testutil/alloc_counter.h"
+#include "testutil/detection_match.h"
 #include "testutil/ffmpeg_child.h"
 #include "testutil/testutil.h"
 
@@ -136,6 +137,7 @@ struct Seen {
   std::map<int, std::vector<int64_t>> indices;
   std::map<int, StreamStats> ended;
   int64_t mismatches = 0;
+  std::string first_mismatch;
 };
 
 TEST_P(PipelineStages, OrderAndDetectionsMatchDetectorAcrossBatchedStreams) {
@@ -171,21 +173,23 @@ TEST_P(PipelineStages, OrderAndDetectionsMatchDetectorAcrossBatchedStreams) {
                         auto want = oracle->detect(r.frame->view());
                         ASSERT_TRUE(want.ok());
                         detections += static_cast<int64_t>(r.detections->size());
-                        if (want->detections.size() != r.detections->size()) {
+                        // The pipeline runs batches of 3 (two images on the
+                        // threads' one-thread plan and one on the batch-1
+                        // plan: images_on_threads), the oracle one image on the
+                        // batch-1 plan: different oneDNN kernels, so the
+                        // fixtures' tolerance (same class, IoU >= 0.99, score
+                        // +-1e-4), one-to-one. The native build matched bit
+                        // for bit; clang's TSan build does not.
+                        const auto m = testing::match_detections(want->detections, *r.detections);
+                        if (m.fraction() < 1.0) {
                           ++seen.mismatches;
-                          return;
-                        }
-                        for (size_t i = 0; i < r.detections->size(); ++i) {
-                          const Detection &a = (*r.detections)[i], &b = want->detections[i];
-                          if (a.x1 != b.x1 || a.y1 != b.y1 || a.x2 != b.x2 || a.y2 != b.y2 || a.score != b.score ||
-                              a.class_id != b.class_id)
-                            ++seen.mismatches;
+                          if (seen.first_mismatch.empty()) seen.first_mismatch = m.describe();
                         }
                       },
                       [&](int s, const StreamStats& st) { seen.ended[s] = st; })
                   .ok());
   ASSERT_TRUE(pipe->wait().ok());
-  EXPECT_EQ(seen.mismatches, 0) << "pipeline detections differ from Detector::detect";
+  EXPECT_EQ(seen.mismatches, 0) << "pipeline detections differ from Detector::detect: " << seen.first_mismatch;
   EXPECT_GT(detections, 0);
   const int expected[] = {n, n + 3, n};
   for (int s = 0; s < 3; ++s) {
@@ -878,6 +882,7 @@ TEST(Pipeline, LocationsAreClassified) {
 // still do, at most log2(anchors) times per class; the window is the second
 // pass, where no frame can be a new maximum.
 TEST_P(PipelineStages, SteadyStateAllocatesNothingPerFrame) {
+  if (!testing::allocation_counting()) GTEST_SKIP() << "TSan build: operator new is TSan's, nothing is counted";
   auto pipe = Pipeline::create(model_path(), options(2, 1000000));
   ASSERT_TRUE(pipe.ok());
   std::vector<cv::Mat> frames = make_frames(32), twice = frames;
@@ -923,6 +928,7 @@ TEST_P(PipelineStages, SteadyStateAllocatesNothingPerFrame) {
 // buffer switches must really change what is allocated per frame, so that
 // an optimisation cannot silently stop applying.
 TEST_P(PipelineStages, EverySwitchOffGivesTheSameDetectionsAndTheBufferSwitchesAllocate) {
+  if (!testing::allocation_counting()) GTEST_SKIP() << "TSan build: operator new is TSan's, nothing is counted";
   // 24 frames, allocations counted from the 6th delivery to the last: with
   // separate stage threads the source decodes up to 6 frames ahead, so at
   // least 12 decodes fall in the window either way.

@@ -16,6 +16,9 @@ struct AllocationTotals {
   int64_t bytes = 0;
 };
 AllocationTotals allocation_totals();
+// False in a TSan build, where operator new is TSan's and nothing is counted
+// (the counts then stay 0): tests that count skip.
+bool allocation_counting();
 inline int64_t allocation_count() { return allocation_totals().count; }
 
 // While one of these is alive, every allocation is also attributed by its
