@@ -1,6 +1,7 @@
 // `damoyolo info` and `bench` report the SIMD level the kernels run at, and
 // DAMOYOLO_ISA in the environment lowers it (common/cpu_features.h).
 #include <cstdlib>
+#include <thread>
 
 #include "cli_util.h"
 #include "common/cpu_features.h"
@@ -106,5 +107,28 @@ TEST_F(CliTest, BenchMeasuresAQuantisedModelAgainstTheInt8Peak) {
   EXPECT_LT(j["fraction_of_int8_peak"].get<double>(), 1.0);
   EXPECT_NEAR(j["fraction_of_int8_peak"].get<double>(),
               j["achieved_gflops"].get<double>() / j["int8_peak_gops"].get<double>(), 1e-9);
+}
+}  // namespace
+
+namespace {
+// `bench --batch 2` on 2 threads puts one image on each thread
+// (images_on_threads) and says so; --disable images_on_threads does not.
+TEST_F(CliTest, BenchSaysWhenImagesRunOnThreads) {
+  if (std::thread::hardware_concurrency() < 2) GTEST_SKIP() << "needs 2 cores";
+  const std::vector<std::string> base = {"bench", "-m", bundled().string(), "--batch", "2", "--threads", "2",
+                                         "--iters", "1", "--warmup", "0", "--no-peak"};
+  std::vector<std::string> args = base;
+  args.push_back("--json");
+  RunResult r = run_cli(args, dir_);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["images_on_threads"], true) << r.out;
+  args.insert(args.end(), {"--disable", "images_on_threads"});
+  r = run_cli(args, dir_);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["images_on_threads"], false) << r.out;
+  r = run_cli(base, dir_);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("parallel     images on threads (2 images at once, one thread each)"), std::string::npos)
+      << r.out;
 }
 }  // namespace

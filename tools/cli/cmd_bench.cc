@@ -92,12 +92,17 @@ int run_bench(BenchArgs a) {
     int8_convs += !st.post_ops.empty() && st.post_ops.front().rfind("int8", 0) == 0;
   const double int8_fraction = int8_convs > 0 && int8.gops > 0 ? achieved / int8.gops : 0.0;
 
+  // images_on_threads (damoyolo/optimizations.h): whether the timed runs put
+  // one image on each thread instead of every image on all threads.
+  const bool on_threads = session->images_on_threads().runs > 0;
+
   nlohmann::json j = {
       {"model", a.model},
       {"engine", engine_name(session->engine())},
       {"precision", a.engine.precision},
       {"threads", threads},
       {"batch", batch},
+      {"images_on_threads", on_threads},
       {"iters", a.iters},
       {"latency_ms", {{"min", ms.front()}, {"median", median}, {"max", ms.back()}}},
       {"throughput_ips", batch * 1000.0 / median},
@@ -122,6 +127,10 @@ int run_bench(BenchArgs a) {
   std::cout << "model        " << a.model << "\n"
             << "engine       " << engine_name(session->engine()) << ", " << a.engine.precision << ", " << threads
             << " thread(s), batch " << batch << "\n"
+            << "parallel     "
+            << (on_threads ? "images on threads (" + std::to_string(threads) + " images at once, one thread each)"
+                           : std::string("each image on every thread"))
+            << "\n"
             << "latency ms   min " << ms.front() << "  median " << median << "  max " << ms.back() << "  ("
             << a.iters << " iters after " << a.warmup << " warm-up)\n"
             << "throughput   " << batch * 1000.0 / median << " images/s\n"
