@@ -44,8 +44,6 @@ class CompiledModel {
   virtual Engine engine() const = 0;
   // What run() executes, step by step (damoyolo/plan.h).
   virtual const CompiledPlan& plan() const = 0;
-  // Threads its steps were compiled for (0: OpenMP's default when compiled).
-  virtual int threads() const { return 0; }
 };
 
 // Packed weights shared by the optimised plans of one model (one plan per

@@ -86,7 +86,7 @@ class OptimizedModel final : public CompiledModel {
   size_t scratchpad_bytes = 0;      // shared by all primitives (they run one at a time)
   std::vector<std::unique_ptr<Step>> steps;
   std::vector<TensorInfo> in_infos, out_infos;
-  int threads_ = 0;
+  int threads = 0;
   bool huge_pages = true;  // OptimizationOptions::huge_pages
   CompiledPlan plan_;
 
@@ -97,7 +97,6 @@ class OptimizedModel final : public CompiledModel {
   std::vector<TensorInfo> input_infos() const override { return in_infos; }
   size_t arena_bytes() const override { return planned_bytes + scratchpad_bytes; }
   Engine engine() const override { return Engine::kOptimized; }
-  int threads() const override { return threads_; }
   const CompiledPlan& plan() const override { return plan_; }
 };
 
@@ -116,8 +115,6 @@ OptimizedContext::OptimizedContext(const OptimizedModel& m)
 }
 
 void OptimizedContext::run(const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs) {
-  // OpenMP's thread count is per calling thread, so set it on every run (cheap).
-  if (model_.threads_ > 0) omp_set_num_threads(model_.threads_);
   // An empty output list asks the engine to allocate (Session::run); run_into
   // passes preallocated tensors and this allocates nothing.
   if (outputs.empty()) outputs.resize(model_.out_infos.size());
@@ -132,7 +129,8 @@ void OptimizedContext::run(const std::vector<Tensor>& inputs, std::vector<Tensor
 }
 
 void OptimizedContext::run_raw(const void* const* inputs, void* const* outputs) {
-  if (model_.threads_ > 0) omp_set_num_threads(model_.threads_);
+  // OpenMP's thread count is per calling thread, so set it on every run (cheap).
+  if (model_.threads > 0) omp_set_num_threads(model_.threads);
   for (size_t i = 0; i < model_.slots.size(); ++i) {
     const Slot& s = model_.slots[i];
     if (s.kind == Slot::Kind::kInput) rs_.slot_ptr[i] = static_cast<std::byte*>(const_cast<void*>(inputs[s.external]));
@@ -230,7 +228,7 @@ std::unique_ptr<OptimizedModel> Compiler::compile(std::vector<PlanPass> passes) 
 
   auto model = std::make_unique<OptimizedModel>();
   model->huge_pages = o_.opt.huge_pages;
-  model->threads_ = o_.threads;
+  model->threads = o_.threads;
   model->plan_.threads = o_.threads;
   for (size_t i = 0; i < g_.inputs.size(); ++i) {
     const std::string& v = g_.inputs[i];
